@@ -1,0 +1,11 @@
+//! The nucleus's pure logic: everything that needs no hardware, tested on the
+//! host. The `nucleus` crate wires these pieces to the machine.
+#![no_std]
+
+pub mod cmdline;
+pub mod frames;
+pub mod memmap;
+pub mod paging;
+pub mod qemu;
+pub mod time;
+pub mod traps;
