@@ -52,7 +52,11 @@ impl Scenario {
     }
 
     pub fn name(self) -> &'static str {
-        Self::ALL.iter().find(|(s, _)| *s == self).map(|(_, n)| *n).unwrap_or("?")
+        Self::ALL
+            .iter()
+            .find(|(s, _)| *s == self)
+            .map(|(_, n)| *n)
+            .unwrap_or("?")
     }
 }
 
@@ -72,22 +76,37 @@ pub struct BootOptions {
 
 impl Default for BootOptions {
     fn default() -> Self {
-        BootOptions { qemu_exit: false, scenario: Scenario::Idle, tick_hz: DEFAULT_TICK_HZ }
+        BootOptions {
+            qemu_exit: false,
+            scenario: Scenario::Idle,
+            tick_hz: DEFAULT_TICK_HZ,
+        }
     }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CmdlineError<'a> {
     UnknownOption(&'a str),
-    BadValue { key: &'a str, value: &'a str, expected: &'static str },
+    BadValue {
+        key: &'a str,
+        value: &'a str,
+        expected: &'static str,
+    },
 }
 
 impl core::fmt::Display for CmdlineError<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             CmdlineError::UnknownOption(opt) => write!(f, "unknown option '{opt}' ignored"),
-            CmdlineError::BadValue { key, value, expected } => {
-                write!(f, "bad value '{value}' for '{key}' (expected {expected}); default kept")
+            CmdlineError::BadValue {
+                key,
+                value,
+                expected,
+            } => {
+                write!(
+                    f,
+                    "bad value '{value}' for '{key}' (expected {expected}); default kept"
+                )
             }
         }
     }
@@ -108,7 +127,11 @@ pub fn parse<'a>(line: &'a str, mut on_error: impl FnMut(CmdlineError<'a>)) -> B
             ("qemu-exit", None) => options.qemu_exit = true,
             ("scenario", Some(v)) => match Scenario::from_name(v) {
                 Some(s) => options.scenario = s,
-                None => on_error(CmdlineError::BadValue { key, value: v, expected: SCENARIO_NAMES }),
+                None => on_error(CmdlineError::BadValue {
+                    key,
+                    value: v,
+                    expected: SCENARIO_NAMES,
+                }),
             },
             ("tick_hz", Some(v)) => match v.parse::<u32>() {
                 Ok(hz) if TICK_HZ_RANGE.contains(&hz) => options.tick_hz = hz,
@@ -148,7 +171,10 @@ mod tests {
         for (scenario, name) in Scenario::ALL {
             assert_eq!(Scenario::from_name(name), Some(scenario));
             assert_eq!(scenario.name(), name);
-            assert!(SCENARIO_NAMES.contains(name), "{name} missing from the error text");
+            assert!(
+                SCENARIO_NAMES.contains(name),
+                "{name} missing from the error text"
+            );
         }
     }
 
@@ -158,7 +184,11 @@ mod tests {
         assert!(e.is_empty());
         assert_eq!(
             o,
-            BootOptions { qemu_exit: true, scenario: Scenario::PageFault, tick_hz: 1000 }
+            BootOptions {
+                qemu_exit: true,
+                scenario: Scenario::PageFault,
+                tick_hz: 1000
+            }
         );
     }
 
@@ -167,9 +197,11 @@ mod tests {
         let (o, e) = parse_collect("scenario=explode tick_hz=0 tick_hz=abc verbose qemu-exit=1");
         assert_eq!(o, BootOptions::default());
         assert_eq!(e.len(), 5);
-        assert!(e[0].to_string().starts_with("bad value 'explode' for 'scenario'"));
+        assert!(
+            e[0].to_string()
+                .starts_with("bad value 'explode' for 'scenario'")
+        );
         assert!(matches!(e[3], CmdlineError::UnknownOption("verbose")));
         assert!(matches!(e[4], CmdlineError::UnknownOption("qemu-exit=1")));
     }
-
 }

@@ -31,17 +31,24 @@ impl core::fmt::Display for FrameError {
 }
 
 /// Usable regions shrunk inward to whole frames.
-pub fn usable_frames(regions: impl Iterator<Item = MemoryRegion>) -> impl Iterator<Item = (u64, u64)> {
-    regions.filter(|r| r.kind == MemoryKind::Usable).filter_map(|r| {
-        let start = r.base.checked_add(FRAME_SIZE - 1)? & !(FRAME_SIZE - 1);
-        let end = r.end() & !(FRAME_SIZE - 1);
-        (end > start).then_some((start, end))
-    })
+pub fn usable_frames(
+    regions: impl Iterator<Item = MemoryRegion>,
+) -> impl Iterator<Item = (u64, u64)> {
+    regions
+        .filter(|r| r.kind == MemoryKind::Usable)
+        .filter_map(|r| {
+            let start = r.base.checked_add(FRAME_SIZE - 1)? & !(FRAME_SIZE - 1);
+            let end = r.end() & !(FRAME_SIZE - 1);
+            (end > start).then_some((start, end))
+        })
 }
 
 /// Number of `u64` words the bitmap needs for these regions.
 pub fn bitmap_words(regions: impl Iterator<Item = MemoryRegion>) -> usize {
-    let frames = usable_frames(regions).map(|(_, end)| end / FRAME_SIZE).max().unwrap_or(0);
+    let frames = usable_frames(regions)
+        .map(|(_, end)| end / FRAME_SIZE)
+        .max()
+        .unwrap_or(0);
     frames.div_ceil(64) as usize
 }
 
@@ -49,7 +56,9 @@ pub fn bitmap_words(regions: impl Iterator<Item = MemoryRegion>) -> usize {
 /// `words` words, page-aligned. Returns its physical start.
 pub fn place_bitmap(regions: impl Iterator<Item = MemoryRegion>, words: usize) -> Option<u64> {
     let bytes = (words as u64 * 8).next_multiple_of(FRAME_SIZE);
-    usable_frames(regions).find(|(start, end)| end - start >= bytes).map(|(start, _)| start)
+    usable_frames(regions)
+        .find(|(start, end)| end - start >= bytes)
+        .map(|(start, _)| start)
 }
 
 pub struct FrameAllocator<'a> {
@@ -65,7 +74,12 @@ impl<'a> FrameAllocator<'a> {
     /// at least [`bitmap_words`] words; frames beyond it are ignored.
     pub fn new(bitmap: &'a mut [u64], regions: impl Iterator<Item = MemoryRegion>) -> Self {
         bitmap.fill(0);
-        let mut allocator = FrameAllocator { bitmap, free: 0, managed: 0, cursor: 0 };
+        let mut allocator = FrameAllocator {
+            bitmap,
+            free: 0,
+            managed: 0,
+            cursor: 0,
+        };
         let limit = allocator.bitmap.len() as u64 * 64;
         for (start, end) in usable_frames(regions) {
             for frame in start / FRAME_SIZE..(end / FRAME_SIZE).min(limit) {
@@ -138,8 +152,12 @@ impl<'a> FrameAllocator<'a> {
 
     /// Returns one frame. `is_managed` says which frames were ever usable, so
     /// a stray address is refused instead of corrupting the pool.
-    pub fn deallocate(&mut self, address: u64, is_managed: impl Fn(u64) -> bool) -> Result<(), FrameError> {
-        if address % FRAME_SIZE != 0 {
+    pub fn deallocate(
+        &mut self,
+        address: u64,
+        is_managed: impl Fn(u64) -> bool,
+    ) -> Result<(), FrameError> {
+        if !address.is_multiple_of(FRAME_SIZE) {
             return Err(FrameError::Unaligned(address));
         }
         let frame = address / FRAME_SIZE;
@@ -189,15 +207,27 @@ mod tests {
     const MIB: u64 = 1 << 20;
 
     fn usable(base: u64, length: u64) -> MemoryRegion {
-        MemoryRegion { base, length, kind: MemoryKind::Usable }
+        MemoryRegion {
+            base,
+            length,
+            kind: MemoryKind::Usable,
+        }
     }
 
     fn synthetic_map() -> Vec<MemoryRegion> {
         vec![
             usable(0x1000, 0x9e000),
-            MemoryRegion { base: 0x9f000, length: 0x61000, kind: MemoryKind::Reserved },
+            MemoryRegion {
+                base: 0x9f000,
+                length: 0x61000,
+                kind: MemoryKind::Reserved,
+            },
             usable(MIB, 7 * MIB),
-            MemoryRegion { base: 8 * MIB, length: MIB, kind: MemoryKind::BootloaderReclaimable },
+            MemoryRegion {
+                base: 8 * MIB,
+                length: MIB,
+                kind: MemoryKind::BootloaderReclaimable,
+            },
             // Unaligned edges are shrunk inward.
             usable(9 * MIB + 123, 3 * MIB),
             usable(64 * MIB, 2 * MIB),
@@ -250,7 +280,7 @@ mod tests {
 
     #[test]
     fn contiguous_allocation_respects_alignment_and_holes() {
-        let map = vec![usable(0, 4 * MIB), usable(6 * MIB, 4 * MIB)];
+        let map = [usable(0, 4 * MIB), usable(6 * MIB, 4 * MIB)];
         let mut bitmap = vec![0u64; bitmap_words(map.iter().copied())];
         let mut allocator = FrameAllocator::new(&mut bitmap, map.iter().copied());
         allocator.reserve(0, 0x1000);
@@ -259,21 +289,34 @@ mod tests {
         // 3 MiB cannot span the hole at 4..6 MiB; it lands at 6 MiB.
         assert_eq!(allocator.allocate_contiguous(768, 1), Some(6 * MIB));
         assert_eq!(allocator.allocate_contiguous(2048, 1), None);
-        assert_eq!(allocator.allocate_contiguous(1, 3), None, "alignment must be a power of two");
+        assert_eq!(
+            allocator.allocate_contiguous(1, 3),
+            None,
+            "alignment must be a power of two"
+        );
         assert_eq!(allocator.allocate_contiguous(0, 1), None);
     }
 
     #[test]
     fn bad_frees_are_refused() {
-        let map = vec![usable(0, MIB)];
+        let map = [usable(0, MIB)];
         let mut bitmap = vec![0u64; bitmap_words(map.iter().copied())];
         let mut allocator = FrameAllocator::new(&mut bitmap, map.iter().copied());
         let managed = |a: u64| a < MIB;
         let frame = allocator.allocate().unwrap();
-        assert_eq!(allocator.deallocate(frame + 1, managed), Err(FrameError::Unaligned(frame + 1)));
-        assert_eq!(allocator.deallocate(2 * MIB, managed), Err(FrameError::NotManaged(2 * MIB)));
+        assert_eq!(
+            allocator.deallocate(frame + 1, managed),
+            Err(FrameError::Unaligned(frame + 1))
+        );
+        assert_eq!(
+            allocator.deallocate(2 * MIB, managed),
+            Err(FrameError::NotManaged(2 * MIB))
+        );
         assert_eq!(allocator.deallocate(frame, managed), Ok(()));
-        assert_eq!(allocator.deallocate(frame, managed), Err(FrameError::AlreadyFree(frame)));
+        assert_eq!(
+            allocator.deallocate(frame, managed),
+            Err(FrameError::AlreadyFree(frame))
+        );
     }
 
     proptest! {
@@ -282,7 +325,7 @@ mod tests {
         /// a reserved frame.
         #[test]
         fn matches_a_set_model(ops in proptest::collection::vec((any::<bool>(), 0usize..64), 1..400)) {
-            let map = vec![usable(0, 256 * FRAME_SIZE), usable(512 * FRAME_SIZE, 128 * FRAME_SIZE)];
+            let map = [usable(0, 256 * FRAME_SIZE), usable(512 * FRAME_SIZE, 128 * FRAME_SIZE)];
             let mut bitmap = vec![0u64; bitmap_words(map.iter().copied())];
             let mut allocator = FrameAllocator::new(&mut bitmap, map.iter().copied());
             allocator.reserve(0, 16 * FRAME_SIZE);

@@ -12,7 +12,8 @@ pub enum MemoryKind {
     BootloaderReclaimable,
     ExecutableAndModules,
     Framebuffer,
-    Unknown(u64),
+    /// A type this nucleus does not know (newer firmware or bootloader).
+    Unknown,
 }
 
 impl MemoryKind {
@@ -26,7 +27,7 @@ impl MemoryKind {
             5 => MemoryKind::BootloaderReclaimable,
             6 => MemoryKind::ExecutableAndModules,
             7 => MemoryKind::Framebuffer,
-            other => MemoryKind::Unknown(other),
+            _ => MemoryKind::Unknown,
         }
     }
 
@@ -88,7 +89,7 @@ impl MemoryTotals {
                 MemoryKind::ExecutableAndModules => &mut totals.executable_and_modules,
                 MemoryKind::Framebuffer => &mut totals.framebuffer,
                 MemoryKind::BadMemory => &mut totals.bad,
-                MemoryKind::Reserved | MemoryKind::Unknown(_) => &mut totals.reserved,
+                MemoryKind::Reserved | MemoryKind::Unknown => &mut totals.reserved,
             };
             *slot = slot.saturating_add(region.length);
             if region.kind.is_direct_mapped() {
@@ -102,6 +103,17 @@ impl MemoryTotals {
             previous_end = previous_end.max(region.end());
         }
         totals
+    }
+}
+
+/// A byte count printed in MiB with one decimal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mib(pub u64);
+
+impl core::fmt::Display for Mib {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let tenths = (self.0 as u128 * 10 + (1 << 19)) >> 20;
+        write!(f, "{}.{} MiB", tenths / 10, tenths % 10)
     }
 }
 
@@ -125,7 +137,7 @@ mod tests {
             region(103 * MIB, MIB, MemoryKind::ExecutableAndModules),
             region(104 * MIB, MIB / 2, MemoryKind::AcpiReclaimable),
             region(0xfd00_0000, 4 * MIB, MemoryKind::Framebuffer),
-            region(0xfec0_0000, MIB, MemoryKind::Unknown(99)),
+            region(0xfec0_0000, MIB, MemoryKind::Unknown),
         ];
         let t = MemoryTotals::from_regions(map.iter().copied());
         assert_eq!(t.usable, 0x9f000 + 100 * MIB);
@@ -135,6 +147,14 @@ mod tests {
         assert_eq!(t.framebuffer, 4 * MIB);
         assert_eq!(t.highest_mapped, 0xfd00_0000 + 4 * MIB);
         assert_eq!(t.overlaps, 0);
+    }
+
+    #[test]
+    fn mib_rounds_to_a_tenth() {
+        extern crate std;
+        assert_eq!(std::format!("{}", Mib(0)), "0.0 MiB");
+        assert_eq!(std::format!("{}", Mib(255 * MIB + MIB / 2)), "255.5 MiB");
+        assert_eq!(std::format!("{}", Mib(MIB - 1)), "1.0 MiB");
     }
 
     #[test]

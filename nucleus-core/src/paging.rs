@@ -44,7 +44,8 @@ const fn pat_entry(index: u32, ty: MemoryType) -> u64 {
 
 /// The memory type a leaf entry selects under [`PAT_VALUE`] (PAT bit clear).
 pub fn memory_type(flags: u64) -> MemoryType {
-    let index = ((flags & bits::WRITE_THROUGH != 0) as u32) | (((flags & bits::NO_CACHE != 0) as u32) << 1);
+    let index =
+        ((flags & bits::WRITE_THROUGH != 0) as u32) | (((flags & bits::NO_CACHE != 0) as u32) << 1);
     match (PAT_VALUE >> (index * 8)) as u8 {
         0x00 => MemoryType::Uncacheable,
         0x01 => MemoryType::WriteCombining,
@@ -98,7 +99,12 @@ pub const SIZE_1G: u64 = 1 << 30;
 /// at each step the largest size (1 GiB when `allow_1g`, 2 MiB, 4 KiB) to which
 /// both addresses are aligned and which fits. `phys`, `length` and `offset`
 /// must be 4 KiB aligned. Yields `(phys, size)`.
-pub fn split_into_pages(phys: u64, length: u64, offset: u64, allow_1g: bool) -> impl Iterator<Item = (u64, u64)> {
+pub fn split_into_pages(
+    phys: u64,
+    length: u64,
+    offset: u64,
+    allow_1g: bool,
+) -> impl Iterator<Item = (u64, u64)> {
     let end = phys + length;
     let mut at = phys;
     core::iter::from_fn(move || {
@@ -109,7 +115,7 @@ pub fn split_into_pages(phys: u64, length: u64, offset: u64, allow_1g: bool) -> 
         let size = [SIZE_1G, SIZE_2M, SIZE_4K]
             .into_iter()
             .filter(|&s| s != SIZE_1G || allow_1g)
-            .find(|&s| at % s == 0 && virt % s == 0 && end - at >= s)
+            .find(|&s| at.is_multiple_of(s) && virt.is_multiple_of(s) && end - at >= s)
             .unwrap_or(SIZE_4K);
         let page = (at, size);
         at += size;
@@ -137,7 +143,11 @@ mod tests {
             let flags = flags_for(kind);
             assert!(is_write_xor_execute(flags), "{kind:?}");
             assert!(flags & bits::PRESENT != 0);
-            assert_eq!(flags & bits::USER, 0, "{kind:?}: nucleus pages are supervisor-only");
+            assert_eq!(
+                flags & bits::USER,
+                0,
+                "{kind:?}: nucleus pages are supervisor-only"
+            );
         }
     }
 
@@ -156,10 +166,22 @@ mod tests {
 
     #[test]
     fn memory_types_follow_the_pat() {
-        assert_eq!(memory_type(flags_for(MappingKind::Text)), MemoryType::WriteBack);
-        assert_eq!(memory_type(flags_for(MappingKind::DirectMap)), MemoryType::WriteBack);
-        assert_eq!(memory_type(flags_for(MappingKind::Mmio)), MemoryType::Uncacheable);
-        assert_eq!(memory_type(flags_for(MappingKind::Framebuffer)), MemoryType::WriteCombining);
+        assert_eq!(
+            memory_type(flags_for(MappingKind::Text)),
+            MemoryType::WriteBack
+        );
+        assert_eq!(
+            memory_type(flags_for(MappingKind::DirectMap)),
+            MemoryType::WriteBack
+        );
+        assert_eq!(
+            memory_type(flags_for(MappingKind::Mmio)),
+            MemoryType::Uncacheable
+        );
+        assert_eq!(
+            memory_type(flags_for(MappingKind::Framebuffer)),
+            MemoryType::WriteCombining
+        );
         // Power-on PAT entries 0, 2, 3 are unchanged, so firmware mappings keep their meaning.
         assert_eq!(PAT_VALUE & 0xff, 0x06);
         assert_eq!((PAT_VALUE >> 16) & 0xffff, 0x0007);
@@ -168,11 +190,22 @@ mod tests {
     #[test]
     fn splits_into_huge_pages_where_aligned() {
         let offset = 0xffff_8000_0000_0000;
-        let pages: std::vec::Vec<_> = split_into_pages(SIZE_2M - SIZE_4K, SIZE_1G + SIZE_2M + SIZE_4K, offset, true).collect();
+        let pages: std::vec::Vec<_> =
+            split_into_pages(SIZE_2M - SIZE_4K, SIZE_1G + SIZE_2M + SIZE_4K, offset, true)
+                .collect();
         assert_eq!(pages[0], (SIZE_2M - SIZE_4K, SIZE_4K));
-        assert!(pages[1..].iter().take_while(|p| p.0 < SIZE_1G).all(|p| p.1 == SIZE_2M));
-        assert!(pages.contains(&(SIZE_1G, SIZE_1G)) == false, "1 GiB page would overrun the end");
-        let without_1g: std::vec::Vec<_> = split_into_pages(0, 2 * SIZE_1G, offset, false).collect();
+        assert!(
+            pages[1..]
+                .iter()
+                .take_while(|p| p.0 < SIZE_1G)
+                .all(|p| p.1 == SIZE_2M)
+        );
+        assert!(
+            !pages.contains(&(SIZE_1G, SIZE_1G)),
+            "1 GiB page would overrun the end"
+        );
+        let without_1g: std::vec::Vec<_> =
+            split_into_pages(0, 2 * SIZE_1G, offset, false).collect();
         assert!(without_1g.iter().all(|p| p.1 == SIZE_2M));
         let with_1g: std::vec::Vec<_> = split_into_pages(0, 2 * SIZE_1G, offset, true).collect();
         assert_eq!(with_1g, [(0, SIZE_1G), (SIZE_1G, SIZE_1G)]);

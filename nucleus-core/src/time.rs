@@ -84,7 +84,10 @@ mod tests {
     #[test]
     fn leaf_15h_needs_all_three_values() {
         // A 25 MHz crystal with a 2/168 ratio... as on many Intel parts: 2.1 GHz.
-        assert_eq!(tsc_hz_from_leaf_15h(2, 168, 25_000_000), Some(2_100_000_000));
+        assert_eq!(
+            tsc_hz_from_leaf_15h(2, 168, 25_000_000),
+            Some(2_100_000_000)
+        );
         assert_eq!(tsc_hz_from_leaf_15h(2, 168, 0), None);
         assert_eq!(tsc_hz_from_leaf_15h(0, 168, 25_000_000), None);
         assert_eq!(hz_from_khz_leaf(2_445_000), Some(2_445_000_000));
@@ -99,7 +102,11 @@ mod tests {
         let counted = 3_000_000_000u64 * count as u64 / PIT_HZ;
         let hz = hz_from_pit_window(counted, count);
         assert!(hz.abs_diff(3_000_000_000) < 1_000_000, "{hz}");
-        assert_eq!(pit_count_for_micros(100_000), u16::MAX, "clamped to the 16-bit counter");
+        assert_eq!(
+            pit_count_for_micros(100_000),
+            u16::MAX,
+            "clamped to the 16-bit counter"
+        );
     }
 
     #[test]
@@ -107,15 +114,29 @@ mod tests {
         let hz = 5_000_000_000;
         // Ten years of cycles at 5 GHz.
         let cycles = hz * 3600 * 24 * 365 * 10;
-        assert_eq!(cycles_to_nanos(cycles, hz), 3600 * 24 * 365 * 10 * 1_000_000_000);
+        assert_eq!(
+            cycles_to_nanos(cycles, hz),
+            3600 * 24 * 365 * 10 * 1_000_000_000
+        );
         assert_eq!(nanos_to_cycles(1_000, 2_000_000_000), 2_000);
-        assert_eq!(hz_against_tsc(1_000_000, 2_000_000, 2_000_000_000), 1_000_000_000);
+        assert_eq!(
+            hz_against_tsc(1_000_000, 2_000_000, 2_000_000_000),
+            1_000_000_000
+        );
         assert_eq!(cycles_to_nanos(5, 0), 5_000_000_000, "no division by zero");
     }
 
     #[test]
     fn formats() {
-        assert_eq!(format!("{}", Timestamp { nanos: 12_345_678_901 }), "   12.345678");
+        assert_eq!(
+            format!(
+                "{}",
+                Timestamp {
+                    nanos: 12_345_678_901
+                }
+            ),
+            "   12.345678"
+        );
         assert_eq!(format!("{}", Nanos(950)), "950 ns");
         assert_eq!(format!("{}", Nanos(12_345)), "12.345 us");
         assert_eq!(format!("{}", Nanos(15_250_000)), "15.250 ms");

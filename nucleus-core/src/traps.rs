@@ -55,8 +55,16 @@ impl core::fmt::Display for PageFaultCause {
         } else {
             "read"
         };
-        let page = if e & 1 != 0 { "protection violation" } else { "not-present page" };
-        let mode = if e & (1 << 2) != 0 { "user" } else { "supervisor" };
+        let page = if e & 1 != 0 {
+            "protection violation"
+        } else {
+            "not-present page"
+        };
+        let mode = if e & (1 << 2) != 0 {
+            "user"
+        } else {
+            "supervisor"
+        };
         write!(f, "{access}, {page}, {mode} mode")?;
         if e & (1 << 3) != 0 {
             f.write_str(", reserved bit set")?;
@@ -66,6 +74,30 @@ impl core::fmt::Display for PageFaultCause {
         }
         if e & (1 << 6) != 0 {
             f.write_str(", shadow stack")?;
+        }
+        Ok(())
+    }
+}
+
+/// The error code of #TS, #NP, #SS and #GP: which descriptor was at fault
+/// (zero when the fault was not about a selector).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SelectorErrorCause(pub u64);
+
+impl core::fmt::Display for SelectorErrorCause {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let e = self.0;
+        if e == 0 {
+            return f.write_str("not selector-related");
+        }
+        let table = match (e >> 1) & 0b11 {
+            0b00 => "GDT",
+            0b10 => "LDT",
+            _ => "IDT",
+        };
+        write!(f, "{table} entry {}", (e >> 3) & 0x1fff)?;
+        if e & 1 != 0 {
+            f.write_str(", external event")?;
         }
         Ok(())
     }
@@ -87,8 +119,27 @@ mod tests {
 
     #[test]
     fn page_fault_causes_read_well() {
-        assert_eq!(format!("{}", PageFaultCause(0b10)), "write, not-present page, supervisor mode");
-        assert_eq!(format!("{}", PageFaultCause(0b10101)), "instruction fetch, protection violation, user mode");
-        assert_eq!(format!("{}", PageFaultCause(0b100111)), "write, protection violation, user mode, protection key");
+        assert_eq!(
+            format!("{}", PageFaultCause(0b10)),
+            "write, not-present page, supervisor mode"
+        );
+        assert_eq!(
+            format!("{}", PageFaultCause(0b10101)),
+            "instruction fetch, protection violation, user mode"
+        );
+        assert_eq!(format!("{}", SelectorErrorCause(0)), "not selector-related");
+        // A missing IDT gate for vector 0x40: index 0x40, IDT bit set.
+        assert_eq!(
+            format!("{}", SelectorErrorCause((0x40 << 3) | 0b10)),
+            "IDT entry 64"
+        );
+        assert_eq!(
+            format!("{}", SelectorErrorCause((5 << 3) | 1)),
+            "GDT entry 5, external event"
+        );
+        assert_eq!(
+            format!("{}", PageFaultCause(0b100111)),
+            "write, protection violation, user mode, protection key"
+        );
     }
 }

@@ -1,1 +1,334 @@
+//! The QEMU harness: builds the nucleus once, builds one ISO per kernel
+//! command line, boots it headless under BIOS or UEFI, captures the serial
+//! console, and kills a QEMU that outlives its timeout.
 
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub use nucleus_core::qemu::ExitCode;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Firmware {
+    Bios,
+    Uefi,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// QEMU exited by itself with this status.
+    Exited(i32),
+    /// The harness stopped QEMU because the awaited marker appeared.
+    StoppedAtMarker,
+    /// QEMU was still running at the timeout and was killed.
+    KilledAfterTimeout,
+}
+
+pub struct Run {
+    pub firmware: Firmware,
+    pub cmdline: String,
+    /// The serial console.
+    pub output: String,
+    /// What run-qemu said on stderr (firmware, accelerator) and QEMU's errors.
+    pub stderr: String,
+    pub outcome: Outcome,
+    pub elapsed: Duration,
+    /// A screendump (PPM) taken when the marker appeared, if one was asked for.
+    pub screen: Option<Screen>,
+}
+
+/// Lines of context a failure report carries.
+const REPORT_LINES: usize = 50;
+
+impl Run {
+    /// The last 50 lines of serial output, with how the run ended.
+    pub fn report(&self) -> String {
+        let lines: Vec<&str> = self.output.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(REPORT_LINES)..];
+        format!(
+            "{:?} boot with cmdline '{}' ended {:?} after {:.1}s\nqemu stderr:\n{}\nlast {} lines of serial output:\n{}",
+            self.firmware,
+            self.cmdline,
+            self.outcome,
+            self.elapsed.as_secs_f64(),
+            self.stderr.trim_end(),
+            tail.len(),
+            tail.join("\n")
+        )
+    }
+
+    #[track_caller]
+    pub fn assert_contains(&self, marker: &str) {
+        assert!(
+            self.output.contains(marker),
+            "missing '{marker}'\n{}",
+            self.report()
+        );
+    }
+
+    #[track_caller]
+    pub fn assert_exit(&self, code: ExitCode) {
+        assert_eq!(
+            self.outcome,
+            Outcome::Exited(code.qemu_status()),
+            "expected exit {code:?}\n{}",
+            self.report()
+        );
+    }
+
+    /// The first line containing `marker`.
+    #[track_caller]
+    pub fn line_with(&self, marker: &str) -> &str {
+        self.output
+            .lines()
+            .find(|l| l.contains(marker))
+            .unwrap_or_else(|| panic!("no line with '{marker}'\n{}", self.report()))
+    }
+}
+
+/// A screendump in QEMU's PPM (P6) format.
+pub struct Screen {
+    pub width: usize,
+    pub height: usize,
+    pub rgb: Vec<u8>,
+}
+
+impl Screen {
+    fn parse(ppm: &[u8]) -> Option<Screen> {
+        let mut fields = Vec::new();
+        let mut at = 0;
+        while fields.len() < 4 {
+            while ppm.get(at)?.is_ascii_whitespace() {
+                at += 1;
+            }
+            let start = at;
+            while !ppm.get(at)?.is_ascii_whitespace() {
+                at += 1;
+            }
+            fields.push(std::str::from_utf8(&ppm[start..at]).ok()?.to_string());
+        }
+        if fields[0] != "P6" || fields[3] != "255" {
+            return None;
+        }
+        let (width, height) = (fields[1].parse().ok()?, fields[2].parse().ok()?);
+        let rgb = ppm.get(at + 1..at + 1 + width * height * 3)?.to_vec();
+        Some(Screen { width, height, rgb })
+    }
+
+    /// Pixels that are not black in rows `rows`.
+    pub fn lit_pixels(&self, rows: std::ops::Range<usize>) -> usize {
+        rows.filter(|&y| y < self.height)
+            .map(|y| {
+                self.rgb[y * self.width * 3..(y + 1) * self.width * 3]
+                    .chunks(3)
+                    .filter(|p| p.iter().any(|&c| c > 0x20))
+                    .count()
+            })
+            .sum()
+    }
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the repository")
+        .to_path_buf()
+}
+
+/// Builds the nucleus once per test process, through the Makefile.
+fn nucleus() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = repo_root();
+            let status = Command::new("make")
+                .args(["-s", "nucleus"])
+                .current_dir(&root)
+                .status()
+                .expect("make runs");
+            assert!(status.success(), "building the nucleus failed");
+            root.join("target/x86_64-unknown-none/release/nucleus")
+        })
+        .clone()
+}
+
+/// The ISO for `cmdline`, built once per test process.
+pub fn image(cmdline: &str) -> PathBuf {
+    static IMAGES: OnceLock<Mutex<HashMap<String, Arc<OnceLock<PathBuf>>>>> = OnceLock::new();
+    let slot = IMAGES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap()
+        .entry(cmdline.to_string())
+        .or_default()
+        .clone();
+    slot.get_or_init(|| {
+        let kernel = nucleus();
+        let name: String = cmdline
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let iso = repo_root().join(format!("build/test-images/{name}.iso"));
+        let status = Command::new(repo_root().join("scripts/build-iso"))
+            .arg(&kernel)
+            .arg(&iso)
+            .arg(cmdline)
+            .status()
+            .expect("scripts/build-iso runs");
+        assert!(
+            status.success(),
+            "building the image for '{cmdline}' failed"
+        );
+        iso
+    })
+    .clone()
+}
+
+/// How long a boot may take: UEFI under TCG is the slow case (~10 s here).
+pub fn default_timeout() -> Duration {
+    let secs = std::env::var("NUCLEUS_TEST_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(120);
+    Duration::from_secs(secs)
+}
+
+pub struct BootRequest<'a> {
+    pub firmware: Firmware,
+    pub cmdline: &'a str,
+    pub timeout: Duration,
+    /// Stop QEMU as soon as this appears on the console (for runs that never exit).
+    pub stop_at: Option<&'a str>,
+    /// Take a screendump just before stopping at the marker.
+    pub screendump: bool,
+}
+
+pub fn boot(firmware: Firmware, cmdline: &str) -> Run {
+    run(BootRequest {
+        firmware,
+        cmdline,
+        timeout: default_timeout(),
+        stop_at: None,
+        screendump: false,
+    })
+}
+
+pub fn run(request: BootRequest) -> Run {
+    let iso = image(request.cmdline);
+    let mut command = Command::new(repo_root().join("scripts/run-qemu"));
+    if request.firmware == Firmware::Uefi {
+        command.arg("--uefi");
+    }
+    command.arg(&iso);
+    let monitor = request.screendump.then(|| {
+        let path = std::env::temp_dir().join(format!(
+            "nucleus-monitor-{}-{}.sock",
+            std::process::id(),
+            unique()
+        ));
+        command
+            .arg("-monitor")
+            .arg(format!("unix:{},server,nowait", path.display()));
+        path
+    });
+    let started = Instant::now();
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run-qemu starts");
+
+    let output = Arc::new(Mutex::new(String::new()));
+    let stdout = child.stdout.take().unwrap();
+    let reader = {
+        let output = output.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).split(b'\n') {
+                let Ok(line) = line else { break };
+                let mut out = output.lock().unwrap();
+                out.push_str(&String::from_utf8_lossy(&line).replace('\r', ""));
+                out.push('\n');
+            }
+        })
+    };
+    let mut stderr_pipe = child.stderr.take().unwrap();
+    let stderr_reader = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr_pipe.read_to_string(&mut s);
+        s
+    });
+
+    let mut screen = None;
+    let outcome = loop {
+        if let Some(status) = child.try_wait().expect("waiting on QEMU") {
+            break Outcome::Exited(status.code().unwrap_or(-1));
+        }
+        if request
+            .stop_at
+            .is_some_and(|marker| output.lock().unwrap().contains(marker))
+        {
+            if let Some(socket) = &monitor {
+                screen = screendump(socket);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            break Outcome::StoppedAtMarker;
+        }
+        if started.elapsed() > request.timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            break Outcome::KilledAfterTimeout;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let _ = reader.join();
+    let stderr = stderr_reader.join().unwrap_or_default();
+    if let Some(socket) = monitor {
+        let _ = std::fs::remove_file(socket);
+    }
+    let output = output.lock().unwrap().clone();
+    Run {
+        firmware: request.firmware,
+        cmdline: request.cmdline.to_string(),
+        output,
+        stderr,
+        outcome,
+        elapsed: started.elapsed(),
+        screen,
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Asks QEMU's monitor for a screendump and reads it back.
+fn screendump(socket: &Path) -> Option<Screen> {
+    let file = socket.with_extension("ppm");
+    let mut stream = UnixStream::connect(socket).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    writeln!(stream, "screendump {}", file.display()).ok()?;
+    // The monitor echoes the command and prints a prompt when done.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buffer = [0u8; 4096];
+    let mut seen = String::new();
+    while Instant::now() < deadline {
+        if let Ok(n) = stream.read(&mut buffer) {
+            seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+        if seen.matches("(qemu)").count() >= 2 && file.exists() {
+            break;
+        }
+    }
+    let ppm = std::fs::read(&file).ok()?;
+    let _ = std::fs::remove_file(&file);
+    Screen::parse(&ppm)
+}

@@ -1,0 +1,232 @@
+//! Local APIC (x2APIC through MSRs when present, else xAPIC through MMIO)
+//! and its timer: TSC-deadline one-shots re-armed every tick when the CPU has
+//! them (no calibration needed), else periodic mode calibrated against the TSC.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use nucleus_core::paging::MappingKind;
+use nucleus_core::time as pure;
+use spin::Once;
+use x86_64::instructions::port::Port;
+use x86_64::registers::model_specific::Msr;
+
+use crate::traps::{SPURIOUS_VECTOR, TIMER_VECTOR};
+
+const IA32_APIC_BASE: u32 = 0x1b;
+const IA32_TSC_DEADLINE: u32 = 0x6e0;
+const APIC_GLOBAL_ENABLE: u64 = 1 << 11;
+const X2APIC_ENABLE: u64 = 1 << 10;
+
+const REG_ID: u32 = 0x20;
+const REG_TPR: u32 = 0x80;
+const REG_EOI: u32 = 0xb0;
+const REG_SPURIOUS: u32 = 0xf0;
+const REG_ICR_LOW: u32 = 0x300;
+const REG_ICR_HIGH: u32 = 0x310;
+const REG_LVT_TIMER: u32 = 0x320;
+const REG_LVT_LINT0: u32 = 0x350;
+const REG_LVT_ERROR: u32 = 0x370;
+const REG_TIMER_INITIAL: u32 = 0x380;
+const REG_TIMER_CURRENT: u32 = 0x390;
+const REG_TIMER_DIVIDE: u32 = 0x3e0;
+
+const LVT_MASKED: u32 = 1 << 16;
+const LVT_PERIODIC: u32 = 0b01 << 17;
+const LVT_TSC_DEADLINE: u32 = 0b10 << 17;
+const DIVIDE_BY_16: u32 = 0b0011;
+const ICR_DELIVERY_NMI: u32 = 0b100 << 8;
+
+enum Access {
+    X2Apic,
+    XApic { base: u64 },
+}
+
+impl Access {
+    fn read(&self, reg: u32) -> u32 {
+        match self {
+            // SAFETY: x2APIC mode is enabled and `reg` is an architectural
+            // register, readable as MSR 0x800 + reg/16.
+            Access::X2Apic => unsafe { Msr::new(0x800 + (reg >> 4)).read() as u32 },
+            // SAFETY: `base` is the APIC page mapped uncacheable by `init`.
+            Access::XApic { base } => unsafe {
+                ((base + reg as u64) as *const u32).read_volatile()
+            },
+        }
+    }
+
+    fn write(&self, reg: u32, value: u32) {
+        match self {
+            // SAFETY: as in `read`; writes to architectural registers only.
+            Access::X2Apic => unsafe { Msr::new(0x800 + (reg >> 4)).write(value as u64) },
+            // SAFETY: as in `read`.
+            Access::XApic { base } => unsafe {
+                ((base + reg as u64) as *mut u32).write_volatile(value)
+            },
+        }
+    }
+
+    fn id(&self) -> u32 {
+        match self {
+            Access::X2Apic => self.read(REG_ID),
+            Access::XApic { .. } => self.read(REG_ID) >> 24,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+pub enum TimerMode {
+    TscDeadline { period_cycles: u64 },
+    Periodic { apic_hz: u64 },
+}
+
+static ACCESS: Once<Access> = Once::new();
+static TIMER: Once<TimerMode> = Once::new();
+static TICKS: AtomicU64 = AtomicU64::new(0);
+static NEXT_DEADLINE: AtomicU64 = AtomicU64::new(0);
+
+pub struct ApicReport {
+    pub x2apic: bool,
+    pub id: u32,
+    pub timer: TimerMode,
+}
+
+/// Masks the legacy PICs (after moving their vectors out of the exception
+/// range, so a spurious IRQ 7/15 cannot pose as an exception), enables the
+/// local APIC, and starts the timer at `tick_hz`. Interrupts stay disabled.
+pub fn init(features: &crate::cpu::Features, local_apic_address: u64, tick_hz: u32) -> ApicReport {
+    remap_and_mask_pics();
+    let access = ACCESS.call_once(|| {
+        let mut base = Msr::new(IA32_APIC_BASE);
+        // SAFETY: enabling the APIC (and x2APIC mode when the CPU has it) is
+        // the architectural sequence; the base address is left as firmware set it.
+        unsafe {
+            let value = base.read() | APIC_GLOBAL_ENABLE;
+            base.write(value);
+            if features.x2apic {
+                base.write(value | X2APIC_ENABLE);
+            }
+        }
+        if features.x2apic {
+            Access::X2Apic
+        } else {
+            Access::XApic {
+                base: crate::memory::map_physical(local_apic_address, 4096, MappingKind::Mmio),
+            }
+        }
+    });
+    access.write(REG_SPURIOUS, 0x100 | SPURIOUS_VECTOR as u32);
+    access.write(REG_TPR, 0);
+    access.write(REG_LVT_LINT0, LVT_MASKED);
+    access.write(REG_LVT_ERROR, LVT_MASKED);
+
+    let tsc_hz = crate::time::tsc_hz();
+    let mode = if features.tsc_deadline {
+        TimerMode::TscDeadline {
+            period_cycles: tsc_hz / tick_hz as u64,
+        }
+    } else {
+        TimerMode::Periodic {
+            apic_hz: measure_apic_timer(access, tsc_hz),
+        }
+    };
+    TIMER.call_once(|| mode);
+    match mode {
+        TimerMode::TscDeadline { period_cycles } => {
+            access.write(REG_LVT_TIMER, TIMER_VECTOR as u32 | LVT_TSC_DEADLINE);
+            // The SDM asks for a fence between switching to deadline mode and
+            // the first deadline write, or the write may be lost.
+            core::sync::atomic::fence(Ordering::SeqCst);
+            arm_deadline(crate::time::rdtsc() + period_cycles);
+        }
+        TimerMode::Periodic { apic_hz } => {
+            access.write(REG_TIMER_DIVIDE, DIVIDE_BY_16);
+            access.write(REG_LVT_TIMER, TIMER_VECTOR as u32 | LVT_PERIODIC);
+            let count = (apic_hz / 16 / tick_hz as u64).clamp(1, u32::MAX as u64) as u32;
+            access.write(REG_TIMER_INITIAL, count);
+        }
+    }
+    ApicReport {
+        x2apic: features.x2apic,
+        id: access.id(),
+        timer: mode,
+    }
+}
+
+/// APIC timer input frequency, counted against the TSC over 2 ms.
+fn measure_apic_timer(access: &Access, tsc_hz: u64) -> u64 {
+    access.write(REG_TIMER_DIVIDE, DIVIDE_BY_16);
+    access.write(REG_LVT_TIMER, LVT_MASKED | TIMER_VECTOR as u32);
+    access.write(REG_TIMER_INITIAL, u32::MAX);
+    let start = crate::time::rdtsc();
+    crate::time::spin_for(2_000_000);
+    let remaining = access.read(REG_TIMER_CURRENT);
+    let elapsed = crate::time::rdtsc() - start;
+    access.write(REG_TIMER_INITIAL, 0);
+    pure::hz_against_tsc((u32::MAX - remaining) as u64 * 16, elapsed, tsc_hz)
+}
+
+fn arm_deadline(tsc: u64) {
+    NEXT_DEADLINE.store(tsc, Ordering::Relaxed);
+    // SAFETY: the timer is in TSC-deadline mode; the MSR only sets when it fires.
+    unsafe { Msr::new(IA32_TSC_DEADLINE).write(tsc) };
+}
+
+/// Timer interrupt: count the tick, re-arm a one-shot, acknowledge.
+pub fn on_timer_interrupt() {
+    TICKS.fetch_add(1, Ordering::Relaxed);
+    if let Some(TimerMode::TscDeadline { period_cycles }) = TIMER.get() {
+        let now = crate::time::rdtsc();
+        let mut next = NEXT_DEADLINE.load(Ordering::Relaxed) + period_cycles;
+        if next <= now {
+            // Missed ticks (a long stretch with interrupts off): do not
+            // fire a burst to catch up, restart the cadence from now.
+            next = now + period_cycles;
+        }
+        arm_deadline(next);
+    }
+    if let Some(access) = ACCESS.get() {
+        access.write(REG_EOI, 0);
+    }
+}
+
+pub fn ticks() -> u64 {
+    TICKS.load(Ordering::Relaxed)
+}
+
+/// Delivers an NMI to this CPU (the `nmi` test scenario).
+pub fn send_nmi_to_self() {
+    let access = ACCESS.get().expect("APIC not initialised");
+    let id = access.id();
+    match access {
+        // SAFETY: ICR write naming this CPU as the only destination of an NMI.
+        Access::X2Apic => unsafe {
+            Msr::new(0x830).write(((id as u64) << 32) | ICR_DELIVERY_NMI as u64)
+        },
+        Access::XApic { .. } => {
+            access.write(REG_ICR_HIGH, id << 24);
+            access.write(REG_ICR_LOW, ICR_DELIVERY_NMI);
+        }
+    }
+}
+
+/// Re-initialises both 8259s with vectors 0xe0-0xef, then masks every line.
+fn remap_and_mask_pics() {
+    let mut master_cmd: Port<u8> = Port::new(0x20);
+    let mut master_data: Port<u8> = Port::new(0x21);
+    let mut slave_cmd: Port<u8> = Port::new(0xa0);
+    let mut slave_data: Port<u8> = Port::new(0xa1);
+    // SAFETY: the standard ICW1-ICW4 sequence on the legacy PIC ports; the
+    // PICs are not used for anything else.
+    unsafe {
+        master_cmd.write(0x11);
+        slave_cmd.write(0x11);
+        master_data.write(0xe0);
+        slave_data.write(0xe8);
+        master_data.write(0x04);
+        slave_data.write(0x02);
+        master_data.write(0x01);
+        slave_data.write(0x01);
+        master_data.write(0xff);
+        slave_data.write(0xff);
+    }
+}

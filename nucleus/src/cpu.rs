@@ -1,0 +1,177 @@
+//! What the CPU offers, and the control-register setup the nucleus needs:
+//! FPU/SSE/AVX state (XSAVE when present, else FXSAVE), NX, write protection
+//! in ring 0, global pages, SMEP and SMAP.
+
+use raw_cpuid::CpuId;
+use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
+use x86_64::registers::model_specific::{Efer, EferFlags};
+use x86_64::registers::xcontrol::{XCr0, XCr0Flags};
+
+pub struct Features {
+    pub brand: [u8; 48],
+    pub hypervisor: Option<&'static str>,
+    pub fxsave: bool,
+    pub xsave: bool,
+    pub avx: bool,
+    pub x2apic: bool,
+    pub tsc_deadline: bool,
+    pub invariant_tsc: bool,
+    pub rdrand: bool,
+    pub rdseed: bool,
+    pub no_execute: bool,
+    pub huge_1g: bool,
+    pub smep: bool,
+    pub smap: bool,
+    pub pku: bool,
+    pub pcid: bool,
+    pub tsc_hz_from_cpuid: Option<u64>,
+    pub tsc_hz_from_hypervisor: Option<u64>,
+}
+
+impl Features {
+    pub fn detect() -> Features {
+        let cpuid = CpuId::new();
+        let basic = cpuid.get_feature_info();
+        let extended = cpuid.get_extended_feature_info();
+        let amd_extended = cpuid.get_extended_processor_and_feature_identifiers();
+        let mut brand = [b' '; 48];
+        if let Some(b) = cpuid.get_processor_brand_string() {
+            let s = b.as_str().trim().as_bytes();
+            let n = s.len().min(48);
+            brand[..n].copy_from_slice(&s[..n]);
+        }
+        let hypervisor_info = cpuid.get_hypervisor_info();
+        let tsc_info = cpuid.get_tsc_info();
+        Features {
+            brand,
+            hypervisor: hypervisor_info.as_ref().map(|h| match h.identify() {
+                raw_cpuid::Hypervisor::KVM => "KVM",
+                raw_cpuid::Hypervisor::QEMU => "QEMU TCG",
+                raw_cpuid::Hypervisor::VMware => "VMware",
+                raw_cpuid::Hypervisor::HyperV => "Hyper-V",
+                raw_cpuid::Hypervisor::Xen => "Xen",
+                _ => "unknown hypervisor",
+            }),
+            fxsave: basic.as_ref().is_some_and(|f| f.has_fxsave_fxstor()),
+            xsave: basic.as_ref().is_some_and(|f| f.has_xsave()),
+            avx: basic.as_ref().is_some_and(|f| f.has_avx()),
+            x2apic: basic.as_ref().is_some_and(|f| f.has_x2apic()),
+            tsc_deadline: basic.as_ref().is_some_and(|f| f.has_tsc_deadline()),
+            invariant_tsc: cpuid
+                .get_advanced_power_mgmt_info()
+                .is_some_and(|p| p.has_invariant_tsc()),
+            rdrand: basic.as_ref().is_some_and(|f| f.has_rdrand()),
+            rdseed: extended.as_ref().is_some_and(|f| f.has_rdseed()),
+            no_execute: amd_extended
+                .as_ref()
+                .is_some_and(|f| f.has_execute_disable()),
+            huge_1g: amd_extended.as_ref().is_some_and(|f| f.has_1gib_pages()),
+            smep: extended.as_ref().is_some_and(|f| f.has_smep()),
+            smap: extended.as_ref().is_some_and(|f| f.has_smap()),
+            pku: extended.as_ref().is_some_and(|f| f.has_pku()),
+            pcid: basic.as_ref().is_some_and(|f| f.has_pcid()),
+            tsc_hz_from_cpuid: tsc_info.and_then(|t| {
+                nucleus_core::time::tsc_hz_from_leaf_15h(
+                    t.denominator(),
+                    t.numerator(),
+                    t.nominal_frequency(),
+                )
+            }),
+            tsc_hz_from_hypervisor: hypervisor_info
+                .and_then(|h| h.tsc_frequency())
+                .and_then(nucleus_core::time::hz_from_khz_leaf),
+        }
+    }
+
+    pub fn brand(&self) -> &str {
+        core::str::from_utf8(&self.brand).unwrap_or("?").trim_end()
+    }
+}
+
+/// How the FPU/SIMD state will be saved when guests are switched.
+pub struct FpuState {
+    pub xsave: bool,
+    pub avx: bool,
+    /// Bytes of the save area for the enabled state components.
+    pub area_bytes: u32,
+}
+
+/// Turns on x87, SSE and (when present) AVX state. The nucleus itself is
+/// built soft-float and never touches these registers; guests (the wasm
+/// interpreter) will.
+pub fn enable_fpu(features: &Features) -> Result<FpuState, &'static str> {
+    if !features.fxsave {
+        return Err("the CPU has no FXSAVE/FXRSTOR; SSE state cannot be managed");
+    }
+    let mut cr0 = Cr0::read();
+    cr0.remove(Cr0Flags::EMULATE_COPROCESSOR | Cr0Flags::TASK_SWITCHED);
+    cr0.insert(Cr0Flags::MONITOR_COPROCESSOR | Cr0Flags::NUMERIC_ERROR);
+    let mut cr4 = Cr4::read();
+    cr4.insert(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE);
+    if features.xsave {
+        cr4.insert(Cr4Flags::OSXSAVE);
+    }
+    // SAFETY: these bits only enable FPU/SSE/XSAVE state, which the CPU
+    // supports (checked above); no memory-safety consequence for the nucleus.
+    unsafe {
+        Cr0::write(cr0);
+        Cr4::write(cr4);
+    }
+    if !features.xsave {
+        return Ok(FpuState {
+            xsave: false,
+            avx: false,
+            area_bytes: 512,
+        });
+    }
+    let mut xcr0 = XCr0Flags::X87 | XCr0Flags::SSE;
+    if features.avx {
+        xcr0 |= XCr0Flags::AVX;
+    }
+    // SAFETY: CR4.OSXSAVE is set and every component written is supported
+    // (x87 and SSE always with XSAVE, AVX checked).
+    unsafe { XCr0::write(xcr0) };
+    let area_bytes = CpuId::new()
+        .get_extended_state_info()
+        .map(|s| s.xsave_area_size_enabled_features())
+        .unwrap_or(512);
+    Ok(FpuState {
+        xsave: true,
+        avx: features.avx,
+        area_bytes,
+    })
+}
+
+pub struct Protections {
+    pub smep: bool,
+    pub smap: bool,
+}
+
+/// NX, ring-0 write protection, global pages, SMEP and SMAP. NX is required:
+/// without it W^X cannot be expressed in page tables.
+pub fn enable_protections(features: &Features) -> Result<Protections, &'static str> {
+    if !features.no_execute {
+        return Err("the CPU has no NX bit; the nucleus needs it for W^X");
+    }
+    let mut cr4 = Cr4::read();
+    cr4.insert(Cr4Flags::PAGE_GLOBAL);
+    if features.smep {
+        cr4.insert(Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION);
+    }
+    if features.smap {
+        cr4.insert(Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION);
+    }
+    // SAFETY: NXE only adds meaning to bit 63 of page entries (the nucleus's
+    // tables set it deliberately); WP makes ring 0 honour read-only pages;
+    // SMEP/SMAP forbid ring 0 executing or touching user pages, and there
+    // are none yet. All bits are supported (checked above).
+    unsafe {
+        Efer::update(|efer| efer.insert(EferFlags::NO_EXECUTE_ENABLE));
+        Cr0::update(|cr0| cr0.insert(Cr0Flags::WRITE_PROTECT));
+        Cr4::write(cr4);
+    }
+    Ok(Protections {
+        smep: features.smep,
+        smap: features.smap,
+    })
+}

@@ -1,0 +1,391 @@
+//! Physical memory and the one page table.
+//!
+//! The nucleus builds its own page table at boot: the image with per-section
+//! permissions (text RX, rodata R, data RW, all NX but text), and a direct map
+//! of all RAM and firmware memory at Limine's HHDM offset, NX, in the largest
+//! pages that fit. CR3 is written once, here; [`cr3_writes`] counts every write
+//! so the claim "no page-table switch after boot" is checkable.
+
+use core::alloc::Layout;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use limine::memory_map::{Entry, EntryType};
+use nucleus_core::frames::{self, FRAME_SIZE, FrameAllocator};
+use nucleus_core::memmap::{MemoryKind, MemoryRegion, MemoryTotals, Mib};
+use nucleus_core::paging::{self, MappingKind, PAT_VALUE, SIZE_1G, SIZE_2M, SIZE_4K};
+use spin::Mutex;
+use x86_64::registers::control::{Cr3, Cr4, Cr4Flags};
+use x86_64::registers::model_specific::Msr;
+use x86_64::structures::paging::mapper::{MapToError, MapperFlush};
+use x86_64::structures::paging::{
+    FrameAllocator as PageTableFrames, Mapper, OffsetPageTable, Page, PageSize, PageTable,
+    PageTableFlags, PhysFrame, Size1GiB, Size2MiB, Size4KiB, Translate,
+};
+use x86_64::{PhysAddr, VirtAddr};
+
+static HHDM_OFFSET: AtomicU64 = AtomicU64::new(0);
+static CR3_WRITES: AtomicU64 = AtomicU64::new(0);
+static FRAMES: Mutex<Option<FrameAllocator<'static>>> = Mutex::new(None);
+static PAGE_TABLE: Mutex<Option<OffsetPageTable<'static>>> = Mutex::new(None);
+
+const IA32_PAT: u32 = 0x277;
+/// Memory below 1 MiB is kept out of the allocator: application processors
+/// start in real mode from a trampoline there.
+const LOW_MEMORY_END: u64 = 0x10_0000;
+
+pub fn phys_to_virt(phys: u64) -> u64 {
+    phys + HHDM_OFFSET.load(Ordering::Relaxed)
+}
+
+/// How many times CR3 has been written since the nucleus started (1 after boot).
+pub fn cr3_writes() -> u64 {
+    CR3_WRITES.load(Ordering::Relaxed)
+}
+
+fn kind_of(entry: &Entry) -> MemoryKind {
+    match entry.entry_type {
+        EntryType::USABLE => MemoryKind::Usable,
+        EntryType::RESERVED => MemoryKind::Reserved,
+        EntryType::ACPI_RECLAIMABLE => MemoryKind::AcpiReclaimable,
+        EntryType::ACPI_NVS => MemoryKind::AcpiNvs,
+        EntryType::BAD_MEMORY => MemoryKind::BadMemory,
+        EntryType::BOOTLOADER_RECLAIMABLE => MemoryKind::BootloaderReclaimable,
+        EntryType::EXECUTABLE_AND_MODULES => MemoryKind::ExecutableAndModules,
+        EntryType::FRAMEBUFFER => MemoryKind::Framebuffer,
+        _ => MemoryKind::Unknown,
+    }
+}
+
+/// What boot hands the memory code.
+pub struct BootMemory<'a> {
+    pub memory_map: &'a [&'a Entry],
+    pub hhdm_offset: u64,
+    pub image_physical_base: u64,
+    pub image_virtual_base: u64,
+    /// Pages inside the image to leave unmapped (stack guards).
+    pub guard_pages: &'a [u64],
+    pub allow_1g_pages: bool,
+}
+
+unsafe extern "C" {
+    static __text_start: u8;
+    static __text_end: u8;
+    static __rodata_start: u8;
+    static __rodata_end: u8;
+    static __data_start: u8;
+    static __data_end: u8;
+}
+
+/// Takes over physical memory: frame allocator over every usable region,
+/// the nucleus's page table, and the switch to it.
+pub fn init(boot: &BootMemory) {
+    HHDM_OFFSET.store(boot.hhdm_offset, Ordering::Relaxed);
+    let regions = || {
+        boot.memory_map.iter().map(|e| MemoryRegion {
+            base: e.base,
+            length: e.length,
+            kind: kind_of(e),
+        })
+    };
+
+    let totals = MemoryTotals::from_regions(regions());
+    crate::log!(
+        "memory: {} usable in {} regions; bootloader {}, image+modules {}, ACPI {}, framebuffer {}, reserved {}",
+        Mib(totals.usable),
+        regions().filter(|r| r.kind == MemoryKind::Usable).count(),
+        Mib(totals.bootloader_reclaimable),
+        Mib(totals.executable_and_modules),
+        Mib(totals.acpi),
+        Mib(totals.framebuffer),
+        Mib(totals.reserved),
+    );
+    if totals.overlaps > 0 {
+        crate::log!(
+            "memory: warning: {} memory-map entries overlap; only usable entries are trusted",
+            totals.overlaps
+        );
+    }
+    if totals.bad > 0 {
+        crate::log!("memory: {} reported bad, never used", Mib(totals.bad));
+    }
+
+    let words = frames::bitmap_words(regions());
+    let bitmap_phys =
+        frames::place_bitmap(regions(), words).expect("no usable region can hold the frame bitmap");
+    // SAFETY: `place_bitmap` chose usable RAM, which Limine's HHDM maps and
+    // nothing else uses; the allocator reserves it below before handing out frames.
+    let bitmap =
+        unsafe { core::slice::from_raw_parts_mut(phys_to_virt(bitmap_phys) as *mut u64, words) };
+    let mut allocator = FrameAllocator::new(bitmap, regions());
+    allocator.reserve(bitmap_phys, bitmap_phys + words as u64 * 8);
+    allocator.reserve(0, LOW_MEMORY_END);
+    crate::log!(
+        "frames: {} of {} usable frames free ({}); bitmap {} KiB at {:#x}",
+        allocator.free_frames(),
+        allocator.managed_frames(),
+        Mib(allocator.free_frames() * FRAME_SIZE),
+        (words * 8).div_ceil(1024),
+        bitmap_phys
+    );
+
+    let (table, stats) = build_page_table(boot, &mut allocator, regions);
+    *FRAMES.lock() = Some(allocator);
+    let pml4 = activate(table);
+    crate::log!(
+        "paging: nucleus table at {:#x}: text RX, rodata R, data RW, {} stack guard pages; direct map at {:#x}: \
+         {} x 1 GiB, {} x 2 MiB, {} x 4 KiB pages, NX",
+        pml4,
+        boot.guard_pages.len(),
+        boot.hhdm_offset,
+        stats.pages_1g,
+        stats.pages_2m,
+        stats.pages_4k
+    );
+}
+
+#[derive(Default)]
+struct MapStats {
+    pages_1g: u64,
+    pages_2m: u64,
+    pages_4k: u64,
+}
+
+/// The allocator as the `x86_64` crate's mapper wants it.
+struct TableFrames<'a, 'b>(&'a mut FrameAllocator<'b>);
+
+// SAFETY: every frame returned is free, usable RAM, handed out once.
+unsafe impl PageTableFrames<Size4KiB> for TableFrames<'_, '_> {
+    fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
+        self.0
+            .allocate()
+            .map(|a| PhysFrame::containing_address(PhysAddr::new(a)))
+    }
+}
+
+fn build_page_table<I: Iterator<Item = MemoryRegion>>(
+    boot: &BootMemory,
+    allocator: &mut FrameAllocator,
+    regions: impl Fn() -> I,
+) -> (OffsetPageTable<'static>, MapStats) {
+    let pml4_phys = allocator
+        .allocate()
+        .expect("no frame for the top-level page table");
+    // SAFETY: a fresh frame, mapped by the HHDM, exclusively ours; zeroed
+    // before use. It becomes the one page table and lives forever.
+    let pml4 = unsafe {
+        let table = &mut *(phys_to_virt(pml4_phys) as *mut PageTable);
+        table.zero();
+        table
+    };
+    // SAFETY: the whole of RAM (where all page-table frames come from) is
+    // mapped at this offset, both by Limine now and by this table later.
+    let mut table = unsafe { OffsetPageTable::new(pml4, VirtAddr::new(boot.hhdm_offset)) };
+    let mut stats = MapStats::default();
+    let mut frames = TableFrames(allocator);
+
+    // Linker-script symbols: only their addresses are used.
+    let sections = [
+        (
+            &raw const __text_start as u64,
+            &raw const __text_end as u64,
+            MappingKind::Text,
+        ),
+        (
+            &raw const __rodata_start as u64,
+            &raw const __rodata_end as u64,
+            MappingKind::Rodata,
+        ),
+        (
+            &raw const __data_start as u64,
+            &raw const __data_end as u64,
+            MappingKind::Data,
+        ),
+    ];
+    for (start, end, kind) in sections {
+        for virt in (start..end).step_by(SIZE_4K as usize) {
+            if boot.guard_pages.contains(&virt) {
+                continue;
+            }
+            let phys = virt - boot.image_virtual_base + boot.image_physical_base;
+            map_page(
+                &mut table,
+                &mut frames,
+                virt,
+                phys,
+                SIZE_4K,
+                paging::flags_for(kind),
+                &mut stats,
+            );
+        }
+    }
+
+    for region in regions().filter(|r| r.kind.is_direct_mapped()) {
+        let start = region.base & !(SIZE_4K - 1);
+        let end = region.end().next_multiple_of(SIZE_4K);
+        let kind = if region.kind == MemoryKind::Framebuffer {
+            MappingKind::Framebuffer
+        } else {
+            MappingKind::DirectMap
+        };
+        for (phys, size) in
+            paging::split_into_pages(start, end - start, boot.hhdm_offset, boot.allow_1g_pages)
+        {
+            map_page(
+                &mut table,
+                &mut frames,
+                phys + boot.hhdm_offset,
+                phys,
+                size,
+                paging::flags_for(kind),
+                &mut stats,
+            );
+        }
+    }
+    (table, stats)
+}
+
+/// Maps one page. A page that is already mapped (entries sharing a page at
+/// unaligned edges, or lying inside a huge page) keeps its first mapping.
+fn map_page(
+    table: &mut OffsetPageTable,
+    frames: &mut TableFrames,
+    virt: u64,
+    phys: u64,
+    size: u64,
+    flags: u64,
+    stats: &mut MapStats,
+) {
+    fn one<S: PageSize + core::fmt::Debug>(
+        table: &mut OffsetPageTable,
+        frames: &mut TableFrames,
+        virt: u64,
+        phys: u64,
+        flags: PageTableFlags,
+    ) -> bool
+    where
+        for<'a> OffsetPageTable<'a>: Mapper<S>,
+    {
+        let page = Page::<S>::containing_address(VirtAddr::new(virt));
+        let frame = PhysFrame::<S>::containing_address(PhysAddr::new(phys));
+        // Intermediate tables allow everything; leaves decide permissions.
+        let parents = PageTableFlags::PRESENT | PageTableFlags::WRITABLE;
+        // SAFETY: the caller maps nucleus memory or physical memory at its
+        // direct-map address; nothing is mapped twice at different types by
+        // design (see `map_page`), and the table is not active yet or the
+        // page was unmapped before.
+        match unsafe { table.map_to_with_table_flags(page, frame, flags, parents, frames) } {
+            Ok(flush) => {
+                // The new table is not loaded yet; after it is, new entries
+                // replace non-present ones, which the TLB never caches.
+                MapperFlush::ignore(flush);
+                true
+            }
+            Err(MapToError::PageAlreadyMapped(_)) | Err(MapToError::ParentEntryHugePage) => false,
+            Err(MapToError::FrameAllocationFailed) => {
+                panic!("out of memory while building the page table")
+            }
+        }
+    }
+    let flags = PageTableFlags::from_bits_truncate(flags);
+    let counter = match size {
+        SIZE_1G if one::<Size1GiB>(table, frames, virt, phys, flags) => &mut stats.pages_1g,
+        SIZE_2M if one::<Size2MiB>(table, frames, virt, phys, flags) => &mut stats.pages_2m,
+        SIZE_4K if one::<Size4KiB>(table, frames, virt, phys, flags) => &mut stats.pages_4k,
+        _ => return,
+    };
+    *counter += 1;
+}
+
+/// Loads the PAT and switches to the nucleus's table: the one CR3 write.
+fn activate(table: OffsetPageTable<'static>) -> u64 {
+    let pml4_virt = table.level_4_table() as *const PageTable as u64;
+    let pml4_phys = pml4_virt - HHDM_OFFSET.load(Ordering::Relaxed);
+    let frame = PhysFrame::containing_address(PhysAddr::new(pml4_phys));
+    // SAFETY: the PAT value keeps entries 0, 2, 3 (what every existing
+    // mapping uses) and makes entry 1 write-combining, used only by the new
+    // table's framebuffer mapping. The new table maps the running code, its
+    // stack, its data and all RAM at the same addresses as before, so
+    // execution continues seamlessly. Toggling CR4.PGE flushes global entries.
+    unsafe {
+        Msr::new(IA32_PAT).write(PAT_VALUE);
+        Cr3::write(frame, Cr3::read().1);
+        CR3_WRITES.fetch_add(1, Ordering::Relaxed);
+        let cr4 = Cr4::read();
+        Cr4::write(cr4 - Cr4Flags::PAGE_GLOBAL);
+        Cr4::write(cr4);
+    }
+    *PAGE_TABLE.lock() = Some(table);
+    pml4_phys
+}
+
+/// Makes `[phys, phys + length)` reachable at its direct-map address with
+/// `kind`'s flags (device registers, firmware tables outside RAM) and
+/// returns that address. Pages already mapped stay as they are.
+pub fn map_physical(phys: u64, length: u64, kind: MappingKind) -> u64 {
+    let mut table = PAGE_TABLE.lock();
+    let table = table
+        .as_mut()
+        .expect("map_physical before the page table is built");
+    let mut frames = FRAMES.lock();
+    let mut frames = TableFrames(frames.as_mut().expect("frame allocator not initialised"));
+    let mut stats = MapStats::default();
+    let start = phys & !(SIZE_4K - 1);
+    let end = (phys + length.max(1)).next_multiple_of(SIZE_4K);
+    for page in (start..end).step_by(SIZE_4K as usize) {
+        let virt = phys_to_virt(page);
+        if table.translate_addr(VirtAddr::new(virt)).is_none() {
+            map_page(
+                table,
+                &mut frames,
+                virt,
+                page,
+                SIZE_4K,
+                paging::flags_for(kind),
+                &mut stats,
+            );
+        }
+    }
+    phys_to_virt(phys)
+}
+
+/// Heap growth step: the heap takes this much contiguous memory from the
+/// frame allocator whenever it runs out (or more, for a larger allocation).
+const HEAP_GROWTH: u64 = 4 << 20;
+static HEAP_BYTES: AtomicU64 = AtomicU64::new(0);
+
+pub fn heap_bytes() -> u64 {
+    HEAP_BYTES.load(Ordering::Relaxed)
+}
+
+/// Feeds talc from the frame allocator.
+#[derive(Debug)]
+pub struct FrameSource;
+
+// SAFETY: `acquire` only uses the frame allocator (its own lock, never the
+// heap) and claims memory that the frame allocator handed out exclusively.
+unsafe impl talc::source::Source for FrameSource {
+    fn acquire<B: talc::base::binning::Binning>(
+        talc: &mut talc::base::Talc<Self, B>,
+        layout: Layout,
+    ) -> Result<(), ()> {
+        let wanted = (layout.size() + layout.align()) as u64 + SIZE_4K;
+        let bytes = wanted.max(HEAP_GROWTH).next_multiple_of(SIZE_2M);
+        let phys = FRAMES
+            .lock()
+            .as_mut()
+            .ok_or(())?
+            .allocate_contiguous(bytes / FRAME_SIZE, 1)
+            .ok_or(())?;
+        // SAFETY: freshly allocated frames, direct-mapped read-write, owned by the heap from now on.
+        unsafe { talc.claim(phys_to_virt(phys) as *mut u8, bytes as usize) }.ok_or(())?;
+        HEAP_BYTES.fetch_add(bytes, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+#[global_allocator]
+static HEAP: talc::TalcLock<spin::Mutex<()>, FrameSource> = talc::TalcLock::new(FrameSource);
+
+pub fn free_frames() -> u64 {
+    FRAMES.lock().as_ref().map_or(0, |f| f.free_frames())
+}

@@ -1,0 +1,253 @@
+//! Interrupt and exception entry. Each vector has a naked stub that pushes
+//! a uniform frame (a zero error code where the CPU pushes none, then the
+//! vector) and jumps to one common path that saves the registers and calls
+//! [`trap_dispatch`] with the whole frame.
+
+use core::arch::naked_asm;
+use nucleus_core::qemu::ExitCode;
+use nucleus_core::traps::{EXCEPTIONS, PageFaultCause, SelectorErrorCause, has_error_code};
+use spin::Once;
+use x86_64::VirtAddr;
+use x86_64::instructions::tables::lidt;
+use x86_64::registers::control::Cr2;
+use x86_64::structures::DescriptorTablePointer;
+
+use crate::gdt::{DOUBLE_FAULT_IST, MACHINE_CHECK_IST, NMI_IST};
+
+pub const TIMER_VECTOR: u8 = 0x20;
+pub const SPURIOUS_VECTOR: u8 = 0xff;
+
+/// Registers as the entry path leaves them on the stack (lowest address first).
+#[repr(C)]
+pub struct TrapFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    pub vector: u64,
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+macro_rules! trap_stubs {
+    ($($name:ident = $vector:literal),* $(,)?) => {
+        $(
+            #[unsafe(naked)]
+            extern "C" fn $name() {
+                naked_asm!(
+                    ".if {has_error_code} == 0",
+                    "push 0",
+                    ".endif",
+                    "push {vector}",
+                    "jmp {common}",
+                    has_error_code = const has_error_code($vector) as u8,
+                    vector = const $vector,
+                    common = sym trap_entry_common,
+                );
+            }
+        )*
+        const STUBS: &[(u8, extern "C" fn())] = &[$(($vector, $name)),*];
+    };
+}
+
+trap_stubs!(
+    vector_0 = 0,
+    vector_1 = 1,
+    vector_2 = 2,
+    vector_3 = 3,
+    vector_4 = 4,
+    vector_5 = 5,
+    vector_6 = 6,
+    vector_7 = 7,
+    vector_8 = 8,
+    vector_9 = 9,
+    vector_10 = 10,
+    vector_11 = 11,
+    vector_12 = 12,
+    vector_13 = 13,
+    vector_14 = 14,
+    vector_15 = 15,
+    vector_16 = 16,
+    vector_17 = 17,
+    vector_18 = 18,
+    vector_19 = 19,
+    vector_20 = 20,
+    vector_21 = 21,
+    vector_22 = 22,
+    vector_23 = 23,
+    vector_24 = 24,
+    vector_25 = 25,
+    vector_26 = 26,
+    vector_27 = 27,
+    vector_28 = 28,
+    vector_29 = 29,
+    vector_30 = 30,
+    vector_31 = 31,
+    vector_timer = 0x20,
+    vector_spurious = 0xff,
+);
+
+/// Saves the general registers under the stub's vector and error code, calls
+/// the dispatcher with a pointer to the frame, restores, and returns. The
+/// CPU aligned RSP to 16 before pushing its 5 words; with 2 + 15 more the
+/// call happens on a 16-byte boundary, as the ABI requires.
+#[unsafe(naked)]
+extern "C" fn trap_entry_common() {
+    naked_asm!(
+        "push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
+        "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
+        "mov rdi, rsp",
+        "cld",
+        "call {dispatch}",
+        "pop r15", "pop r14", "pop r13", "pop r12", "pop r11", "pop r10", "pop r9", "pop r8",
+        "pop rbp", "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rbx", "pop rax",
+        "add rsp, 16",
+        "iretq",
+        dispatch = sym trap_dispatch,
+    );
+}
+
+extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    match frame.vector as u8 {
+        TIMER_VECTOR => crate::apic::on_timer_interrupt(),
+        SPURIOUS_VECTOR => {}
+        _ => report_and_stop(frame),
+    }
+}
+
+/// A 64-bit interrupt gate.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Gate {
+    offset_low: u16,
+    selector: u16,
+    ist: u8,
+    attributes: u8,
+    offset_middle: u16,
+    offset_high: u32,
+    reserved: u32,
+}
+
+const MISSING_GATE: Gate = Gate {
+    offset_low: 0,
+    selector: 0,
+    ist: 0,
+    attributes: 0,
+    offset_middle: 0,
+    offset_high: 0,
+    reserved: 0,
+};
+
+impl Gate {
+    /// Present, DPL 0, 64-bit interrupt gate (IF cleared on entry).
+    fn interrupt(handler: u64, ist_slot: Option<u16>) -> Gate {
+        Gate {
+            offset_low: handler as u16,
+            selector: 0x08,
+            ist: ist_slot.map_or(0, |slot| slot as u8 + 1),
+            attributes: 0x8e,
+            offset_middle: (handler >> 16) as u16,
+            offset_high: (handler >> 32) as u32,
+            reserved: 0,
+        }
+    }
+}
+
+static IDT: Once<[Gate; 256]> = Once::new();
+
+pub fn init() {
+    let idt = IDT.call_once(|| {
+        let mut idt = [MISSING_GATE; 256];
+        for &(vector, stub) in STUBS {
+            let ist = match vector {
+                2 => Some(NMI_IST),
+                8 => Some(DOUBLE_FAULT_IST),
+                18 => Some(MACHINE_CHECK_IST),
+                _ => None,
+            };
+            idt[vector as usize] = Gate::interrupt(stub as usize as u64, ist);
+        }
+        idt
+    });
+    let pointer = DescriptorTablePointer {
+        limit: (core::mem::size_of::<[Gate; 256]>() - 1) as u16,
+        base: VirtAddr::new(idt.as_ptr() as u64),
+    };
+    // SAFETY: the table is 'static, every present gate points at a stub
+    // above and names the kernel code selector loaded by `gdt::init`.
+    unsafe { lidt(&pointer) };
+}
+
+/// Prints everything known about an exception the nucleus cannot handle,
+/// then stops the machine. (Guest faults will be contained before this.)
+fn report_and_stop(frame: &TrapFrame) -> ! {
+    let vector = frame.vector as usize;
+    let (mnemonic, name) = EXCEPTIONS
+        .get(vector)
+        .copied()
+        .unwrap_or(("IRQ", "unexpected interrupt"));
+    crate::console::log_fatal(format_args!(
+        "EXCEPTION {mnemonic} {name} (vector {vector}), error code {:#x}{}",
+        frame.error_code,
+        ErrorCodeMeaning(frame)
+    ));
+    let f = frame;
+    if vector == 14 {
+        crate::console::print(format_args!("  cr2 {:#018x}\n", Cr2::read_raw()));
+    }
+    crate::console::print(format_args!(
+        "  rip {:#018x}  cs {:#x}  rflags {:#x}\n  rsp {:#018x}  ss {:#x}\n",
+        f.rip, f.cs, f.rflags, f.rsp, f.ss
+    ));
+    crate::console::print(format_args!(
+        "  rax {:#018x}  rbx {:#018x}  rcx {:#018x}  rdx {:#018x}\n  \
+         rsi {:#018x}  rdi {:#018x}  rbp {:#018x}  r8  {:#018x}\n  \
+         r9  {:#018x}  r10 {:#018x}  r11 {:#018x}  r12 {:#018x}\n  \
+         r13 {:#018x}  r14 {:#018x}  r15 {:#018x}\n",
+        f.rax,
+        f.rbx,
+        f.rcx,
+        f.rdx,
+        f.rsi,
+        f.rdi,
+        f.rbp,
+        f.r8,
+        f.r9,
+        f.r10,
+        f.r11,
+        f.r12,
+        f.r13,
+        f.r14,
+        f.r15
+    ));
+    crate::log!("nucleus stopped: unhandled {mnemonic} in the nucleus");
+    crate::stop::stop(ExitCode::Failure)
+}
+
+/// The error code in words, for the vectors where it has a meaning.
+struct ErrorCodeMeaning<'a>(&'a TrapFrame);
+
+impl core::fmt::Display for ErrorCodeMeaning<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0.vector {
+            14 => write!(f, ": {}", PageFaultCause(self.0.error_code)),
+            10..=13 => write!(f, ": {}", SelectorErrorCause(self.0.error_code)),
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Boots the nucleus in QEMU under BIOS and UEFI and checks what it prints
+//! and how it exits. Every scenario is its own kernel command line.
+
+use tests::{BootRequest, ExitCode, Firmware, Outcome, boot, default_timeout, run};
+
+/// Generates one test per firmware for a check taking `Firmware`.
+macro_rules! on_bios_and_uefi {
+    ($($name:ident => $check:expr;)*) => {
+        mod bios {
+            use super::*;
+            $( #[test] fn $name() { ($check)(tests::Firmware::Bios) } )*
+        }
+        mod uefi {
+            use super::*;
+            $( #[test] fn $name() { ($check)(tests::Firmware::Uefi) } )*
+        }
+    };
+}
+
+fn boots_ready_with_sane_memory_and_ticks(firmware: Firmware) {
+    let run = boot(firmware, "qemu-exit scenario=ticks");
+    run.assert_exit(ExitCode::Success);
+    let banner = run.line_with("nucleus 0.1.0 booting via Limine");
+    let expected_firmware = match firmware {
+        Firmware::Bios => "on BIOS",
+        Firmware::Uefi => "on UEFI",
+    };
+    assert!(
+        banner.ends_with(expected_firmware),
+        "{banner}\n{}",
+        run.report()
+    );
+    run.assert_contains("nucleus: ready in");
+    run.assert_contains("CR3 writes: 1 (the boot switch)");
+    run.assert_contains("timer: 10 ticks observed in");
+    // Every line carries a timestamp.
+    for line in run
+        .output
+        .lines()
+        .filter(|l| l.contains("nucleus") || l.contains("memory:"))
+    {
+        assert!(
+            line.starts_with("[") && line.as_bytes().get(13) == Some(&b']'),
+            "untimed line '{line}'"
+        );
+    }
+
+    // QEMU runs with 512 MiB: the usable total must be most of it, never more.
+    let memory = run.line_with("memory: ");
+    let usable_mib: f64 = field_before(memory, " MiB usable").parse().unwrap();
+    assert!(
+        (400.0..512.0).contains(&usable_mib),
+        "usable {usable_mib} MiB\n{}",
+        run.report()
+    );
+    let frames = run.line_with("frames: ");
+    let free: u64 = field_before(frames, " of ").parse().unwrap();
+    let managed: u64 = field_before(frames, " usable frames").parse().unwrap();
+    assert!(
+        free > 0 && free <= managed && (managed as f64) * 4096.0 / 1048576.0 <= usable_mib + 0.1,
+        "{frames}"
+    );
+    run.assert_contains("stack guard pages");
+}
+
+/// The word just before `marker` in `line`.
+fn field_before<'a>(line: &'a str, marker: &str) -> &'a str {
+    let end = line
+        .find(marker)
+        .unwrap_or_else(|| panic!("'{marker}' not in '{line}'"));
+    line[..end].rsplit(' ').next().unwrap()
+}
+
+/// A forced exception: the report names it, shows the frame and the
+/// registers, and the run ends with the failure code.
+fn exception(firmware: Firmware, scenario: &str, heading: &str) -> tests::Run {
+    let run = boot(firmware, &format!("qemu-exit scenario={scenario}"));
+    run.assert_exit(ExitCode::Failure);
+    run.assert_contains("nucleus: ready in");
+    run.assert_contains(heading);
+    run.assert_contains("  rip 0xffffffff8");
+    run.assert_contains("  rax 0x");
+    run.assert_contains("  r15 0x");
+    run.assert_contains("nucleus stopped: unhandled");
+    run
+}
+
+on_bios_and_uefi! {
+    boots_to_ready => boots_ready_with_sane_memory_and_ticks;
+    breakpoint_is_reported => |f| { exception(f, "breakpoint", "EXCEPTION #BP breakpoint (vector 3)"); };
+    page_fault_is_reported_with_cr2 => |f| {
+        let run = exception(f, "page-fault", "EXCEPTION #PF page fault (vector 14), error code 0x2: write, not-present page, supervisor mode");
+        run.assert_contains("  cr2 0x00007e57dead0000");
+    };
+    divide_error_is_reported => |f| { exception(f, "divide-error", "EXCEPTION #DE divide error (vector 0)"); };
+    invalid_opcode_is_reported => |f| { exception(f, "invalid-opcode", "EXCEPTION #UD invalid opcode (vector 6)"); };
+    general_protection_is_reported => |f| {
+        exception(f, "general-protection", "EXCEPTION #GP general protection (vector 13), error code 0x0: not selector-related");
+    };
+    stack_overflow_becomes_a_double_fault_on_its_own_stack => |f| {
+        let run = exception(f, "stack-overflow", "EXCEPTION #DF double fault (vector 8)");
+        // The guard page stopped it: no page-fault report came first.
+        assert!(!run.output.contains("#PF"), "{}", run.report());
+    };
+    nmi_is_handled_on_its_own_stack => |f| { exception(f, "nmi", "EXCEPTION NMI non-maskable interrupt (vector 2)"); };
+    panic_prints_message_and_location => |f| {
+        let run = boot(f, "qemu-exit scenario=panic");
+        run.assert_exit(ExitCode::Failure);
+        run.assert_contains("PANIC: panic requested on the command line at nucleus/src/scenario.rs:");
+    };
+    bad_cmdline_options_are_reported_and_ignored => |f| {
+        let run = boot(f, "qemu-exit scenario=ticks verbose tick_hz=5");
+        run.assert_exit(ExitCode::Success);
+        run.assert_contains("cmdline: unknown option 'verbose' ignored");
+        run.assert_contains("cmdline: bad value '5' for 'tick_hz' (expected an integer from 10 to 10000); default kept");
+        run.assert_contains("(scenario ticks, 100 Hz ticks)");
+    };
+    framebuffer_shows_the_log => |f| {
+        let run = run(BootRequest { firmware: f, cmdline: "scenario=idle", timeout: default_timeout(), stop_at: Some("nucleus: ready"), screendump: true });
+        assert_eq!(run.outcome, Outcome::StoppedAtMarker, "{}", run.report());
+        let screen = run.screen.as_ref().unwrap_or_else(|| panic!("no screendump\n{}", run.report()));
+        // The log starts at the top: glyphs light the first text rows, and
+        // the bottom rows (no text yet) stay dark.
+        let top = screen.lit_pixels(0..64);
+        let bottom = screen.lit_pixels(screen.height - 32..screen.height);
+        assert!(top > 500, "only {top} lit pixels in the first four text rows\n{}", run.report());
+        assert_eq!(bottom, 0, "text where none was written\n{}", run.report());
+    };
+}
+
+/// The harness itself: a nucleus that never exits is killed at the timeout
+/// and reported with the end of its output.
+#[test]
+fn hung_qemu_is_killed_and_reported() {
+    let timeout = std::time::Duration::from_secs(20);
+    let run = run(BootRequest {
+        firmware: Firmware::Bios,
+        cmdline: "scenario=idle",
+        timeout,
+        stop_at: None,
+        screendump: false,
+    });
+    assert_eq!(run.outcome, Outcome::KilledAfterTimeout, "{}", run.report());
+    let report = run.report();
+    assert!(
+        report.contains("KilledAfterTimeout") && report.contains("last "),
+        "{report}"
+    );
+    assert!(report.lines().count() <= 50 + 8, "{report}");
+    assert!(report.contains("nucleus: ready"), "{report}");
+}
