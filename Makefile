@@ -33,6 +33,7 @@ check:
 	cargo clippy --release -p nucleus --target x86_64-unknown-none -- -D warnings
 
 test: setup check nucleus
+	@scripts/accel >/dev/null
 	cargo test --workspace --exclude nucleus
 
 clean:

@@ -52,12 +52,17 @@ pub fn bitmap_words(regions: impl Iterator<Item = MemoryRegion>) -> usize {
     frames.div_ceil(64) as usize
 }
 
-/// Chooses where the bitmap itself lives: the first usable range that holds
-/// `words` words, page-aligned. Returns its physical start.
-pub fn place_bitmap(regions: impl Iterator<Item = MemoryRegion>, words: usize) -> Option<u64> {
+/// Chooses where the bitmap itself lives: the first usable memory at or
+/// above `lowest` that holds `words` words, page-aligned. Returns its physical start.
+pub fn place_bitmap(
+    regions: impl Iterator<Item = MemoryRegion>,
+    words: usize,
+    lowest: u64,
+) -> Option<u64> {
     let bytes = (words as u64 * 8).next_multiple_of(FRAME_SIZE);
     usable_frames(regions)
-        .find(|(start, end)| end - start >= bytes)
+        .map(|(start, end)| (start.max(lowest), end))
+        .find(|(start, end)| end > start && end - start >= bytes)
         .map(|(start, _)| start)
 }
 
@@ -266,8 +271,15 @@ mod tests {
         let map = synthetic_map();
         let words = bitmap_words(map.iter().copied());
         assert_eq!(words, (66 * MIB / FRAME_SIZE).div_ceil(64) as usize);
-        let at = place_bitmap(map.iter().copied(), 100_000).unwrap();
+        let at = place_bitmap(map.iter().copied(), 100_000, 0).unwrap();
         assert_eq!(at, MIB, "the 632 KiB low region cannot hold 800 KB");
+        assert_eq!(place_bitmap(map.iter().copied(), 8, 0), Some(0x1000));
+        assert_eq!(
+            place_bitmap(map.iter().copied(), 8, 2 * MIB),
+            Some(2 * MIB),
+            "starts inside a region"
+        );
+        assert_eq!(place_bitmap(map.iter().copied(), 8, 100 * MIB), None);
         let mut bitmap = vec![0u64; words];
         let mut allocator = FrameAllocator::new(&mut bitmap, map.iter().copied());
         let before = allocator.free_frames();

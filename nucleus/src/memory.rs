@@ -110,8 +110,8 @@ pub fn init(boot: &BootMemory) {
     }
 
     let words = frames::bitmap_words(regions());
-    let bitmap_phys =
-        frames::place_bitmap(regions(), words).expect("no usable region can hold the frame bitmap");
+    let bitmap_phys = frames::place_bitmap(regions(), words, LOW_MEMORY_END)
+        .expect("no usable region can hold the frame bitmap");
     // SAFETY: `place_bitmap` chose usable RAM, which Limine's HHDM maps and
     // nothing else uses; the allocator reserves it below before handing out frames.
     let bitmap =
