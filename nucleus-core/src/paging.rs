@@ -14,16 +14,17 @@ pub mod bits {
     pub const NO_EXECUTE: u64 = 1 << 63;
 }
 
-/// The value the nucleus loads into IA32_PAT. Entries 0, 2, 3 keep their
-/// power-on types (WB, UC-, UC); entry 1 (selected by PWT alone) becomes
-/// write-combining for the framebuffer. Entries 4-7 are unused (only reachable
-/// through the PAT bit, which the nucleus never sets).
+/// The value the nucleus loads into IA32_PAT. Only entry 1 (selected by PWT
+/// alone) changes: write-combining instead of write-through, for the
+/// framebuffer. The others keep what Limine loads (0 WB, 2 UC-, 3 UC, 4 WP,
+/// 5 WC; 6 and 7 at their power-on UC- and UC), so the bootloader's mappings
+/// keep their meaning until the switch.
 pub const PAT_VALUE: u64 = pat_entry(0, MemoryType::WriteBack)
     | pat_entry(1, MemoryType::WriteCombining)
     | pat_entry(2, MemoryType::Uncached)
     | pat_entry(3, MemoryType::Uncacheable)
-    | pat_entry(4, MemoryType::WriteBack)
-    | pat_entry(5, MemoryType::WriteThrough)
+    | pat_entry(4, MemoryType::WriteProtected)
+    | pat_entry(5, MemoryType::WriteCombining)
     | pat_entry(6, MemoryType::Uncached)
     | pat_entry(7, MemoryType::Uncacheable);
 
@@ -33,6 +34,7 @@ pub enum MemoryType {
     Uncacheable = 0x00,
     WriteCombining = 0x01,
     WriteThrough = 0x04,
+    WriteProtected = 0x05,
     WriteBack = 0x06,
     /// UC-: uncached, but an MTRR may make it write-combining.
     Uncached = 0x07,
@@ -50,6 +52,7 @@ pub fn memory_type(flags: u64) -> MemoryType {
         0x00 => MemoryType::Uncacheable,
         0x01 => MemoryType::WriteCombining,
         0x04 => MemoryType::WriteThrough,
+        0x05 => MemoryType::WriteProtected,
         0x06 => MemoryType::WriteBack,
         _ => MemoryType::Uncached,
     }
@@ -185,6 +188,8 @@ mod tests {
         // Power-on PAT entries 0, 2, 3 are unchanged, so firmware mappings keep their meaning.
         assert_eq!(PAT_VALUE & 0xff, 0x06);
         assert_eq!((PAT_VALUE >> 16) & 0xffff, 0x0007);
+        // Limine's entries 4 (WP) and 5 (WC, its framebuffer) are kept too.
+        assert_eq!((PAT_VALUE >> 32) & 0xffff, 0x0105);
     }
 
     #[test]

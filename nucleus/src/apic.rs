@@ -20,10 +20,14 @@ const X2APIC_ENABLE: u64 = 1 << 10;
 const REG_ID: u32 = 0x20;
 const REG_TPR: u32 = 0x80;
 const REG_EOI: u32 = 0xb0;
+const REG_VERSION: u32 = 0x30;
 const REG_SPURIOUS: u32 = 0xf0;
+const REG_LVT_CMCI: u32 = 0x2f0;
 const REG_ICR_LOW: u32 = 0x300;
 const REG_ICR_HIGH: u32 = 0x310;
 const REG_LVT_TIMER: u32 = 0x320;
+const REG_LVT_THERMAL: u32 = 0x330;
+const REG_LVT_PERFORMANCE: u32 = 0x340;
 const REG_LVT_LINT0: u32 = 0x350;
 const REG_LVT_ERROR: u32 = 0x370;
 const REG_TIMER_INITIAL: u32 = 0x380;
@@ -90,27 +94,34 @@ pub struct ApicReport {
     pub timer: TimerMode,
 }
 
-/// Masks the legacy PICs (after moving their vectors out of the exception
-/// range, so a spurious IRQ 7/15 cannot pose as an exception), enables the
-/// local APIC, and starts the timer at `tick_hz`. Interrupts stay disabled.
-pub fn init(features: &crate::cpu::Features, local_apic_address: u64, tick_hz: u32) -> ApicReport {
-    remap_and_mask_pics();
+/// Masks the legacy PICs when the platform has them (after moving their
+/// vectors out of the exception range, so a spurious IRQ 7/15 cannot pose as
+/// an exception), enables the local APIC, masks the local interrupt sources
+/// nothing handles yet, and starts the timer at `tick_hz`. Interrupts stay
+/// disabled.
+pub fn init(features: &crate::cpu::Features, has_8259: bool, tick_hz: u32) -> ApicReport {
+    if has_8259 {
+        remap_and_mask_pics();
+    }
     let access = ACCESS.call_once(|| {
-        let mut base = Msr::new(IA32_APIC_BASE);
+        let mut base_msr = Msr::new(IA32_APIC_BASE);
         // SAFETY: enabling the APIC (and x2APIC mode when the CPU has it) is
         // the architectural sequence; the base address is left as firmware set it.
-        unsafe {
-            let value = base.read() | APIC_GLOBAL_ENABLE;
-            base.write(value);
+        let value = unsafe {
+            let value = base_msr.read() | APIC_GLOBAL_ENABLE;
+            base_msr.write(value);
             if features.x2apic {
-                base.write(value | X2APIC_ENABLE);
+                base_msr.write(value | X2APIC_ENABLE);
             }
-        }
+            value
+        };
         if features.x2apic {
             Access::X2Apic
         } else {
+            // The MSR, not the MADT, is authoritative for where the registers are.
+            let physical = value & 0x000f_ffff_ffff_f000;
             Access::XApic {
-                base: crate::memory::map_physical(local_apic_address, 4096, MappingKind::Mmio),
+                base: crate::memory::map_physical(physical, 4096, MappingKind::Mmio),
             }
         }
     });
@@ -118,6 +129,13 @@ pub fn init(features: &crate::cpu::Features, local_apic_address: u64, tick_hz: u
     access.write(REG_TPR, 0);
     access.write(REG_LVT_LINT0, LVT_MASKED);
     access.write(REG_LVT_ERROR, LVT_MASKED);
+    // Firmware may have armed these; nothing handles them yet.
+    let max_lvt = (access.read(REG_VERSION) >> 16) & 0xff;
+    access.write(REG_LVT_THERMAL, LVT_MASKED);
+    access.write(REG_LVT_PERFORMANCE, LVT_MASKED);
+    if max_lvt >= 6 {
+        access.write(REG_LVT_CMCI, LVT_MASKED);
+    }
 
     let tsc_hz = crate::time::tsc_hz();
     let mode = if features.tsc_deadline {
@@ -189,6 +207,23 @@ pub fn on_timer_interrupt() {
     }
 }
 
+static UNEXPECTED: AtomicU64 = AtomicU64::new(0);
+
+/// An interrupt on a vector nothing claims (a device or LVT source armed by
+/// firmware): acknowledge it so it cannot block lower-priority ones, and say
+/// so, at exponentially spaced counts so a storm cannot flood the console.
+pub fn on_unexpected_interrupt(vector: u8) {
+    let count = UNEXPECTED.fetch_add(1, Ordering::Relaxed) + 1;
+    if count.is_power_of_two() {
+        crate::log!(
+            "apic: unexpected interrupt on vector {vector:#x} ({count} so far), acknowledged"
+        );
+    }
+    if let Some(access) = ACCESS.get() {
+        access.write(REG_EOI, 0);
+    }
+}
+
 pub fn ticks() -> u64 {
     TICKS.load(Ordering::Relaxed)
 }
@@ -211,22 +246,27 @@ pub fn send_nmi_to_self() {
 
 /// Re-initialises both 8259s with vectors 0xe0-0xef, then masks every line.
 fn remap_and_mask_pics() {
-    let mut master_cmd: Port<u8> = Port::new(0x20);
-    let mut master_data: Port<u8> = Port::new(0x21);
-    let mut slave_cmd: Port<u8> = Port::new(0xa0);
-    let mut slave_data: Port<u8> = Port::new(0xa1);
-    // SAFETY: the standard ICW1-ICW4 sequence on the legacy PIC ports; the
-    // PICs are not used for anything else.
-    unsafe {
-        master_cmd.write(0x11);
-        slave_cmd.write(0x11);
-        master_data.write(0xe0);
-        slave_data.write(0xe8);
-        master_data.write(0x04);
-        slave_data.write(0x02);
-        master_data.write(0x01);
-        slave_data.write(0x01);
-        master_data.write(0xff);
-        slave_data.write(0xff);
+    // (port, value): ICW1 to both, vector bases 0xe0/0xe8, cascade on IRQ 2,
+    // 8086 mode, then every line masked.
+    const SEQUENCE: [(u16, u8); 10] = [
+        (0x20, 0x11),
+        (0xa0, 0x11),
+        (0x21, 0xe0),
+        (0xa1, 0xe8),
+        (0x21, 0x04),
+        (0xa1, 0x02),
+        (0x21, 0x01),
+        (0xa1, 0x01),
+        (0x21, 0xff),
+        (0xa1, 0xff),
+    ];
+    for (port, value) in SEQUENCE {
+        // SAFETY: the standard initialisation sequence on the legacy PIC
+        // ports, which nothing else uses; the write to port 0x80 (POST codes)
+        // gives old chipsets the pause they need between words.
+        unsafe {
+            Port::<u8>::new(port).write(value);
+            Port::<u8>::new(0x80).write(0);
+        }
     }
 }

@@ -24,6 +24,7 @@ pub struct Features {
     pub smap: bool,
     pub pku: bool,
     pub pcid: bool,
+    pub machine_check: bool,
     pub tsc_hz_from_cpuid: Option<u64>,
     pub tsc_hz_from_hypervisor: Option<u64>,
 }
@@ -70,6 +71,7 @@ impl Features {
             smap: extended.as_ref().is_some_and(|f| f.has_smap()),
             pku: extended.as_ref().is_some_and(|f| f.has_pku()),
             pcid: basic.as_ref().is_some_and(|f| f.has_pcid()),
+            machine_check: basic.as_ref().is_some_and(|f| f.has_mce()),
             tsc_hz_from_cpuid: tsc_info.and_then(|t| {
                 nucleus_core::time::tsc_hz_from_leaf_15h(
                     t.denominator(),
@@ -147,7 +149,7 @@ pub struct Protections {
     pub smap: bool,
 }
 
-/// NX, ring-0 write protection, global pages, SMEP and SMAP. NX is required:
+/// NX, ring-0 write protection, global pages, machine-check delivery, SMEP and SMAP. NX is required:
 /// without it W^X cannot be expressed in page tables.
 pub fn enable_protections(features: &Features) -> Result<Protections, &'static str> {
     if !features.no_execute {
@@ -161,10 +163,15 @@ pub fn enable_protections(features: &Features) -> Result<Protections, &'static s
     if features.smap {
         cr4.insert(Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION);
     }
+    // Without CR4.MCE a machine check shuts the CPU down instead of
+    // reaching the #MC handler and its report.
+    if features.machine_check {
+        cr4.insert(Cr4Flags::MACHINE_CHECK_EXCEPTION);
+    }
     // SAFETY: NXE only adds meaning to bit 63 of page entries (the nucleus's
     // tables set it deliberately); WP makes ring 0 honour read-only pages;
     // SMEP/SMAP forbid ring 0 executing or touching user pages, and there
-    // are none yet. All bits are supported (checked above).
+    // are none yet; MCE routes machine checks to the IDT's #MC gate. All bits are supported (checked above).
     unsafe {
         Efer::update(|efer| efer.insert(EferFlags::NO_EXECUTE_ENABLE));
         Cr0::update(|cr0| cr0.insert(Cr0Flags::WRITE_PROTECT));

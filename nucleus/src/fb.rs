@@ -18,9 +18,10 @@ const FOREGROUND: [u32; 3] = [0xd0, 0xd0, 0xd0];
 
 pub struct PixelFormat {
     pub bytes_per_pixel: usize,
-    pub red_shift: u8,
-    pub green_shift: u8,
-    pub blue_shift: u8,
+    /// (shift, size in bits) of each channel.
+    pub red: (u8, u8),
+    pub green: (u8, u8),
+    pub blue: (u8, u8),
 }
 
 pub struct FramebufferConsole {
@@ -122,9 +123,10 @@ impl FramebufferConsole {
 
     fn color(&self, intensity: u8) -> u32 {
         let [r, g, b] = FOREGROUND.map(|channel| channel * intensity as u32 / 255);
-        (r << self.format.red_shift)
-            | (g << self.format.green_shift)
-            | (b << self.format.blue_shift)
+        // Scale each 8-bit value to its channel's width (5 or 6 bits at 16 bpp).
+        let place =
+            |value: u32, (shift, size): (u8, u8)| (value >> 8u8.saturating_sub(size)) << shift;
+        place(r, self.format.red) | place(g, self.format.green) | place(b, self.format.blue)
     }
 
     fn fill_line(&mut self, y: usize, x: usize, width: usize) {

@@ -173,7 +173,7 @@ extern "C" fn boot() -> ! {
     init_memory(&features);
 
     let rsdp = RSDP.get_response().map(|r| r.address() as u64);
-    let local_apic_address = match rsdp.map(|address| acpi::read_platform(physical(address))) {
+    let has_8259 = match rsdp.map(|address| acpi::read_platform(physical(address))) {
         Some(Ok(platform)) => {
             log!(
                 "acpi: MADT lists {} CPUs, {} I/O APICs, local APIC at {:#x}, legacy PICs {}",
@@ -186,21 +186,19 @@ extern "C" fn boot() -> ! {
                     "absent"
                 }
             );
-            platform.local_apic_address
+            platform.has_8259
         }
         Some(Err(error)) => {
-            log!(
-                "acpi: cannot read the tables ({error:?}); assuming one CPU, local APIC at 0xfee00000"
-            );
-            0xfee0_0000
+            log!("acpi: cannot read the tables ({error:?}); assuming one CPU and legacy PICs");
+            true
         }
         None => {
-            log!("acpi: the bootloader found no RSDP; assuming one CPU, local APIC at 0xfee00000");
-            0xfee0_0000
+            log!("acpi: the bootloader found no RSDP; assuming one CPU and legacy PICs");
+            true
         }
     };
 
-    let apic = apic::init(&features, local_apic_address, options.tick_hz);
+    let apic = apic::init(&features, has_8259, options.tick_hz);
     match apic.timer {
         apic::TimerMode::TscDeadline { .. } => log!(
             "apic: {} id {}; timer TSC-deadline, {} Hz ticks",
@@ -290,9 +288,9 @@ fn attach_framebuffer() {
     };
     let format = fb::PixelFormat {
         bytes_per_pixel: fb.bpp().div_ceil(8) as usize,
-        red_shift: fb.red_mask_shift(),
-        green_shift: fb.green_mask_shift(),
-        blue_shift: fb.blue_mask_shift(),
+        red: (fb.red_mask_shift(), fb.red_mask_size()),
+        green: (fb.green_mask_shift(), fb.green_mask_size()),
+        blue: (fb.blue_mask_shift(), fb.blue_mask_size()),
     };
     // SAFETY: Limine maps the framebuffer at `addr` with the given geometry;
     // the nucleus's own page table maps it at the same address, and only the
@@ -321,6 +319,7 @@ fn on_off(b: bool) -> &'static str {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
+    x86_64::instructions::interrupts::disable();
     match info.location() {
         Some(at) => console::log_fatal(format_args!(
             "PANIC: {} at {}:{}:{}",

@@ -222,10 +222,12 @@ fn build_page_table<I: Iterator<Item = MemoryRegion>>(
     for region in regions().filter(|r| r.kind.is_direct_mapped()) {
         let start = region.base & !(SIZE_4K - 1);
         let end = region.end().next_multiple_of(SIZE_4K);
-        let kind = if region.kind == MemoryKind::Framebuffer {
-            MappingKind::Framebuffer
-        } else {
-            MappingKind::DirectMap
+        let kind = match region.kind {
+            MemoryKind::Framebuffer => MappingKind::Framebuffer,
+            // The nucleus image (and boot modules) must not get a writable
+            // alias beside its executable text: read-only here.
+            MemoryKind::ExecutableAndModules => MappingKind::Rodata,
+            _ => MappingKind::DirectMap,
         };
         for (phys, size) in
             paging::split_into_pages(start, end - start, boot.hhdm_offset, boot.allow_1g_pages)
@@ -286,14 +288,41 @@ fn map_page(
             }
         }
     }
-    let flags = PageTableFlags::from_bits_truncate(flags);
-    let counter = match size {
-        SIZE_1G if one::<Size1GiB>(table, frames, virt, phys, flags) => &mut stats.pages_1g,
-        SIZE_2M if one::<Size2MiB>(table, frames, virt, phys, flags) => &mut stats.pages_2m,
-        SIZE_4K if one::<Size4KiB>(table, frames, virt, phys, flags) => &mut stats.pages_4k,
-        _ => return,
+    let pte_flags = PageTableFlags::from_bits_truncate(flags);
+    let (mapped, counter, smaller) = match size {
+        SIZE_1G => (
+            one::<Size1GiB>(table, frames, virt, phys, pte_flags),
+            &mut stats.pages_1g,
+            SIZE_2M,
+        ),
+        SIZE_2M => (
+            one::<Size2MiB>(table, frames, virt, phys, pte_flags),
+            &mut stats.pages_2m,
+            SIZE_4K,
+        ),
+        _ => (
+            one::<Size4KiB>(table, frames, virt, phys, pte_flags),
+            &mut stats.pages_4k,
+            0,
+        ),
     };
-    *counter += 1;
+    if mapped {
+        *counter += 1;
+    } else if smaller != 0 {
+        // Part of the range is already mapped (a neighbouring region's
+        // rounded edge): map the rest with smaller pages rather than drop it.
+        for offset in (0..size).step_by(smaller as usize) {
+            map_page(
+                table,
+                frames,
+                virt + offset,
+                phys + offset,
+                smaller,
+                flags,
+                stats,
+            );
+        }
+    }
 }
 
 /// Loads the PAT and switches to the nucleus's table: the one CR3 write.
@@ -301,13 +330,16 @@ fn activate(table: OffsetPageTable<'static>) -> u64 {
     let pml4_virt = table.level_4_table() as *const PageTable as u64;
     let pml4_phys = pml4_virt - HHDM_OFFSET.load(Ordering::Relaxed);
     let frame = PhysFrame::containing_address(PhysAddr::new(pml4_phys));
-    // SAFETY: the PAT value keeps entries 0, 2, 3 (what every existing
-    // mapping uses) and makes entry 1 write-combining, used only by the new
-    // table's framebuffer mapping. The new table maps the running code, its
+    // SAFETY: the PAT value keeps every entry Limine's mappings use (0, 2,
+    // 3, 4, 5) and makes entry 1 write-combining, used only by the new
+    // table's framebuffer mapping; the caches are written back around the
+    // change as the SDM asks. The new table maps the running code, its
     // stack, its data and all RAM at the same addresses as before, so
     // execution continues seamlessly. Toggling CR4.PGE flushes global entries.
     unsafe {
+        core::arch::asm!("wbinvd", options(nostack, preserves_flags));
         Msr::new(IA32_PAT).write(PAT_VALUE);
+        core::arch::asm!("wbinvd", options(nostack, preserves_flags));
         Cr3::write(frame, Cr3::read().1);
         CR3_WRITES.fetch_add(1, Ordering::Relaxed);
         let cr4 = Cr4::read();

@@ -1,4 +1,4 @@
-//! Interrupt and exception entry. Each vector has a naked stub that pushes
+//! Interrupt and exception entry. Every vector has a naked stub that pushes
 //! a uniform frame (a zero error code where the CPU pushes none, then the
 //! vector) and jumps to one common path that saves the registers and calls
 //! [`trap_dispatch`] with the whole frame.
@@ -98,9 +98,33 @@ trap_stubs!(
     vector_29 = 29,
     vector_30 = 30,
     vector_31 = 31,
-    vector_timer = 0x20,
-    vector_spurious = 0xff,
 );
+
+/// First vector that is an interrupt rather than an exception.
+const FIRST_INTERRUPT_VECTOR: usize = 32;
+/// Bytes per stub in [`interrupt_stubs`].
+const INTERRUPT_STUB_SIZE: usize = 16;
+
+/// Stubs for vectors 32-255, each exactly 16 bytes (hand-encoded so the
+/// assembler cannot pick shorter forms): push 0 (no error code), push the
+/// vector as imm32, jmp rel32 to the common path, int3 padding. Every vector
+/// has a gate, so a stray interrupt is reported instead of raising #GP.
+#[unsafe(naked)]
+extern "C" fn interrupt_stubs() {
+    naked_asm!(
+        ".set vector, 32",
+        ".rept 224",
+        ".byte 0x6a, 0x00",
+        ".byte 0x68",
+        ".long vector",
+        ".byte 0xe9",
+        ".long {common} - . - 4",
+        ".byte 0xcc, 0xcc, 0xcc, 0xcc",
+        ".set vector, vector + 1",
+        ".endr",
+        common = sym trap_entry_common,
+    );
+}
 
 /// Saves the general registers under the stub's vector and error code, calls
 /// the dispatcher with a pointer to the frame, restores, and returns. The
@@ -125,8 +149,10 @@ extern "C" fn trap_entry_common() {
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     match frame.vector as u8 {
         TIMER_VECTOR => crate::apic::on_timer_interrupt(),
+        // Spurious interrupts are not acknowledged (the SDM says no EOI).
         SPURIOUS_VECTOR => {}
-        _ => report_and_stop(frame),
+        vector if (vector as usize) < FIRST_INTERRUPT_VECTOR => report_and_stop(frame),
+        vector => crate::apic::on_unexpected_interrupt(vector),
     }
 }
 
@@ -173,6 +199,10 @@ static IDT: Once<[Gate; 256]> = Once::new();
 pub fn init() {
     let idt = IDT.call_once(|| {
         let mut idt = [MISSING_GATE; 256];
+        let first_stub = interrupt_stubs as *const () as usize;
+        for (index, gate) in idt[FIRST_INTERRUPT_VECTOR..].iter_mut().enumerate() {
+            *gate = Gate::interrupt((first_stub + index * INTERRUPT_STUB_SIZE) as u64, None);
+        }
         for &(vector, stub) in STUBS {
             let ist = match vector {
                 2 => Some(NMI_IST),
