@@ -30,11 +30,14 @@ pub enum Scenario {
     Nmi,
     /// `panic!()` in the nucleus.
     Panic,
+    /// Software interrupts on vectors nothing claims: each is reported and
+    /// acknowledged, and the nucleus carries on.
+    StrayInterrupt,
 }
 
 impl Scenario {
     /// Every scenario with its command-line name.
-    pub const ALL: [(Scenario, &'static str); 10] = [
+    pub const ALL: [(Scenario, &'static str); 11] = [
         (Scenario::Idle, "idle"),
         (Scenario::Ticks, "ticks"),
         (Scenario::Breakpoint, "breakpoint"),
@@ -45,6 +48,7 @@ impl Scenario {
         (Scenario::StackOverflow, "stack-overflow"),
         (Scenario::Nmi, "nmi"),
         (Scenario::Panic, "panic"),
+        (Scenario::StrayInterrupt, "stray-interrupt"),
     ];
 
     pub fn from_name(name: &str) -> Option<Scenario> {
@@ -113,7 +117,7 @@ impl core::fmt::Display for CmdlineError<'_> {
 }
 
 const SCENARIO_NAMES: &str = "idle, ticks, breakpoint, page-fault, divide-error, invalid-opcode, \
-     general-protection, stack-overflow, nmi or panic";
+     general-protection, stack-overflow, nmi, panic or stray-interrupt";
 
 /// Parses `line`, calling `on_error` for each option that is ignored.
 pub fn parse<'a>(line: &'a str, mut on_error: impl FnMut(CmdlineError<'a>)) -> BootOptions {

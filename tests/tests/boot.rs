@@ -108,6 +108,13 @@ on_bios_and_uefi! {
         run.assert_exit(ExitCode::Failure);
         run.assert_contains("PANIC: panic requested on the command line at nucleus/src/scenario.rs:");
     };
+    stray_interrupts_are_acknowledged_and_survived => |f| {
+        let run = boot(f, "qemu-exit scenario=stray-interrupt");
+        run.assert_exit(ExitCode::Success);
+        run.assert_contains("apic: unexpected interrupt on vector 0x40 (1 so far), acknowledged");
+        run.assert_contains("apic: unexpected interrupt on vector 0xfe (2 so far), acknowledged");
+        run.assert_contains("scenario: carried on after stray interrupts");
+    };
     bad_cmdline_options_are_reported_and_ignored => |f| {
         let run = boot(f, "qemu-exit scenario=ticks verbose tick_hz=5");
         run.assert_exit(ExitCode::Success);
