@@ -1,0 +1,493 @@
+//! Submission and completion entries as plain values. The ring holds them as
+//! words of atomics ([`SqeSlot`](crate::ring::SqeSlot)); these are the
+//! copies each side works on. Byte offsets are those of docs/abi.md, in
+//! little-endian words.
+
+use crate::error::TransportError;
+
+/// What an SQE asks for. The SQE keeps the raw byte, since a guest may send
+/// any value; this is the decoded form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Opcode {
+    /// Does nothing; completes with result 0. Useful to measure the ring.
+    Nop = 0,
+    /// Calls a method of a capability.
+    Call = 1,
+    /// Drops a capability from the caller's table.
+    Release = 2,
+    /// Waits for a call on an endpoint capability the caller serves.
+    Recv = 3,
+    /// Answers a call that RECV delivered.
+    Return = 4,
+}
+
+impl Opcode {
+    pub const ALL: [Opcode; 5] = [
+        Opcode::Nop,
+        Opcode::Call,
+        Opcode::Release,
+        Opcode::Recv,
+        Opcode::Return,
+    ];
+
+    pub const fn from_u8(raw: u8) -> Option<Opcode> {
+        match raw {
+            0 => Some(Opcode::Nop),
+            1 => Some(Opcode::Call),
+            2 => Some(Opcode::Release),
+            3 => Some(Opcode::Recv),
+            4 => Some(Opcode::Return),
+            _ => None,
+        }
+    }
+}
+
+/// A guest buffer: `len` bytes at `addr`. `len == 0` means "no buffer" and
+/// then `addr` must be 0 too.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Buffer {
+    pub addr: u64,
+    pub len: u32,
+}
+
+impl Buffer {
+    pub const NONE: Buffer = Buffer { addr: 0, len: 0 };
+
+    pub const fn new(addr: u64, len: u32) -> Buffer {
+        Buffer { addr, len }
+    }
+
+    pub const fn is_none(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// A submission queue entry (64 bytes in the ring). Every field is public and
+/// raw because this is what a guest wrote, valid or not; the nucleus turns it
+/// into a typed [`Request`](crate::validate::Request) with
+/// [`validate`](crate::validate::validate).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Sqe {
+    /// Byte 0: an [`Opcode`] as sent.
+    pub opcode: u8,
+    /// Byte 1: must be 0 in ABI version 1.
+    pub flags: u8,
+    /// Bytes 2-3: must be 0.
+    pub reserved0: u16,
+    /// Bytes 4-7: a raw [`CapId`](crate::cap::CapId); 0 is none.
+    pub cap: u32,
+    /// Bytes 8-15: opaque to the nucleus, echoed in the completion.
+    pub user_data: u64,
+    /// Bytes 16-17: method ordinal within the capability's interface (CALL).
+    pub method: u16,
+    /// Bytes 18-19: must be 0.
+    pub reserved1: u16,
+    /// Bytes 20-23.
+    pub params_len: u32,
+    /// Bytes 24-31.
+    pub params_addr: u64,
+    /// Bytes 32-39.
+    pub results_addr: u64,
+    /// Bytes 40-43.
+    pub results_len: u32,
+    /// Bytes 44-47: must be 0.
+    pub reserved2: u32,
+    /// Bytes 48-55: the call token a RECV delivered (RETURN only).
+    pub token: u64,
+    /// Bytes 56-63: must be 0.
+    pub reserved3: u64,
+}
+
+impl Sqe {
+    pub const BYTES: usize = 64;
+    pub const WORDS: usize = 8;
+
+    pub const fn nop(user_data: u64) -> Sqe {
+        Sqe {
+            opcode: Opcode::Nop as u8,
+            flags: 0,
+            reserved0: 0,
+            cap: 0,
+            user_data,
+            method: 0,
+            reserved1: 0,
+            params_len: 0,
+            params_addr: 0,
+            results_addr: 0,
+            results_len: 0,
+            reserved2: 0,
+            token: 0,
+            reserved3: 0,
+        }
+    }
+
+    pub const fn call(
+        cap: u32,
+        method: u16,
+        params: Buffer,
+        results: Buffer,
+        user_data: u64,
+    ) -> Sqe {
+        Sqe {
+            opcode: Opcode::Call as u8,
+            cap,
+            method,
+            params_addr: params.addr,
+            params_len: params.len,
+            results_addr: results.addr,
+            results_len: results.len,
+            ..Sqe::nop(user_data)
+        }
+    }
+
+    pub const fn release(cap: u32, user_data: u64) -> Sqe {
+        Sqe {
+            opcode: Opcode::Release as u8,
+            cap,
+            ..Sqe::nop(user_data)
+        }
+    }
+
+    /// Waits on endpoint `cap` for a call; its params arrive in `buffer`.
+    pub const fn recv(cap: u32, buffer: Buffer, user_data: u64) -> Sqe {
+        Sqe {
+            opcode: Opcode::Recv as u8,
+            cap,
+            results_addr: buffer.addr,
+            results_len: buffer.len,
+            ..Sqe::nop(user_data)
+        }
+    }
+
+    /// Answers the call that RECV on `cap` delivered with `token`; `reply`
+    /// holds the results message.
+    pub const fn return_call(cap: u32, token: u64, reply: Buffer, user_data: u64) -> Sqe {
+        Sqe {
+            opcode: Opcode::Return as u8,
+            cap,
+            token,
+            params_addr: reply.addr,
+            params_len: reply.len,
+            ..Sqe::nop(user_data)
+        }
+    }
+
+    pub const fn params(&self) -> Buffer {
+        Buffer::new(self.params_addr, self.params_len)
+    }
+
+    pub const fn results(&self) -> Buffer {
+        Buffer::new(self.results_addr, self.results_len)
+    }
+
+    /// The eight little-endian words as stored in an [`SqeSlot`](crate::ring::SqeSlot).
+    pub const fn to_words(&self) -> [u64; 8] {
+        [
+            self.opcode as u64
+                | (self.flags as u64) << 8
+                | (self.reserved0 as u64) << 16
+                | (self.cap as u64) << 32,
+            self.user_data,
+            self.method as u64 | (self.reserved1 as u64) << 16 | (self.params_len as u64) << 32,
+            self.params_addr,
+            self.results_addr,
+            self.results_len as u64 | (self.reserved2 as u64) << 32,
+            self.token,
+            self.reserved3,
+        ]
+    }
+
+    /// Any eight words are an SQE; whether it is a valid one is
+    /// [`validate`](crate::validate::validate)'s question.
+    pub const fn from_words(words: [u64; 8]) -> Sqe {
+        Sqe {
+            opcode: words[0] as u8,
+            flags: (words[0] >> 8) as u8,
+            reserved0: (words[0] >> 16) as u16,
+            cap: (words[0] >> 32) as u32,
+            user_data: words[1],
+            method: words[2] as u16,
+            reserved1: (words[2] >> 16) as u16,
+            params_len: (words[2] >> 32) as u32,
+            params_addr: words[3],
+            results_addr: words[4],
+            results_len: words[5] as u32,
+            reserved2: (words[5] >> 32) as u32,
+            token: words[6],
+            reserved3: words[7],
+        }
+    }
+
+    pub fn to_bytes(&self) -> [u8; 64] {
+        words_to_bytes(self.to_words())
+    }
+
+    pub fn from_bytes(bytes: &[u8; 64]) -> Sqe {
+        Sqe::from_words(bytes_to_words(bytes))
+    }
+}
+
+/// CQE flag bit 0: the results buffer holds an
+/// [`Exception`](crate::message::Exception) from the service, and `result` is
+/// its length.
+pub const CQE_EXCEPTION: u32 = 1;
+
+/// A completion queue entry (32 bytes in the ring).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Cqe {
+    /// Bytes 0-7: the SQE's `user_data`.
+    pub user_data: u64,
+    /// Bytes 8-11: bytes written to the results buffer (>= 0) or a
+    /// [`TransportError`] code (< 0).
+    pub result: i32,
+    /// Bytes 12-15: [`CQE_EXCEPTION`] or 0.
+    pub flags: u32,
+    /// Bytes 16-23: RECV: the call token; a CALL that returns a capability:
+    /// its raw CapId; otherwise 0.
+    pub aux: u64,
+    /// Bytes 24-31: 0.
+    pub reserved: u64,
+}
+
+/// What a completion says, decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Success: this many bytes of results were written.
+    Done { written: u32, aux: u64 },
+    /// The service raised an exception; it is `len` bytes in the results buffer.
+    Exception { len: u32 },
+    /// The call was not delivered.
+    Failed(TransportError),
+    /// A result or flags this ABI version does not define.
+    Unknown { result: i32, flags: u32 },
+}
+
+impl Cqe {
+    pub const BYTES: usize = 32;
+    pub const WORDS: usize = 4;
+
+    pub const fn done(user_data: u64, written: u32, aux: u64) -> Cqe {
+        Cqe {
+            user_data,
+            result: written as i32,
+            flags: 0,
+            aux,
+            reserved: 0,
+        }
+    }
+
+    pub const fn exception(user_data: u64, len: u32) -> Cqe {
+        Cqe {
+            user_data,
+            result: len as i32,
+            flags: CQE_EXCEPTION,
+            aux: 0,
+            reserved: 0,
+        }
+    }
+
+    pub const fn failed(user_data: u64, error: TransportError) -> Cqe {
+        Cqe {
+            user_data,
+            result: error.code(),
+            flags: 0,
+            aux: 0,
+            reserved: 0,
+        }
+    }
+
+    pub const fn outcome(&self) -> Outcome {
+        match (self.result, self.flags) {
+            (result, 0) if result >= 0 => Outcome::Done {
+                written: result as u32,
+                aux: self.aux,
+            },
+            (result, CQE_EXCEPTION) if result >= 0 => Outcome::Exception { len: result as u32 },
+            (result, 0) => match TransportError::from_code(result) {
+                Some(error) => Outcome::Failed(error),
+                None => Outcome::Unknown { result, flags: 0 },
+            },
+            (result, flags) => Outcome::Unknown { result, flags },
+        }
+    }
+
+    pub const fn to_words(&self) -> [u64; 4] {
+        [
+            self.user_data,
+            self.result as u32 as u64 | (self.flags as u64) << 32,
+            self.aux,
+            self.reserved,
+        ]
+    }
+
+    pub const fn from_words(words: [u64; 4]) -> Cqe {
+        Cqe {
+            user_data: words[0],
+            result: words[1] as u32 as i32,
+            flags: (words[1] >> 32) as u32,
+            aux: words[2],
+            reserved: words[3],
+        }
+    }
+
+    pub fn to_bytes(&self) -> [u8; 32] {
+        words_to_bytes(self.to_words())
+    }
+
+    pub fn from_bytes(bytes: &[u8; 32]) -> Cqe {
+        Cqe::from_words(bytes_to_words(bytes))
+    }
+}
+
+fn words_to_bytes<const W: usize, const B: usize>(words: [u64; W]) -> [u8; B] {
+    let mut bytes = [0; B];
+    for (chunk, word) in bytes.chunks_exact_mut(8).zip(words) {
+        chunk.copy_from_slice(&word.to_le_bytes());
+    }
+    bytes
+}
+
+fn bytes_to_words<const W: usize, const B: usize>(bytes: &[u8; B]) -> [u64; W] {
+    let mut words = [0; W];
+    for (word, chunk) in words.iter_mut().zip(bytes.chunks_exact(8)) {
+        let mut le = [0; 8];
+        le.copy_from_slice(chunk);
+        *word = u64::from_le_bytes(le);
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Every field at the byte offset docs/abi.md gives.
+    #[test]
+    fn sqe_fields_sit_at_their_documented_offsets() {
+        let sqe = Sqe {
+            opcode: 0x01,
+            flags: 0x02,
+            reserved0: 0x0403,
+            cap: 0x0807_0605,
+            user_data: 0x100f_0e0d_0c0b_0a09,
+            method: 0x1211,
+            reserved1: 0x1413,
+            params_len: 0x1817_1615,
+            params_addr: 0x201f_1e1d_1c1b_1a19,
+            results_addr: 0x2827_2625_2423_2221,
+            results_len: 0x2c2b_2a29,
+            reserved2: 0x302f_2e2d,
+            token: 0x3837_3635_3433_3231,
+            reserved3: 0x403f_3e3d_3c3b_3a39,
+        };
+        let bytes = sqe.to_bytes();
+        for (offset, byte) in bytes.iter().enumerate() {
+            assert_eq!(*byte as usize, offset + 1, "byte {offset}");
+        }
+        assert_eq!(Sqe::from_bytes(&bytes), sqe);
+    }
+
+    #[test]
+    fn cqe_fields_sit_at_their_documented_offsets() {
+        let cqe = Cqe {
+            user_data: 0x0807_0605_0403_0201,
+            result: 0x0c0b_0a09,
+            flags: 0x100f_0e0d,
+            aux: 0x1817_1615_1413_1211,
+            reserved: 0x201f_1e1d_1c1b_1a19,
+        };
+        let bytes = cqe.to_bytes();
+        for (offset, byte) in bytes.iter().enumerate() {
+            assert_eq!(*byte as usize, offset + 1, "byte {offset}");
+        }
+        assert_eq!(Cqe::from_bytes(&bytes), cqe);
+    }
+
+    #[test]
+    fn constructors_fill_the_fields_each_opcode_uses() {
+        let params = Buffer::new(0x1000, 16);
+        let results = Buffer::new(0x2000, 64);
+        let call = Sqe::call(0x1_0002, 3, params, results, 7);
+        assert_eq!(Opcode::from_u8(call.opcode), Some(Opcode::Call));
+        assert_eq!((call.cap, call.method, call.user_data), (0x1_0002, 3, 7));
+        assert_eq!((call.params(), call.results()), (params, results));
+        let recv = Sqe::recv(5, results, 8);
+        assert_eq!((recv.results(), recv.params()), (results, Buffer::NONE));
+        let ret = Sqe::return_call(5, 99, params, 9);
+        assert_eq!(
+            (ret.token, ret.params(), ret.results()),
+            (99, params, Buffer::NONE)
+        );
+        assert_eq!(Sqe::release(5, 1).opcode, Opcode::Release as u8);
+        assert_eq!(Sqe::nop(4).to_words(), [0, 4, 0, 0, 0, 0, 0, 0]);
+    }
+
+    #[test]
+    fn opcodes_decode_and_nothing_else_does() {
+        for op in Opcode::ALL {
+            assert_eq!(Opcode::from_u8(op as u8), Some(op));
+        }
+        for raw in 5..=u8::MAX {
+            assert_eq!(Opcode::from_u8(raw), None);
+        }
+    }
+
+    #[test]
+    fn outcomes() {
+        assert_eq!(
+            Cqe::done(1, 40, 0x1_0003).outcome(),
+            Outcome::Done {
+                written: 40,
+                aux: 0x1_0003
+            }
+        );
+        assert_eq!(
+            Cqe::exception(1, 32).outcome(),
+            Outcome::Exception { len: 32 }
+        );
+        assert_eq!(
+            Cqe::failed(1, TransportError::StaleCap).outcome(),
+            Outcome::Failed(TransportError::StaleCap)
+        );
+        let odd = Cqe {
+            result: -100,
+            ..Cqe::default()
+        };
+        assert_eq!(
+            odd.outcome(),
+            Outcome::Unknown {
+                result: -100,
+                flags: 0
+            }
+        );
+        let odd_flags = Cqe {
+            flags: 6,
+            ..Cqe::default()
+        };
+        assert_eq!(
+            odd_flags.outcome(),
+            Outcome::Unknown {
+                result: 0,
+                flags: 6
+            }
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn sqe_words_round_trip(words in any::<[u64; 8]>()) {
+            let sqe = Sqe::from_words(words);
+            prop_assert_eq!(sqe.to_words(), words);
+            prop_assert_eq!(Sqe::from_bytes(&sqe.to_bytes()), sqe);
+        }
+
+        #[test]
+        fn cqe_words_round_trip(words in any::<[u64; 4]>()) {
+            let cqe = Cqe::from_words(words);
+            prop_assert_eq!(cqe.to_words(), words);
+            prop_assert_eq!(Cqe::from_bytes(&cqe.to_bytes()), cqe);
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! The capability-ring call boundary, shared by the nucleus and by guests:
+//! the ring's memory layout and its four ends, SQEs and CQEs, the checks an
+//! SQE must pass, CapIds and the per-guest capability table, transport
+//! error codes, and the Cap'n Proto interfaces with their messages.
+//!
+//! Pure and `no_std` (with `alloc`), and free of `unsafe`: the ring is made
+//! of atomics, so both sides use it with safe code while the other writes
+//! it. Turning a guest's ring pages into a `&RingHeader` is the nucleus's one
+//! `unsafe` step, not this crate's. docs/abi.md is the ABI byte by byte.
+#![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
+
+pub mod cap;
+pub mod entry;
+pub mod error;
+pub mod interfaces;
+pub mod message;
+pub mod ring;
+pub mod validate;
+
+pub use cap::{CapId, CapTable};
+pub use entry::{Buffer, CQE_EXCEPTION, Cqe, Opcode, Outcome, Sqe};
+pub use error::TransportError;
+pub use interfaces::{Interface, Method, MethodId};
+pub use message::{Exception, ExceptionCode, Message};
+pub use ring::{
+    CompletionProducer, CompletionQueue, CqReservation, CqeSlot, OwnedRing, QueueFull, RingError,
+    RingHeader, RingLayout, SqeSlot, SubmissionConsumer, SubmissionQueue,
+};
+pub use validate::{CallerMemory, MAX_MESSAGE_BYTES, Region, Request, validate};
+
+/// Rust generated from `schema/*.capnp` by `capnpc` at build time. The
+/// interfaces' RPC client and server types build under `no_std` too, but
+/// nothing here uses them: the ring replaces Cap'n Proto RPC, and only the
+/// params and results structs (and the interface ids) matter.
+#[allow(clippy::all, clippy::pedantic, unused, unreachable_pub, missing_docs)]
+pub mod schema {
+    pub mod exception_capnp {
+        include!(concat!(env!("OUT_DIR"), "/exception_capnp.rs"));
+    }
+    pub mod console_capnp {
+        include!(concat!(env!("OUT_DIR"), "/console_capnp.rs"));
+    }
+    pub mod timer_capnp {
+        include!(concat!(env!("OUT_DIR"), "/timer_capnp.rs"));
+    }
+    pub mod entropy_capnp {
+        include!(concat!(env!("OUT_DIR"), "/entropy_capnp.rs"));
+    }
+    pub mod boot_info_capnp {
+        include!(concat!(env!("OUT_DIR"), "/boot_info_capnp.rs"));
+    }
+    pub mod guest_control_capnp {
+        include!(concat!(env!("OUT_DIR"), "/guest_control_capnp.rs"));
+    }
+}

@@ -1,0 +1,585 @@
+//! Turning an SQE a guest wrote into a request the nucleus can act on.
+//!
+//! [`validate`] works on a copy of the SQE (see
+//! [`SubmissionConsumer::pop`](crate::ring::SubmissionConsumer::pop)): a
+//! guest thread on another CPU can rewrite the ring slot at any moment, and
+//! only a private copy stays the SQE that was checked.
+//!
+//! Checks run in a fixed order, so every SQE has exactly one answer:
+//! 1. the opcode is known (`UnknownOpcode`);
+//! 2. flags, reserved fields and every field the opcode does not use are 0,
+//!    and a zero-length buffer has address 0 (`ReservedNotZero`);
+//! 3. lengths are at most [`MAX_MESSAGE_BYTES`] (`MessageTooLarge`);
+//! 4. buffers lie inside the caller's memory (`BufferOutsideCaller`);
+//! 5. the capability (and RETURN's token) is not null (`InvalidCap`).
+//!
+//! What validation cannot know is left to the nucleus, in this order: the
+//! CapId in the caller's table (`InvalidCap`, `StaleCap`), the capability's
+//! kind (`WrongCapKind`), the method (`UnknownMethod`), the params message
+//! (`MalformedMessage`), and whether the results fit (`ResultsTooSmall`).
+
+use core::ops::Range;
+
+use crate::cap::CapId;
+use crate::entry::{Buffer, Opcode, Sqe};
+use crate::error::TransportError;
+
+/// The largest params or results message, in bytes.
+pub const MAX_MESSAGE_BYTES: u32 = 65536;
+
+/// The memory a caller may name in its buffers.
+pub trait CallerMemory {
+    /// Whether every byte of `range` is the caller's own. Only asked for
+    /// non-empty ranges that do not wrap around the address space.
+    fn contains(&self, range: Range<u64>) -> bool;
+}
+
+/// One contiguous region of caller memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region {
+    pub base: u64,
+    pub size: u64,
+}
+
+impl CallerMemory for Region {
+    fn contains(&self, range: Range<u64>) -> bool {
+        range.start >= self.base && range.end >= range.start && range.end - self.base <= self.size
+    }
+}
+
+/// A caller with several regions: a buffer must fit inside one of them.
+impl CallerMemory for [Region] {
+    fn contains(&self, range: Range<u64>) -> bool {
+        self.iter().any(|region| region.contains(range.clone()))
+    }
+}
+
+/// A validated SQE. Buffers are known to be inside the caller and at most
+/// [`MAX_MESSAGE_BYTES`]; `None` means the SQE named no buffer. The SQE's
+/// `user_data` is not repeated here: the nucleus echoes it from the SQE copy
+/// whether or not validation succeeds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Request {
+    Nop,
+    Call {
+        cap: CapId,
+        method: u16,
+        /// No params reads as the all-default params struct.
+        params: Option<Buffer>,
+        results: Option<Buffer>,
+    },
+    Release {
+        cap: CapId,
+    },
+    Recv {
+        cap: CapId,
+        /// Where the incoming call's params go.
+        buffer: Buffer,
+    },
+    Return {
+        cap: CapId,
+        token: u64,
+        /// The results message; `None` reads as the all-default results struct.
+        reply: Option<Buffer>,
+    },
+}
+
+/// Checks an SQE copy against ABI version 1 and the caller's memory. Never
+/// panics, whatever the SQE holds.
+pub fn validate(
+    sqe: &Sqe,
+    caller: &(impl CallerMemory + ?Sized),
+) -> Result<Request, TransportError> {
+    let opcode = Opcode::from_u8(sqe.opcode).ok_or(TransportError::UnknownOpcode)?;
+
+    // 2. Nothing set that this opcode does not read.
+    let reserved_clear = sqe.flags == 0
+        && sqe.reserved0 == 0
+        && sqe.reserved1 == 0
+        && sqe.reserved2 == 0
+        && sqe.reserved3 == 0;
+    let params_used = matches!(opcode, Opcode::Call | Opcode::Return);
+    let results_used = matches!(opcode, Opcode::Call | Opcode::Recv);
+    let unused_clear = (opcode != Opcode::Nop || sqe.cap == 0)
+        && (opcode == Opcode::Call || sqe.method == 0)
+        && (opcode == Opcode::Return || sqe.token == 0)
+        && (params_used || is_zero(sqe.params()))
+        && (results_used || is_zero(sqe.results()))
+        && (sqe.params_len != 0 || sqe.params_addr == 0)
+        && (sqe.results_len != 0 || sqe.results_addr == 0);
+    if !reserved_clear || !unused_clear {
+        return Err(TransportError::ReservedNotZero);
+    }
+
+    // 3. Sizes.
+    if sqe.params_len > MAX_MESSAGE_BYTES || sqe.results_len > MAX_MESSAGE_BYTES {
+        return Err(TransportError::MessageTooLarge);
+    }
+
+    // 4. Ranges. A RECV must name somewhere for the call to arrive.
+    if opcode == Opcode::Recv && sqe.results_len == 0 {
+        return Err(TransportError::BufferOutsideCaller);
+    }
+    let params = inside_caller(sqe.params(), caller)?;
+    let results = inside_caller(sqe.results(), caller)?;
+
+    // 5. Null capability (and null call token).
+    let cap = CapId::from_raw(sqe.cap);
+    let needs_cap = || cap.ok_or(TransportError::InvalidCap);
+    Ok(match opcode {
+        Opcode::Nop => Request::Nop,
+        Opcode::Call => Request::Call {
+            cap: needs_cap()?,
+            method: sqe.method,
+            params,
+            results,
+        },
+        Opcode::Release => Request::Release { cap: needs_cap()? },
+        Opcode::Recv => Request::Recv {
+            cap: needs_cap()?,
+            buffer: results.ok_or(TransportError::BufferOutsideCaller)?,
+        },
+        Opcode::Return => {
+            let cap = needs_cap()?;
+            if sqe.token == 0 {
+                // The token is a one-shot reply capability; 0 names no call.
+                return Err(TransportError::InvalidCap);
+            }
+            Request::Return {
+                cap,
+                token: sqe.token,
+                reply: params,
+            }
+        }
+    })
+}
+
+fn is_zero(buffer: Buffer) -> bool {
+    buffer.addr == 0 && buffer.len == 0
+}
+
+/// `None` for no buffer; the buffer if all of it is the caller's.
+fn inside_caller(
+    buffer: Buffer,
+    caller: &(impl CallerMemory + ?Sized),
+) -> Result<Option<Buffer>, TransportError> {
+    if buffer.len == 0 {
+        return Ok(None);
+    }
+    let end = buffer
+        .addr
+        .checked_add(buffer.len as u64)
+        .ok_or(TransportError::BufferOutsideCaller)?;
+    if caller.contains(buffer.addr..end) {
+        Ok(Some(buffer))
+    } else {
+        Err(TransportError::BufferOutsideCaller)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const CALLER: Region = Region {
+        base: 0x40_0000,
+        size: 0x10_0000,
+    };
+    const PARAMS: Buffer = Buffer::new(0x40_1000, 64);
+    const RESULTS: Buffer = Buffer::new(0x40_2000, 256);
+    const CAP: u32 = 0x1_0003;
+
+    fn cap() -> CapId {
+        CapId::from_raw(CAP).unwrap()
+    }
+
+    fn call() -> Sqe {
+        Sqe::call(CAP, 2, PARAMS, RESULTS, 77)
+    }
+
+    fn check(sqe: Sqe) -> Result<Request, TransportError> {
+        validate(&sqe, &CALLER)
+    }
+
+    #[test]
+    fn well_formed_requests_pass() {
+        assert_eq!(check(Sqe::nop(1)), Ok(Request::Nop));
+        assert_eq!(
+            check(call()),
+            Ok(Request::Call {
+                cap: cap(),
+                method: 2,
+                params: Some(PARAMS),
+                results: Some(RESULTS)
+            })
+        );
+        assert_eq!(
+            check(Sqe::call(CAP, 0, Buffer::NONE, Buffer::NONE, 0)),
+            Ok(Request::Call {
+                cap: cap(),
+                method: 0,
+                params: None,
+                results: None
+            })
+        );
+        assert_eq!(
+            check(Sqe::release(CAP, 1)),
+            Ok(Request::Release { cap: cap() })
+        );
+        assert_eq!(
+            check(Sqe::recv(CAP, RESULTS, 1)),
+            Ok(Request::Recv {
+                cap: cap(),
+                buffer: RESULTS
+            })
+        );
+        assert_eq!(
+            check(Sqe::return_call(CAP, 9, PARAMS, 1)),
+            Ok(Request::Return {
+                cap: cap(),
+                token: 9,
+                reply: Some(PARAMS)
+            })
+        );
+        assert_eq!(
+            check(Sqe::return_call(CAP, 9, Buffer::NONE, 1)),
+            Ok(Request::Return {
+                cap: cap(),
+                token: 9,
+                reply: None
+            })
+        );
+    }
+
+    #[test]
+    fn unknown_opcodes() {
+        for opcode in [5, 6, 0x7f, 0xff] {
+            let sqe = Sqe {
+                opcode,
+                ..Sqe::nop(0)
+            };
+            assert_eq!(check(sqe), Err(TransportError::UnknownOpcode));
+        }
+        // The opcode is checked before anything else.
+        let garbage = Sqe::from_words([0xff, 1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(check(garbage), Err(TransportError::UnknownOpcode));
+    }
+
+    #[test]
+    fn flags_and_reserved_fields_must_be_zero_for_every_opcode() {
+        let valid = [
+            Sqe::nop(1),
+            call(),
+            Sqe::release(CAP, 1),
+            Sqe::recv(CAP, RESULTS, 1),
+            Sqe::return_call(CAP, 9, PARAMS, 1),
+        ];
+        let breakers: [fn(&mut Sqe); 5] = [
+            |s| s.flags = 1,
+            |s| s.reserved0 = 1,
+            |s| s.reserved1 = 0x8000,
+            |s| s.reserved2 = 1,
+            |s| s.reserved3 = 1 << 63,
+        ];
+        for sqe in valid {
+            for breaker in breakers {
+                let mut broken = sqe;
+                breaker(&mut broken);
+                assert_eq!(
+                    check(broken),
+                    Err(TransportError::ReservedNotZero),
+                    "{broken:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn fields_an_opcode_does_not_use_must_be_zero() {
+        let nop_with = |f: fn(&mut Sqe)| {
+            let mut sqe = Sqe::nop(5);
+            f(&mut sqe);
+            check(sqe)
+        };
+        assert_eq!(
+            nop_with(|s| s.cap = CAP),
+            Err(TransportError::ReservedNotZero)
+        );
+        assert_eq!(
+            nop_with(|s| s.method = 1),
+            Err(TransportError::ReservedNotZero)
+        );
+        assert_eq!(
+            nop_with(|s| s.params_len = 8),
+            Err(TransportError::ReservedNotZero)
+        );
+        assert_eq!(
+            nop_with(|s| s.results_addr = 8),
+            Err(TransportError::ReservedNotZero)
+        );
+        assert_eq!(
+            nop_with(|s| s.token = 1),
+            Err(TransportError::ReservedNotZero)
+        );
+
+        let call_with_token = Sqe { token: 4, ..call() };
+        assert_eq!(check(call_with_token), Err(TransportError::ReservedNotZero));
+
+        let release_with = |f: fn(&mut Sqe)| {
+            let mut sqe = Sqe::release(CAP, 5);
+            f(&mut sqe);
+            check(sqe)
+        };
+        assert_eq!(
+            release_with(|s| s.method = 1),
+            Err(TransportError::ReservedNotZero)
+        );
+        assert_eq!(
+            release_with(|s| s.params_addr = PARAMS.addr),
+            Err(TransportError::ReservedNotZero)
+        );
+        assert_eq!(
+            release_with(|s| s.results_len = 1),
+            Err(TransportError::ReservedNotZero)
+        );
+        assert_eq!(
+            release_with(|s| s.token = 1),
+            Err(TransportError::ReservedNotZero)
+        );
+
+        let recv_with = |f: fn(&mut Sqe)| {
+            let mut sqe = Sqe::recv(CAP, RESULTS, 5);
+            f(&mut sqe);
+            check(sqe)
+        };
+        assert_eq!(
+            recv_with(|s| s.method = 3),
+            Err(TransportError::ReservedNotZero)
+        );
+        assert_eq!(
+            recv_with(|s| s.params_len = 8),
+            Err(TransportError::ReservedNotZero)
+        );
+        assert_eq!(
+            recv_with(|s| s.token = 1),
+            Err(TransportError::ReservedNotZero)
+        );
+
+        let return_with = |f: fn(&mut Sqe)| {
+            let mut sqe = Sqe::return_call(CAP, 9, PARAMS, 5);
+            f(&mut sqe);
+            check(sqe)
+        };
+        assert_eq!(
+            return_with(|s| s.method = 3),
+            Err(TransportError::ReservedNotZero)
+        );
+        assert_eq!(
+            return_with(|s| s.results_len = 8),
+            Err(TransportError::ReservedNotZero)
+        );
+        assert_eq!(
+            return_with(|s| s.results_addr = 8),
+            Err(TransportError::ReservedNotZero)
+        );
+    }
+
+    #[test]
+    fn an_empty_buffer_has_address_zero() {
+        let params_addr_only = Sqe::call(CAP, 0, Buffer::new(PARAMS.addr, 0), RESULTS, 0);
+        assert_eq!(
+            check(params_addr_only),
+            Err(TransportError::ReservedNotZero)
+        );
+        let results_addr_only = Sqe::call(CAP, 0, PARAMS, Buffer::new(RESULTS.addr, 0), 0);
+        assert_eq!(
+            check(results_addr_only),
+            Err(TransportError::ReservedNotZero)
+        );
+        let reply_addr_only = Sqe::return_call(CAP, 1, Buffer::new(PARAMS.addr, 0), 0);
+        assert_eq!(check(reply_addr_only), Err(TransportError::ReservedNotZero));
+    }
+
+    #[test]
+    fn messages_over_64_kib_are_refused() {
+        let max = Buffer::new(CALLER.base, MAX_MESSAGE_BYTES);
+        let over = Buffer::new(CALLER.base, MAX_MESSAGE_BYTES + 1);
+        assert!(check(Sqe::call(CAP, 0, max, max, 0)).is_ok());
+        assert_eq!(
+            check(Sqe::call(CAP, 0, over, RESULTS, 0)),
+            Err(TransportError::MessageTooLarge)
+        );
+        assert_eq!(
+            check(Sqe::call(CAP, 0, PARAMS, over, 0)),
+            Err(TransportError::MessageTooLarge)
+        );
+        assert_eq!(
+            check(Sqe::recv(CAP, over, 0)),
+            Err(TransportError::MessageTooLarge)
+        );
+        assert_eq!(
+            check(Sqe::return_call(CAP, 1, over, 0)),
+            Err(TransportError::MessageTooLarge)
+        );
+        // Size comes before range: a huge buffer far outside is "too large".
+        let far = Buffer::new(u64::MAX, u32::MAX);
+        assert_eq!(
+            check(Sqe::call(CAP, 0, far, RESULTS, 0)),
+            Err(TransportError::MessageTooLarge)
+        );
+    }
+
+    #[test]
+    fn buffers_must_lie_inside_the_caller() {
+        let end = CALLER.base + CALLER.size;
+        let last_byte = Buffer::new(end - 1, 1);
+        assert!(check(Sqe::call(CAP, 0, last_byte, last_byte, 0)).is_ok());
+        let outside = [
+            Buffer::new(end, 1),
+            Buffer::new(end - 1, 2),
+            Buffer::new(CALLER.base - 1, 1),
+            Buffer::new(CALLER.base - 1, 16),
+            Buffer::new(0x1000, 8),
+            Buffer::new(u64::MAX - 3, 8),
+            Buffer::new(u64::MAX, 1),
+        ];
+        for buffer in outside {
+            let err = Err(TransportError::BufferOutsideCaller);
+            assert_eq!(
+                check(Sqe::call(CAP, 0, buffer, RESULTS, 0)),
+                err,
+                "{buffer:?}"
+            );
+            assert_eq!(
+                check(Sqe::call(CAP, 0, PARAMS, buffer, 0)),
+                err,
+                "{buffer:?}"
+            );
+            assert_eq!(check(Sqe::recv(CAP, buffer, 0)), err, "{buffer:?}");
+            assert_eq!(
+                check(Sqe::return_call(CAP, 1, buffer, 0)),
+                err,
+                "{buffer:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn recv_needs_a_buffer() {
+        assert_eq!(
+            check(Sqe::recv(CAP, Buffer::NONE, 0)),
+            Err(TransportError::BufferOutsideCaller)
+        );
+    }
+
+    #[test]
+    fn null_capabilities_and_tokens_are_invalid() {
+        assert_eq!(
+            check(Sqe::call(0, 0, PARAMS, RESULTS, 0)),
+            Err(TransportError::InvalidCap)
+        );
+        assert_eq!(check(Sqe::release(0, 0)), Err(TransportError::InvalidCap));
+        assert_eq!(
+            check(Sqe::recv(0, RESULTS, 0)),
+            Err(TransportError::InvalidCap)
+        );
+        assert_eq!(
+            check(Sqe::return_call(0, 1, PARAMS, 0)),
+            Err(TransportError::InvalidCap)
+        );
+        assert_eq!(
+            check(Sqe::return_call(CAP, 0, PARAMS, 0)),
+            Err(TransportError::InvalidCap)
+        );
+        // Ranges come before the capability.
+        let outside = Buffer::new(0x10, 8);
+        assert_eq!(
+            check(Sqe::call(0, 0, outside, RESULTS, 0)),
+            Err(TransportError::BufferOutsideCaller)
+        );
+    }
+
+    #[test]
+    fn several_regions() {
+        let regions = [
+            CALLER,
+            Region {
+                base: 0x100_0000,
+                size: 0x1000,
+            },
+        ];
+        let second = Buffer::new(0x100_0800, 0x800);
+        let straddling = Buffer::new(CALLER.base + CALLER.size - 8, 16);
+        assert!(validate(&Sqe::call(CAP, 0, PARAMS, second, 0), &regions[..]).is_ok());
+        assert_eq!(
+            validate(&Sqe::call(CAP, 0, straddling, RESULTS, 0), &regions[..]),
+            Err(TransportError::BufferOutsideCaller)
+        );
+    }
+
+    #[test]
+    fn a_region_at_the_top_of_memory() {
+        let top = Region {
+            base: u64::MAX - 0xfff,
+            size: 0x1000,
+        };
+        assert!(top.contains(u64::MAX - 0xfff..u64::MAX));
+        assert!(!top.contains(u64::MAX - 0x1000..u64::MAX));
+    }
+
+    proptest! {
+        /// Any 64 bytes: an answer, never a panic, and only ABI codes.
+        #[test]
+        fn arbitrary_sqes_never_panic(bytes in any::<[u8; 64]>()) {
+            let sqe = Sqe::from_bytes(&bytes);
+            match validate(&sqe, &CALLER) {
+                Ok(_) => {}
+                Err(e) => prop_assert!(TransportError::ALL.contains(&e)),
+            }
+        }
+
+        /// The same, with fields biased towards values that pass the earlier
+        /// checks, so the later ones get exercised too.
+        #[test]
+        fn nearly_valid_sqes_never_panic(
+            opcode in 0u8..6,
+            cap in prop_oneof![Just(0u32), Just(CAP), any::<u32>()],
+            method in prop_oneof![Just(0u16), any::<u16>()],
+            params in buffer(),
+            results in buffer(),
+            token in prop_oneof![Just(0u64), any::<u64>()],
+        ) {
+            let sqe = Sqe {
+                opcode,
+                cap,
+                method,
+                params_addr: params.addr,
+                params_len: params.len,
+                results_addr: results.addr,
+                results_len: results.len,
+                token,
+                ..Sqe::nop(0)
+            };
+            match validate(&sqe, &CALLER) {
+                Ok(Request::Call { params: p, results: r, .. }) => {
+                    for b in [p, r].into_iter().flatten() {
+                        prop_assert!(b.len <= MAX_MESSAGE_BYTES);
+                        prop_assert!(CALLER.contains(b.addr..b.addr + b.len as u64));
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => prop_assert!(TransportError::ALL.contains(&e)),
+            }
+        }
+    }
+
+    fn buffer() -> impl Strategy<Value = Buffer> {
+        prop_oneof![
+            Just(Buffer::NONE),
+            (0u64..CALLER.size, 1u32..=MAX_MESSAGE_BYTES)
+                .prop_map(|(offset, len)| Buffer::new(CALLER.base + offset, len)),
+            (any::<u64>(), any::<u32>()).prop_map(|(addr, len)| Buffer::new(addr, len)),
+        ]
+    }
+}
