@@ -2,6 +2,9 @@
 # test. Both install what is missing first (scripts/setup).
 
 NUCLEUS := target/x86_64-unknown-none/release/nucleus
+GUEST_DIR := target/x86_64-unknown-none/release
+# Guests in the default image (Limine modules, started in order).
+GUESTS ?= hello
 IMAGE := build/nucleus.iso
 # Kernel command line of `make image` (see docs/architecture.md, "Command line").
 CMDLINE ?=
@@ -13,11 +16,12 @@ all: image
 setup:
 	@scripts/setup
 
+# The nucleus and every native guest (they share the target).
 nucleus:
-	cargo build --release -p nucleus --target x86_64-unknown-none
+	cargo build --release --target x86_64-unknown-none -p nucleus -p hello -p testers
 
 image: nucleus
-	scripts/build-iso $(NUCLEUS) $(IMAGE) "$(CMDLINE)"
+	scripts/build-iso $(NUCLEUS) $(IMAGE) "$(CMDLINE)" $(addprefix $(GUEST_DIR)/,$(GUESTS))
 	@echo "image: $(IMAGE) (hybrid BIOS/UEFI ISO; write it to a USB stick with dd)"
 
 run: setup image
@@ -29,12 +33,12 @@ run-uefi: setup image
 # Formatting, lints for the host crates and for the nucleus target.
 check:
 	cargo fmt --all --check
-	cargo clippy --workspace --exclude nucleus --all-targets -- -D warnings
-	cargo clippy --release -p nucleus --target x86_64-unknown-none -- -D warnings
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --release --target x86_64-unknown-none -p nucleus -p guest-rt -p hello -p testers -- -D warnings
 
 test: setup check nucleus
 	@scripts/accel >/dev/null
-	cargo test --workspace --exclude nucleus
+	cargo test
 
 clean:
 	cargo clean

@@ -18,6 +18,7 @@ pub mod error;
 pub mod interfaces;
 pub mod message;
 pub mod ring;
+pub mod start;
 pub mod validate;
 
 pub use cap::{CapId, CapTable};

@@ -73,6 +73,11 @@ pub enum MappingKind {
     Mmio,
     /// Linear framebuffer: write-combining.
     Framebuffer,
+    /// Guest pages (ring 3). Not global: a page-table-switching build of the
+    /// nucleus (for comparison) must be able to flush them.
+    UserRead,
+    UserReadWrite,
+    UserReadExecute,
 }
 
 /// Leaf flags for `kind`. Every supervisor mapping is global (it is the same in
@@ -86,6 +91,9 @@ pub fn flags_for(kind: MappingKind) -> u64 {
         MappingKind::Data | MappingKind::DirectMap => base | WRITABLE | NO_EXECUTE,
         MappingKind::Mmio => base | WRITABLE | NO_EXECUTE | NO_CACHE | WRITE_THROUGH,
         MappingKind::Framebuffer => base | WRITABLE | NO_EXECUTE | WRITE_THROUGH,
+        MappingKind::UserRead => PRESENT | USER | NO_EXECUTE,
+        MappingKind::UserReadWrite => PRESENT | USER | WRITABLE | NO_EXECUTE,
+        MappingKind::UserReadExecute => PRESENT | USER,
     }
 }
 
@@ -131,7 +139,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const KINDS: [MappingKind; 6] = [
+    const NUCLEUS_KINDS: [MappingKind; 6] = [
         MappingKind::Text,
         MappingKind::Rodata,
         MappingKind::Data,
@@ -139,10 +147,30 @@ mod tests {
         MappingKind::Mmio,
         MappingKind::Framebuffer,
     ];
+    const USER_KINDS: [MappingKind; 3] = [
+        MappingKind::UserRead,
+        MappingKind::UserReadWrite,
+        MappingKind::UserReadExecute,
+    ];
 
     #[test]
     fn every_kind_obeys_write_xor_execute() {
-        for kind in KINDS {
+        for kind in USER_KINDS {
+            let flags = flags_for(kind);
+            assert!(is_write_xor_execute(flags), "{kind:?}");
+            assert_ne!(
+                flags & bits::USER,
+                0,
+                "{kind:?}: guest pages are user pages"
+            );
+            assert_eq!(
+                flags & bits::GLOBAL,
+                0,
+                "{kind:?}: guest pages are not global"
+            );
+            assert_eq!(memory_type(flags), MemoryType::WriteBack);
+        }
+        for kind in NUCLEUS_KINDS {
             let flags = flags_for(kind);
             assert!(is_write_xor_execute(flags), "{kind:?}");
             assert!(flags & bits::PRESENT != 0);

@@ -85,6 +85,27 @@ impl Features {
         }
     }
 
+    /// The features guests may care about, by name (for BootInfo).
+    pub fn names(&self) -> alloc::vec::Vec<alloc::string::String> {
+        [
+            ("xsave", self.xsave),
+            ("avx", self.avx),
+            ("x2apic", self.x2apic),
+            ("tsc-deadline", self.tsc_deadline),
+            ("invariant-tsc", self.invariant_tsc),
+            ("rdrand", self.rdrand),
+            ("rdseed", self.rdseed),
+            ("smep", self.smep),
+            ("smap", self.smap),
+            ("pku", self.pku),
+            ("pcid", self.pcid),
+        ]
+        .into_iter()
+        .filter(|(_, present)| *present)
+        .map(|(name, _)| name.into())
+        .collect()
+    }
+
     pub fn brand(&self) -> &str {
         core::str::from_utf8(&self.brand).unwrap_or("?").trim_end()
     }
@@ -144,6 +165,16 @@ pub fn enable_fpu(features: &Features) -> Result<FpuState, &'static str> {
     })
 }
 
+static SMAP_ON: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Whether SMAP is on (user copies then need STAC/CLAC).
+pub fn smap_enabled() -> bool {
+    SMAP_ON.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// The FPU configuration chosen at boot; guests' save areas follow it.
+pub static FPU: spin::Once<FpuState> = spin::Once::new();
+
 pub struct Protections {
     pub smep: bool,
     pub smap: bool,
@@ -177,8 +208,63 @@ pub fn enable_protections(features: &Features) -> Result<Protections, &'static s
         Cr0::update(|cr0| cr0.insert(Cr0Flags::WRITE_PROTECT));
         Cr4::write(cr4);
     }
+    SMAP_ON.store(features.smap, core::sync::atomic::Ordering::Relaxed);
     Ok(Protections {
         smep: features.smep,
         smap: features.smap,
     })
+}
+
+/// One guest's x87/SSE/AVX register state while it is not running.
+pub struct FpuArea {
+    bytes: alloc::boxed::Box<[XsaveBlock]>,
+    xsave: bool,
+}
+
+/// XSAVE needs 64-byte alignment.
+#[repr(C, align(64))]
+#[derive(Clone, Copy)]
+struct XsaveBlock([u8; 64]);
+
+impl FpuArea {
+    /// The initial state: default control words, everything else zero.
+    pub fn new(state: &FpuState) -> FpuArea {
+        let blocks = (state.area_bytes as usize).div_ceil(64).max(8);
+        let mut bytes = alloc::vec![XsaveBlock([0; 64]); blocks].into_boxed_slice();
+        // Legacy region: FCW at 0 (0x037f, all x87 exceptions masked),
+        // MXCSR at 24 (0x1f80, all SSE exceptions masked). XSTATE_BV (at 512)
+        // stays 0, so XRSTOR puts every other component in its init state.
+        bytes[0].0[0..2].copy_from_slice(&0x037fu16.to_le_bytes());
+        bytes[0].0[24..28].copy_from_slice(&0x1f80u32.to_le_bytes());
+        FpuArea {
+            bytes,
+            xsave: state.xsave,
+        }
+    }
+
+    pub fn save(&mut self) {
+        let area = self.bytes.as_mut_ptr();
+        // SAFETY: the area is 64-byte aligned and as large as CPUID says the
+        // enabled components need; XSAVE/FXSAVE write only inside it.
+        unsafe {
+            if self.xsave {
+                core::arch::asm!("xsave64 [{}]", in(reg) area, in("eax") u32::MAX, in("edx") u32::MAX, options(nostack));
+            } else {
+                core::arch::asm!("fxsave64 [{}]", in(reg) area, options(nostack));
+            }
+        }
+    }
+
+    pub fn restore(&self) {
+        let area = self.bytes.as_ptr();
+        // SAFETY: the area holds a state saved by `save` or built by `new`,
+        // both valid images for XRSTOR/FXRSTOR (reserved bits zero).
+        unsafe {
+            if self.xsave {
+                core::arch::asm!("xrstor64 [{}]", in(reg) area, in("eax") u32::MAX, in("edx") u32::MAX, options(nostack));
+            } else {
+                core::arch::asm!("fxrstor64 [{}]", in(reg) area, options(nostack));
+            }
+        }
+    }
 }

@@ -42,3 +42,17 @@ fn rdseed() -> Option<u64> {
     }
     (ok == 1).then_some(value)
 }
+
+/// `length` bytes from the hardware source, or `None` without one.
+pub fn fill(length: usize) -> Option<alloc::vec::Vec<u8>> {
+    let sources = SOURCES.get()?;
+    let mut bytes = alloc::vec::Vec::with_capacity(length + 8);
+    while bytes.len() < length {
+        bytes.extend_from_slice(&sources.next_u64()?.to_le_bytes());
+    }
+    bytes.truncate(length);
+    Some(bytes)
+}
+
+/// The sources found at boot.
+pub static SOURCES: spin::Once<EntropySources> = spin::Once::new();

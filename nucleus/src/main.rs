@@ -9,22 +9,28 @@ mod acpi;
 mod apic;
 mod console;
 mod cpu;
+mod domain;
 mod entropy;
 mod fb;
 mod gdt;
+mod guest;
 mod memory;
 mod scenario;
+mod sched;
+mod services;
 mod stacks;
 mod stop;
+mod syscall;
 mod time;
 mod traps;
+mod user;
 
 use limine::BaseRevision;
 use limine::firmware_type::FirmwareType;
 use limine::request::{
     BootloaderInfoRequest, ExecutableAddressRequest, ExecutableFileRequest, FirmwareTypeRequest,
-    FramebufferRequest, HhdmRequest, MemoryMapRequest, RequestsEndMarker, RequestsStartMarker,
-    RsdpRequest,
+    FramebufferRequest, HhdmRequest, MemoryMapRequest, ModuleRequest, RequestsEndMarker,
+    RequestsStartMarker, RsdpRequest,
 };
 use nucleus_core::cmdline;
 use nucleus_core::memmap::Mib;
@@ -60,6 +66,9 @@ static FRAMEBUFFER: FramebufferRequest = FramebufferRequest::new();
 #[used]
 #[unsafe(link_section = ".limine_requests")]
 static RSDP: RsdpRequest = RsdpRequest::new();
+#[used]
+#[unsafe(link_section = ".limine_requests")]
+static MODULES: ModuleRequest = ModuleRequest::new();
 #[used]
 #[unsafe(link_section = ".limine_requests_end")]
 static REQUESTS_END: RequestsEndMarker = RequestsEndMarker::new();
@@ -160,19 +169,21 @@ extern "C" fn boot() -> ! {
         on_off(protections.smep),
         on_off(protections.smap)
     );
-    match cpu::enable_fpu(&features) {
-        Ok(fpu) if fpu.xsave => log!(
+    let fpu = cpu::enable_fpu(&features).unwrap_or_else(|why| panic!("{why}"));
+    match &fpu {
+        fpu if fpu.xsave => log!(
             "fpu: XSAVE with x87, SSE{}; {} byte save area",
             if fpu.avx { ", AVX" } else { "" },
             fpu.area_bytes
         ),
-        Ok(_) => log!("fpu: FXSAVE with x87, SSE (no XSAVE); 512 byte save area"),
-        Err(why) => panic!("{why}"),
+        _ => log!("fpu: FXSAVE with x87, SSE (no XSAVE); 512 byte save area"),
     }
+    cpu::FPU.call_once(|| fpu);
 
     init_memory(&features);
 
     let rsdp = RSDP.get_response().map(|r| r.address() as u64);
+    let mut cpu_count = 1;
     let has_8259 = match rsdp.map(|address| acpi::read_platform(physical(address))) {
         Some(Ok(platform)) => {
             log!(
@@ -186,6 +197,7 @@ extern "C" fn boot() -> ! {
                     "absent"
                 }
             );
+            cpu_count = platform.cpus;
             platform.has_8259
         }
         Some(Err(error)) => {
@@ -228,6 +240,8 @@ extern "C" fn boot() -> ! {
         }
         None => log!("entropy: RDRAND/RDSEED present but returned no value after retries"),
     }
+    entropy::SOURCES.call_once(|| entropy);
+    user::init();
 
     let ready = time::rdtsc();
     log!(
@@ -235,7 +249,59 @@ extern "C" fn boot() -> ! {
         time::nanos_between(time::entry_tsc(), ready),
         memory::cr3_writes()
     );
+    services::BOOT_FACTS.call_once(|| services::BootFacts {
+        boot_nanos: time::nanos_between(time::entry_tsc(), ready).0,
+        memory_total_bytes: memory::managed_bytes(),
+        cpu_count,
+        features: features.names(),
+    });
+    if run_guests() && options.qemu_exit {
+        // Test images end when their guests have.
+        stop::stop(ExitCode::Success);
+    }
     scenario::run(options.scenario)
+}
+
+/// Starts every guest the bootloader loaded as a module, in order, and runs
+/// them until all have exited. A guest that cannot be loaded is reported and
+/// skipped; the others run. Returns whether there were any.
+fn run_guests() -> bool {
+    let Some(modules) = MODULES.get_response().map(|r| r.modules()) else {
+        return false;
+    };
+    if modules.is_empty() {
+        return false;
+    }
+    for module in modules {
+        // The name is the module's string, else its file name.
+        let path = module.path().to_str().unwrap_or("");
+        let name = match module.string().to_str() {
+            Ok(name) if !name.is_empty() => name,
+            _ => path.rsplit('/').next().unwrap_or("guest"),
+        };
+        // SAFETY: Limine loaded the module at `addr` with `size` bytes, in
+        // memory the nucleus maps read-only and never frees.
+        let elf = unsafe { core::slice::from_raw_parts(module.addr(), module.size() as usize) };
+        match domain::Domain::create(name, elf) {
+            Ok((domain, start)) => match sched::spawn(name.into(), start, domain) {
+                Ok(id) => log!(
+                    "guest {id} ({name}): loaded, {} KiB image",
+                    elf.len() / 1024
+                ),
+                Err(error) => log!("guest ({name}): cannot start: {error:?}"),
+            },
+            Err(error) => log!("guest ({name}): {error}"),
+        }
+    }
+    x86_64::instructions::interrupts::disable();
+    let exits = sched::run_until_all_exit();
+    x86_64::instructions::interrupts::enable();
+    log!(
+        "guests: all {} exited; CR3 writes since boot: {}",
+        exits.len(),
+        memory::cr3_writes() - 1
+    );
+    true
 }
 
 fn init_memory(features: &cpu::Features) {
@@ -263,7 +329,7 @@ fn init_memory(features: &cpu::Features) {
     log!(
         "heap: talc over {} taken from free frames (grows on demand); {} free after it",
         Mib(memory::heap_bytes()),
-        Mib(memory::free_frames() * 4096)
+        Mib(memory::free_frame_count() * 4096)
     );
     drop(probe);
 }

@@ -418,6 +418,107 @@ unsafe impl talc::source::Source for FrameSource {
 #[global_allocator]
 static HEAP: talc::TalcLock<spin::Mutex<()>, FrameSource> = talc::TalcLock::new(FrameSource);
 
-pub fn free_frames() -> u64 {
+/// Bytes of usable RAM the frame allocator manages.
+pub fn managed_bytes() -> u64 {
+    FRAMES
+        .lock()
+        .as_ref()
+        .map_or(0, |f| f.managed_frames() * FRAME_SIZE)
+}
+
+pub fn free_frame_count() -> u64 {
     FRAMES.lock().as_ref().map_or(0, |f| f.free_frames())
+}
+
+/// One zeroed frame from the allocator.
+pub fn allocate_zeroed_frame() -> Option<u64> {
+    let phys = FRAMES.lock().as_mut()?.allocate()?;
+    // SAFETY: a frame just handed out exclusively to the caller, reachable
+    // read-write through the direct map.
+    unsafe { core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, SIZE_4K as usize) };
+    Some(phys)
+}
+
+/// Returns a frame to the allocator. A bad address is a nucleus bug.
+pub fn free_frame(phys: u64) {
+    let mut frames = FRAMES.lock();
+    let frames = frames.as_mut().expect("frame allocator not initialised");
+    if let Err(error) = frames.deallocate(phys, |_| true) {
+        panic!("freeing a frame: {error}");
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapError {
+    AlreadyMapped,
+    OutOfMemory,
+}
+
+/// Maps one 4 KiB page at `virt` to `phys`. Guest pages are never mapped
+/// over an existing mapping: each guest has its own slot of the address space.
+pub fn map_4k(virt: u64, phys: u64, kind: MappingKind) -> Result<(), MapError> {
+    let mut table = PAGE_TABLE.lock();
+    let table = table.as_mut().expect("page table not built");
+    let mut frames = FRAMES.lock();
+    let mut frames = TableFrames(frames.as_mut().expect("frame allocator not initialised"));
+    let flags = PageTableFlags::from_bits_truncate(paging::flags_for(kind));
+    // User pages need USER on every level above them; nucleus mappings live
+    // in the upper half, whose tables never carry it.
+    let parents = PageTableFlags::PRESENT
+        | PageTableFlags::WRITABLE
+        | (flags & PageTableFlags::USER_ACCESSIBLE);
+    let page = Page::<Size4KiB>::containing_address(VirtAddr::new(virt));
+    let frame = PhysFrame::containing_address(PhysAddr::new(phys));
+    // SAFETY: `virt` is not mapped (checked by the mapper), so no existing
+    // reference can alias the new mapping; `phys` belongs to the caller.
+    match unsafe { table.map_to_with_table_flags(page, frame, flags, parents, &mut frames) } {
+        // A not-present entry is never cached by the TLB: nothing to flush.
+        Ok(flush) => {
+            flush.ignore();
+            Ok(())
+        }
+        Err(MapToError::FrameAllocationFailed) => Err(MapError::OutOfMemory),
+        Err(_) => Err(MapError::AlreadyMapped),
+    }
+}
+
+/// Removes the 4 KiB mapping at `virt` (flushing it from this CPU's TLB with
+/// INVLPG, not a CR3 write) and returns the frame it mapped.
+pub fn unmap_4k(virt: u64) -> Option<u64> {
+    let mut table = PAGE_TABLE.lock();
+    let table = table.as_mut().expect("page table not built");
+    let page = Page::<Size4KiB>::containing_address(VirtAddr::new(virt));
+    let (frame, flush) = table.unmap(page).ok()?;
+    flush.flush();
+    Some(frame.start_address().as_u64())
+}
+
+/// Kernel stacks for guests live here, each above an unmapped guard page.
+const KERNEL_STACKS_BASE: u64 = 0xffff_fe00_0000_0000;
+static NEXT_KERNEL_STACK: AtomicU64 = AtomicU64::new(KERNEL_STACKS_BASE);
+
+/// Maps a fresh kernel stack of `pages` pages and returns its top.
+pub fn allocate_kernel_stack(pages: u64) -> Result<u64, MapError> {
+    let base = NEXT_KERNEL_STACK.fetch_add((pages + 1) * SIZE_4K, Ordering::Relaxed) + SIZE_4K;
+    for page in 0..pages {
+        let phys = allocate_zeroed_frame().ok_or(MapError::OutOfMemory)?;
+        map_4k(base + page * SIZE_4K, phys, MappingKind::Data)?;
+    }
+    Ok(base + pages * SIZE_4K)
+}
+
+/// `count` physically contiguous zeroed frames (for rings, which the nucleus
+/// reads through one direct-map range).
+pub fn allocate_zeroed_frames(count: u64) -> Option<u64> {
+    let phys = FRAMES.lock().as_mut()?.allocate_contiguous(count, 1)?;
+    // SAFETY: frames just handed out exclusively to the caller, direct-mapped.
+    unsafe { core::ptr::write_bytes(phys_to_virt(phys) as *mut u8, 0, (count * SIZE_4K) as usize) };
+    Some(phys)
+}
+
+/// Returns `count` frames starting at `phys`.
+pub fn free_frame_run(phys: u64, count: u64) {
+    for frame in 0..count {
+        free_frame(phys + frame * SIZE_4K);
+    }
 }

@@ -138,19 +138,49 @@ extern "C" fn trap_entry_common() {
         "mov rdi, rsp",
         "cld",
         "call {dispatch}",
-        "pop r15", "pop r14", "pop r13", "pop r12", "pop r11", "pop r10", "pop r9", "pop r8",
-        "pop rbp", "pop rdi", "pop rsi", "pop rdx", "pop rcx", "pop rbx", "pop rax",
+        "jmp {restore}",
+        dispatch = sym trap_dispatch,
+        restore = sym return_from_trap,
+    );
+}
+
+/// Restores a [`TrapFrame`] at RSP and returns to it with `iretq`: the tail of
+/// every interrupt, every system call, and a guest's first entry to ring 3.
+#[unsafe(naked)]
+pub extern "C" fn return_from_trap() {
+    naked_asm!(
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "pop r11",
+        "pop r10",
+        "pop r9",
+        "pop r8",
+        "pop rbp",
+        "pop rdi",
+        "pop rsi",
+        "pop rdx",
+        "pop rcx",
+        "pop rbx",
+        "pop rax",
         "add rsp, 16",
         "iretq",
-        dispatch = sym trap_dispatch,
     );
 }
 
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    let from_user = frame.cs & 3 == 3;
     match frame.vector as u8 {
-        TIMER_VECTOR => crate::apic::on_timer_interrupt(),
+        TIMER_VECTOR => {
+            crate::apic::on_timer_interrupt();
+            if from_user {
+                crate::sched::on_tick_from_user();
+            }
+        }
         // Spurious interrupts are not acknowledged (the SDM says no EOI).
         SPURIOUS_VECTOR => {}
+        vector if (vector as usize) < FIRST_INTERRUPT_VECTOR && from_user => stop_guest(frame),
         vector if (vector as usize) < FIRST_INTERRUPT_VECTOR => report_and_stop(frame),
         vector => crate::apic::on_unexpected_interrupt(vector),
     }
@@ -221,6 +251,23 @@ pub fn init() {
     // SAFETY: the table is 'static, every present gate points at a stub
     // above and names the kernel code selector loaded by `gdt::init`.
     unsafe { lidt(&pointer) };
+}
+
+/// A guest's fault stops that guest, never the nucleus. Its exit code is
+/// 128 + the vector, as a shell reports a signal.
+fn stop_guest(frame: &TrapFrame) -> ! {
+    let vector = frame.vector as usize;
+    let (mnemonic, name) = EXCEPTIONS[vector];
+    let address = if vector == 14 { Cr2::read_raw() } else { 0 };
+    crate::sched::exit_current(
+        128 + vector as i32,
+        format_args!(
+            "stopped by {mnemonic} {name} at rip {:#x}, error code {:#x}{}, address {address:#x}",
+            frame.rip,
+            frame.error_code,
+            ErrorCodeMeaning(frame)
+        ),
+    )
 }
 
 /// Prints everything known about an exception the nucleus cannot handle,

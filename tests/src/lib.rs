@@ -157,33 +157,39 @@ fn nucleus() -> PathBuf {
         .clone()
 }
 
-/// The ISO for `cmdline`, built once per test process.
-pub fn image(cmdline: &str) -> PathBuf {
+/// The ISO for `cmdline` with `guests` as modules, built once per test
+/// process. A guest is a binary name from the guest crates, or NAME=BINARY to
+/// start one binary under another name.
+pub fn image(cmdline: &str, guests: &[&str]) -> PathBuf {
     static IMAGES: OnceLock<Mutex<HashMap<String, Arc<OnceLock<PathBuf>>>>> = OnceLock::new();
+    let key = format!("{cmdline} {}", guests.join(" "));
     let slot = IMAGES
         .get_or_init(Default::default)
         .lock()
         .unwrap()
-        .entry(cmdline.to_string())
+        .entry(key.clone())
         .or_default()
         .clone();
     slot.get_or_init(|| {
         let kernel = nucleus();
-        let name: String = cmdline
+        let binaries = kernel.parent().unwrap();
+        let name: String = key
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect();
         let iso = repo_root().join(format!("build/test-images/{name}.iso"));
-        let status = Command::new(repo_root().join("scripts/build-iso"))
-            .arg(&kernel)
-            .arg(&iso)
-            .arg(cmdline)
-            .status()
-            .expect("scripts/build-iso runs");
-        assert!(
-            status.success(),
-            "building the image for '{cmdline}' failed"
-        );
+        let mut command = Command::new(repo_root().join("scripts/build-iso"));
+        command.arg(&kernel).arg(&iso).arg(cmdline);
+        for guest in guests {
+            match guest.split_once('=') {
+                Some((name, binary)) => {
+                    command.arg(format!("{name}={}", binaries.join(binary).display()))
+                }
+                None => command.arg(binaries.join(guest)),
+            };
+        }
+        let status = command.status().expect("scripts/build-iso runs");
+        assert!(status.success(), "building the image for '{key}' failed");
         iso
     })
     .clone()
@@ -201,6 +207,8 @@ pub fn default_timeout() -> Duration {
 pub struct BootRequest<'a> {
     pub firmware: Firmware,
     pub cmdline: &'a str,
+    /// Guests started as Limine modules (see [`image`]).
+    pub guests: &'a [&'a str],
     pub timeout: Duration,
     /// Stop QEMU as soon as this appears on the console (for runs that never exit).
     pub stop_at: Option<&'a str>,
@@ -209,9 +217,14 @@ pub struct BootRequest<'a> {
 }
 
 pub fn boot(firmware: Firmware, cmdline: &str) -> Run {
+    boot_with_guests(firmware, cmdline, &[])
+}
+
+pub fn boot_with_guests(firmware: Firmware, cmdline: &str, guests: &[&str]) -> Run {
     run(BootRequest {
         firmware,
         cmdline,
+        guests,
         timeout: default_timeout(),
         stop_at: None,
         screendump: false,
@@ -219,7 +232,7 @@ pub fn boot(firmware: Firmware, cmdline: &str) -> Run {
 }
 
 pub fn run(request: BootRequest) -> Run {
-    let iso = image(request.cmdline);
+    let iso = image(request.cmdline, request.guests);
     let mut command = Command::new(repo_root().join("scripts/run-qemu"));
     if request.firmware == Firmware::Uefi {
         command.arg("--uefi");

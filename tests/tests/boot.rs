@@ -123,7 +123,7 @@ on_bios_and_uefi! {
         run.assert_contains("(scenario ticks, 100 Hz ticks)");
     };
     framebuffer_shows_the_log => |f| {
-        let run = run(BootRequest { firmware: f, cmdline: "scenario=idle", timeout: default_timeout(), stop_at: Some("nucleus: ready"), screendump: true });
+        let run = run(BootRequest { firmware: f, cmdline: "scenario=idle", guests: &[], timeout: default_timeout(), stop_at: Some("nucleus: ready"), screendump: true });
         assert_eq!(run.outcome, Outcome::StoppedAtMarker, "{}", run.report());
         let screen = run.screen.as_ref().unwrap_or_else(|| panic!("no screendump\n{}", run.report()));
         // The log starts at the top: glyphs light the first text rows, and
@@ -143,6 +143,7 @@ fn hung_qemu_is_killed_and_reported() {
     let run = run(BootRequest {
         firmware: Firmware::Bios,
         cmdline: "scenario=idle",
+        guests: &[],
         timeout,
         stop_at: None,
         screendump: false,

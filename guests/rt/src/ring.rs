@@ -1,0 +1,170 @@
+//! The guest's end of its ring, and calls through it.
+
+use alloc::vec;
+use alloc::vec::Vec;
+use core::fmt;
+
+use caps::{
+    Buffer, CapId, CompletionQueue, Cqe, CqeSlot, Exception, MAX_MESSAGE_BYTES, Message, Method,
+    Outcome, RingHeader, Sqe, SqeSlot, SubmissionQueue, TransportError,
+};
+use spin::Mutex;
+
+use crate::syscall;
+
+pub struct Ring {
+    pub submissions: SubmissionQueue<'static>,
+    pub completions: CompletionQueue<'static>,
+    next_user_data: u64,
+}
+
+static RING: Mutex<Option<Ring>> = Mutex::new(None);
+
+/// Attaches to the ring the nucleus mapped at `address`.
+pub(crate) fn attach(address: u64) {
+    // SAFETY: the nucleus mapped the ring read-write at `address` for this
+    // guest and initialised its header; these views hold only atomics, and
+    // the ring stays mapped for the guest's whole life.
+    let header = unsafe { &*(address as *const RingHeader) };
+    let layout = header.layout().expect("the nucleus initialised the ring");
+    // SAFETY: as above; the layout gives where each array lies and its length.
+    let (sq, cq) = unsafe {
+        (
+            core::slice::from_raw_parts(
+                (address + layout.sq_offset() as u64) as *const SqeSlot,
+                layout.sq_entries() as usize,
+            ),
+            core::slice::from_raw_parts(
+                (address + layout.cq_offset() as u64) as *const CqeSlot,
+                layout.cq_entries() as usize,
+            ),
+        )
+    };
+    let ring = Ring {
+        submissions: SubmissionQueue::new(layout, header, sq).expect("layout matches"),
+        completions: CompletionQueue::new(layout, header, cq).expect("layout matches"),
+        next_user_data: 1,
+    };
+    *RING.lock() = Some(ring);
+}
+
+/// Direct access to the ring, for guests that build SQEs themselves.
+pub fn with_ring<R>(f: impl FnOnce(&mut Ring) -> R) -> R {
+    f(RING.lock().as_mut().expect("ring attached at start"))
+}
+
+/// Why a call did not return results.
+#[derive(Debug)]
+pub enum CallError {
+    /// The nucleus refused or could not deliver it.
+    Transport(TransportError),
+    /// The service raised an exception.
+    Exception(Exception),
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Transport(error) => write!(f, "transport error: {error}"),
+            CallError::Exception(e) => write!(f, "exception {:?}: {}", e.code, e.message),
+        }
+    }
+}
+
+impl Ring {
+    /// Submits one SQE and waits for its completion (other completions that
+    /// arrive first are dropped: this client makes one call at a time).
+    pub fn submit_and_wait(&mut self, mut sqe: Sqe) -> Cqe {
+        let user_data = self.next_user_data;
+        self.next_user_data += 1;
+        sqe.user_data = user_data;
+        while self.submissions.push(&sqe).is_err() {
+            syscall::cap_enter(0, 0);
+        }
+        loop {
+            while let Some(cqe) = self.completions.pop() {
+                if cqe.user_data == user_data {
+                    return cqe;
+                }
+            }
+            let entered = syscall::cap_enter(1, u64::MAX);
+            if entered < 0 {
+                return Cqe::failed(
+                    user_data,
+                    TransportError::from_code(entered as i32)
+                        .unwrap_or(TransportError::NotSupported),
+                );
+            }
+        }
+    }
+
+    /// A typed call: encodes the params, calls `M` on `cap`, decodes the
+    /// results (or the exception). A results buffer too small for the reply
+    /// is retried once with the largest size.
+    pub fn call<M: Method>(
+        &mut self,
+        cap: CapId,
+        params: &M::Params,
+    ) -> Result<M::Results, CallError> {
+        const LARGEST: usize = MAX_MESSAGE_BYTES as usize;
+        let mut encoded = vec![0u8; LARGEST];
+        let length = params.encode(&mut encoded).map_err(CallError::Transport)?;
+        encoded.truncate(length);
+        let mut capacity = 256;
+        loop {
+            let mut results: Vec<u8> = vec![0u8; capacity];
+            let sqe = Sqe::call(
+                cap.raw(),
+                M::ORDINAL,
+                buffer(&encoded),
+                buffer_mut(&mut results),
+                0,
+            );
+            let cqe = self.submit_and_wait(sqe);
+            match cqe.outcome() {
+                Outcome::Done { written, .. } => {
+                    return M::Results::decode(&results[..written as usize])
+                        .map_err(CallError::Transport);
+                }
+                Outcome::Exception { len } => {
+                    let exception = Exception::decode(&results[..len as usize])
+                        .map_err(CallError::Transport)?;
+                    return Err(CallError::Exception(exception));
+                }
+                Outcome::Failed(TransportError::ResultsTooSmall) if capacity < LARGEST => {
+                    capacity = LARGEST;
+                }
+                Outcome::Failed(error) => return Err(CallError::Transport(error)),
+                Outcome::Unknown { result, .. } => {
+                    return Err(CallError::Transport(
+                        TransportError::from_code(result).unwrap_or(TransportError::NotSupported),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// The buffer an SQE names for params the nucleus reads (none if empty).
+pub fn buffer(bytes: &[u8]) -> Buffer {
+    if bytes.is_empty() {
+        Buffer::NONE
+    } else {
+        Buffer::new(bytes.as_ptr() as u64, bytes.len() as u32)
+    }
+}
+
+/// The buffer an SQE names for results the nucleus writes: derived from a
+/// mutable borrow, since the nucleus writes through it during `cap_enter`.
+pub fn buffer_mut(bytes: &mut [u8]) -> Buffer {
+    if bytes.is_empty() {
+        Buffer::NONE
+    } else {
+        Buffer::new(bytes.as_mut_ptr() as u64, bytes.len() as u32)
+    }
+}
+
+/// Calls `M` on `cap` through this guest's ring.
+pub fn call<M: Method>(cap: CapId, params: &M::Params) -> Result<M::Results, CallError> {
+    with_ring(|ring| ring.call::<M>(cap, params))
+}

@@ -1,0 +1,2 @@
+//! Shared by the test guests (each is a binary in src/bin).
+#![no_std]

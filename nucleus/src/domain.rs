@@ -1,0 +1,479 @@
+//! What a guest owns in the one address space: its pages (with their
+//! permissions, for checking every pointer it passes), its ring and its
+//! capability table. Everything is released when the guest ends.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use caps::{
+    CapTable, CompletionProducer, CqReservation, Cqe, CqeSlot, Interface, MethodId, Request,
+    RingError, RingHeader, RingLayout, Sqe, SqeSlot, SubmissionConsumer, TransportError,
+};
+use nucleus_core::paging::{MappingKind, SIZE_4K};
+
+use crate::memory::{self, MapError};
+use crate::services::{self, Reply};
+
+#[derive(Clone, Copy, Debug)]
+struct Region {
+    start: u64,
+    end: u64,
+    writable: bool,
+}
+
+#[derive(Default)]
+pub struct GuestMemory {
+    regions: Vec<Region>,
+    /// Every mapped page, to unmap and free on release.
+    pages: Vec<u64>,
+}
+
+impl GuestMemory {
+    /// Maps `bytes` (zero-padded to whole pages) at `start` with `kind`'s
+    /// permissions: fresh frames, filled through the direct map before the
+    /// guest can see them.
+    pub fn map(
+        &mut self,
+        start: u64,
+        pages: u64,
+        bytes: &[u8],
+        kind: MappingKind,
+    ) -> Result<(), MapError> {
+        for page in 0..pages {
+            let phys = memory::allocate_zeroed_frame().ok_or(MapError::OutOfMemory)?;
+            let offset = (page * SIZE_4K) as usize;
+            if offset < bytes.len() {
+                let chunk = &bytes[offset..bytes.len().min(offset + SIZE_4K as usize)];
+                // SAFETY: the frame is ours alone and direct-mapped read-write.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(
+                        chunk.as_ptr(),
+                        memory::phys_to_virt(phys) as *mut u8,
+                        chunk.len(),
+                    )
+                };
+            }
+            let virt = start + page * SIZE_4K;
+            if let Err(error) = memory::map_4k(virt, phys, kind) {
+                memory::free_frame(phys);
+                return Err(error);
+            }
+            self.pages.push(virt);
+        }
+        self.regions.push(Region {
+            start,
+            end: start + pages * SIZE_4K,
+            writable: kind == MappingKind::UserReadWrite,
+        });
+        Ok(())
+    }
+
+    /// Maps already-allocated frames (the ring, shared with the nucleus).
+    pub fn map_frames(&mut self, start: u64, first_frame: u64, pages: u64) -> Result<(), MapError> {
+        for page in 0..pages {
+            let virt = start + page * SIZE_4K;
+            memory::map_4k(
+                virt,
+                first_frame + page * SIZE_4K,
+                MappingKind::UserReadWrite,
+            )?;
+            self.pages.push(virt);
+        }
+        self.regions.push(Region {
+            start,
+            end: start + pages * SIZE_4K,
+            writable: true,
+        });
+        Ok(())
+    }
+
+    /// Whether `[address, address + length)` lies inside one of the guest's
+    /// own regions (writable ones, if `write`). Length 0 is never "inside".
+    pub fn contains(&self, address: u64, length: u64, write: bool) -> bool {
+        let Some(end) = address.checked_add(length) else {
+            return false;
+        };
+        length > 0
+            && self
+                .regions
+                .iter()
+                .any(|r| address >= r.start && end <= r.end && (r.writable || !write))
+    }
+
+    /// Copies guest memory into `into`. The caller checked the range with
+    /// [`contains`]; the copy is what the nucleus then works on, so a guest
+    /// thread changing the source mid-call cannot change what was validated.
+    pub fn copy_in(&self, address: u64, into: &mut [u8]) {
+        assert!(self.contains(address, into.len() as u64, false) || into.is_empty());
+        // SAFETY: the range is mapped user memory of this guest (checked
+        // above; guests cannot unmap). STAC/CLAC open SMAP only for the copy.
+        unsafe {
+            user_access(|| {
+                core::ptr::copy_nonoverlapping(address as *const u8, into.as_mut_ptr(), into.len())
+            });
+        }
+    }
+
+    /// Copies `from` into writable guest memory at `address`.
+    pub fn copy_out(&self, address: u64, from: &[u8]) {
+        assert!(self.contains(address, from.len() as u64, true) || from.is_empty());
+        // SAFETY: as in `copy_in`, and the region is writable (checked).
+        unsafe {
+            user_access(|| {
+                core::ptr::copy_nonoverlapping(from.as_ptr(), address as *mut u8, from.len())
+            });
+        }
+    }
+
+    /// Unmaps everything and returns the frames (the ring's frames too: the
+    /// nucleus drops its own view of the ring before calling this).
+    pub fn release(&mut self) {
+        for virt in self.pages.drain(..) {
+            if let Some(phys) = memory::unmap_4k(virt) {
+                memory::free_frame(phys);
+            }
+        }
+        self.regions.clear();
+    }
+}
+
+/// Runs `copy` with SMAP's protection lifted (when the CPU has SMAP, the
+/// AC flag allows supervisor access to user pages).
+///
+/// # Safety
+/// `copy` may only touch user memory the caller has checked.
+unsafe fn user_access(copy: impl FnOnce()) {
+    let smap = crate::cpu::smap_enabled();
+    // SAFETY: STAC/CLAC only toggle RFLAGS.AC; they exist when SMAP does.
+    unsafe {
+        if smap {
+            core::arch::asm!("stac", options(nomem, nostack));
+        }
+        copy();
+        if smap {
+            core::arch::asm!("clac", options(nomem, nostack));
+        }
+    }
+}
+
+impl caps::CallerMemory for GuestMemory {
+    fn contains(&self, range: core::ops::Range<u64>) -> bool {
+        GuestMemory::contains(self, range.start, range.end - range.start, false)
+    }
+}
+
+/// The guest's ring as the nucleus sees it: through the direct map (so no
+/// SMAP window is needed), sized by the layout the nucleus chose, never by
+/// the header the guest can write.
+struct Ring {
+    layout: RingLayout,
+    submissions: SubmissionConsumer<'static>,
+    completions: CompletionProducer<'static>,
+}
+
+/// Ring size per guest until appliances choose.
+const SQ_ENTRIES: u32 = 64;
+const CQ_ENTRIES: u32 = 128;
+/// Capabilities a guest may hold.
+const CAP_QUOTA: u16 = 256;
+
+/// A call accepted now whose completion comes later.
+struct Pending {
+    due_tsc: u64,
+    user_data: u64,
+    reservation: CqReservation,
+}
+
+/// What processing the ring led to.
+pub enum Progress {
+    /// This many completions wait in the CQ.
+    Ready(u32),
+    /// The guest asked to exit (GuestControl.exit).
+    Exit(i32),
+    /// The guest corrupted its ring indices.
+    Corrupt(RingError),
+}
+
+pub struct Domain {
+    pub name: String,
+    pub memory: GuestMemory,
+    slot: usize,
+    slot_range: core::ops::Range<u64>,
+    ring: Option<Ring>,
+    caps: CapTable<Interface>,
+    pending: Vec<Pending>,
+    console_line: Vec<u8>,
+    /// While blocked in `cap_enter`: completions it waits for.
+    pub waiting_for: u32,
+}
+
+impl Domain {
+    /// Places `elf`, maps its ring and gives it the initial capabilities.
+    /// Returns the domain and where the guest starts.
+    pub fn create(
+        name: &str,
+        elf: &[u8],
+    ) -> Result<(Domain, crate::sched::Start), crate::guest::GuestLoadError> {
+        let layout = RingLayout::new(SQ_ENTRIES, CQ_ENTRIES).expect("ring sizes are valid");
+        let ring_bytes = layout.pages() as u64 * SIZE_4K;
+        let crate::guest::Placed {
+            plan,
+            mut memory,
+            slot,
+        } = crate::guest::place(elf, ring_bytes)?;
+        let ring = match Self::map_ring(&mut memory, plan.ring.start, layout) {
+            Ok(ring) => ring,
+            Err(error) => {
+                memory.release();
+                crate::guest::release_slot(slot);
+                return Err(error.into());
+            }
+        };
+        let mut caps = CapTable::new(CAP_QUOTA);
+        for interface in caps::start::INITIAL_CAPABILITIES {
+            caps.insert(interface)
+                .expect("the quota holds the initial capabilities");
+        }
+        let start = crate::sched::Start {
+            entry: plan.entry,
+            // As if the entry had been called: the ABI wants RSP+8 aligned.
+            stack_top: plan.stack_top - 8,
+            arguments: [
+                plan.ring.start,
+                plan.heap.start,
+                plan.heap.end - plan.heap.start,
+            ],
+        };
+        let domain = Domain {
+            name: name.into(),
+            memory,
+            slot,
+            slot_range: plan.slot.clone(),
+            ring: Some(ring),
+            caps,
+            pending: Vec::new(),
+            console_line: Vec::new(),
+            waiting_for: 0,
+        };
+        Ok((domain, start))
+    }
+
+    /// Contiguous frames for the ring, initialised, mapped into the guest
+    /// at `at` and viewed by the nucleus through the direct map.
+    fn map_ring(memory: &mut GuestMemory, at: u64, layout: RingLayout) -> Result<Ring, MapError> {
+        let pages = layout.pages() as u64;
+        let frames = crate::memory::allocate_zeroed_frames(pages).ok_or(MapError::OutOfMemory)?;
+        let base = crate::memory::phys_to_virt(frames);
+        // SAFETY: the frames are freshly allocated, zeroed, contiguous and
+        // direct-mapped; `layout` says where the header and the two arrays
+        // lie inside them. The views hold only atomics (every access to
+        // memory the guest shares is atomic), and they live until `release`,
+        // which drops them before the frames are freed.
+        let (header, sq, cq) = unsafe {
+            let header = &*(base as *const RingHeader);
+            let sq = core::slice::from_raw_parts(
+                (base + layout.sq_offset() as u64) as *const SqeSlot,
+                layout.sq_entries() as usize,
+            );
+            let cq = core::slice::from_raw_parts(
+                (base + layout.cq_offset() as u64) as *const CqeSlot,
+                layout.cq_entries() as usize,
+            );
+            (header, sq, cq)
+        };
+        header.initialize(layout);
+        let ring = Ring {
+            layout,
+            submissions: SubmissionConsumer::new(layout, header, sq).expect("layout matches"),
+            completions: CompletionProducer::new(layout, header, cq).expect("layout matches"),
+        };
+        if let Err(error) = memory.map_frames(at, frames, pages) {
+            crate::memory::free_frame_run(frames, pages);
+            return Err(error);
+        }
+        Ok(ring)
+    }
+
+    /// Takes every SQE the ring holds (as CQ space allows), runs each call
+    /// or schedules its completion, and completes what is due.
+    pub fn process(&mut self) -> Progress {
+        let Some(ring) = self.ring.as_mut() else {
+            return Progress::Ready(0);
+        };
+        loop {
+            let (sqe, reservation) = match ring.submissions.pop(&mut ring.completions) {
+                Ok(Some(taken)) => taken,
+                Ok(None) => break,
+                Err(error) => return Progress::Corrupt(error),
+            };
+            match execute(
+                &sqe,
+                &self.memory,
+                &mut self.caps,
+                &self.name,
+                &self.slot_range,
+                &mut self.console_line,
+            ) {
+                Executed::Now(cqe) => ring.completions.post(reservation, &cqe),
+                Executed::At(due_tsc) => self.pending.push(Pending {
+                    due_tsc,
+                    user_data: sqe.user_data,
+                    reservation,
+                }),
+                Executed::Exit(code) => {
+                    ring.completions
+                        .post(reservation, &Cqe::done(sqe.user_data, 0, 0));
+                    return Progress::Exit(code);
+                }
+            }
+        }
+        self.complete_due(crate::time::rdtsc());
+        Progress::Ready(self.ready())
+    }
+
+    /// Posts the completions of calls whose time has come.
+    fn complete_due(&mut self, now: u64) {
+        let Some(ring) = self.ring.as_mut() else {
+            return;
+        };
+        let mut index = 0;
+        while index < self.pending.len() {
+            if self.pending[index].due_tsc <= now {
+                let Pending {
+                    user_data,
+                    reservation,
+                    ..
+                } = self.pending.swap_remove(index);
+                ring.completions
+                    .post(reservation, &Cqe::done(user_data, 0, 0));
+            } else {
+                index += 1;
+            }
+        }
+    }
+
+    /// Completions in the CQ the guest has not consumed.
+    fn ready(&self) -> u32 {
+        self.ring.as_ref().map_or(0, |ring| {
+            let completions = &ring.completions;
+            ring.layout
+                .cq_entries()
+                .saturating_sub(completions.space())
+                .saturating_sub(completions.reserved())
+        })
+    }
+
+    /// The earliest pending completion, for the blocking deadline.
+    pub fn next_due(&self) -> Option<u64> {
+        self.pending.iter().map(|p| p.due_tsc).min()
+    }
+
+    /// From the timer: completes what is due; whether the wait is over.
+    pub fn poll_wake(&mut self, now: u64) -> bool {
+        self.complete_due(now);
+        self.ready() >= self.waiting_for
+    }
+
+    pub fn cq_entries(&self) -> u32 {
+        self.ring
+            .as_ref()
+            .map_or(0, |ring| ring.layout.cq_entries())
+    }
+
+    /// Releases everything the guest holds. Pending completions are dropped
+    /// (no one is left to read them).
+    pub fn release(&mut self) {
+        services::flush_console(&self.name, &mut self.console_line);
+        // The nucleus's views of the ring go first; the ring's frames are
+        // unmapped and freed with the rest of the guest's memory below.
+        if let Some(mut ring) = self.ring.take() {
+            for pending in self.pending.drain(..) {
+                ring.completions.cancel(pending.reservation);
+            }
+        }
+        self.caps = CapTable::new(CAP_QUOTA);
+        self.memory.release();
+        crate::guest::release_slot(self.slot);
+    }
+}
+
+enum Executed {
+    Now(Cqe),
+    At(u64),
+    Exit(i32),
+}
+
+/// One SQE, from the nucleus's private copy.
+fn execute(
+    sqe: &Sqe,
+    memory: &GuestMemory,
+    caps: &mut CapTable<Interface>,
+    name: &str,
+    slot: &core::ops::Range<u64>,
+    console_line: &mut Vec<u8>,
+) -> Executed {
+    let user_data = sqe.user_data;
+    let failed = |error: TransportError| Executed::Now(Cqe::failed(user_data, error));
+    let request = match caps::validate(sqe, memory) {
+        Ok(request) => request,
+        Err(error) => return failed(error),
+    };
+    match request {
+        Request::Nop => Executed::Now(Cqe::done(user_data, 0, 0)),
+        Request::Release { cap } => match caps.remove(cap) {
+            Ok(_) => Executed::Now(Cqe::done(user_data, 0, 0)),
+            Err(error) => failed(error),
+        },
+        // Guests serving interfaces come with endpoints; not built yet.
+        Request::Recv { .. } | Request::Return { .. } => failed(TransportError::NotSupported),
+        Request::Call {
+            cap,
+            method,
+            params,
+            results,
+        } => {
+            let interface = match caps.get(cap) {
+                Ok(interface) => *interface,
+                Err(error) => return failed(error),
+            };
+            let method = match MethodId::resolve(interface, method) {
+                Ok(method) => method,
+                Err(error) => return failed(error),
+            };
+            let results = results.unwrap_or(caps::Buffer::NONE);
+            if results.len > 0 && !memory.contains(results.addr, results.len as u64, true) {
+                return failed(TransportError::BufferOutsideCaller);
+            }
+            // The params are copied once and decoded from the copy: another
+            // guest thread rewriting them mid-call changes nothing here.
+            let mut copied = alloc::vec![0u8; params.map_or(0, |p| p.len as usize)];
+            if let Some(params) = params {
+                memory.copy_in(params.addr, &mut copied);
+            }
+            let caller = services::Caller {
+                name,
+                slot: slot.clone(),
+                console_line,
+            };
+            match services::call(method, &copied, results.len as usize, caller) {
+                Err(error) => failed(error),
+                Ok(Reply::Results(bytes)) => {
+                    memory.copy_out(results.addr, &bytes);
+                    Executed::Now(Cqe::done(user_data, bytes.len() as u32, 0))
+                }
+                Ok(Reply::Exception(exception)) => {
+                    let mut bytes = alloc::vec![0u8; results.len as usize];
+                    match exception.encode_fitting(&mut bytes) {
+                        Ok(len) => {
+                            memory.copy_out(results.addr, &bytes[..len]);
+                            Executed::Now(Cqe::exception(user_data, len as u32))
+                        }
+                        Err(error) => failed(error),
+                    }
+                }
+                Ok(Reply::At(due)) => Executed::At(due),
+                Ok(Reply::Exit(code)) => Executed::Exit(code),
+            }
+        }
+    }
+}

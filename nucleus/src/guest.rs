@@ -1,0 +1,99 @@
+//! Loading a native guest: sas-loader checks the ELF and plans where every
+//! page goes in the guest's slot; this maps the plan as user pages in the one
+//! page table, with fresh frames holding the relocated image.
+
+use core::fmt;
+
+use nucleus_core::paging::{MappingKind, SIZE_4K};
+use sas_loader::{GuestSlots, LoadError, MappingPlan, Permission, PlanConfig};
+use spin::Mutex;
+
+use crate::domain::GuestMemory;
+use crate::memory::MapError;
+
+/// Per-guest sizes until appliances set them.
+pub const STACK_BYTES: u64 = 64 * 1024;
+pub const HEAP_BYTES: u64 = 4 << 20;
+
+static SLOTS: Mutex<GuestSlots> = Mutex::new(GuestSlots::new());
+
+#[derive(Debug)]
+pub enum GuestLoadError {
+    Elf(LoadError),
+    NoFreeSlot,
+    Memory(MapError),
+}
+
+impl fmt::Display for GuestLoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GuestLoadError::Elf(error) => write!(f, "refused: {error}"),
+            GuestLoadError::NoFreeSlot => f.write_str("no free guest slot in the address space"),
+            GuestLoadError::Memory(error) => write!(f, "cannot map it: {error:?}"),
+        }
+    }
+}
+
+impl From<MapError> for GuestLoadError {
+    fn from(error: MapError) -> Self {
+        GuestLoadError::Memory(error)
+    }
+}
+
+/// A guest whose pages are mapped, ready for its ring and first entry.
+pub struct Placed {
+    pub plan: MappingPlan,
+    pub memory: GuestMemory,
+    pub slot: usize,
+}
+
+fn user_kind(permission: Permission) -> MappingKind {
+    match permission {
+        Permission::Read => MappingKind::UserRead,
+        Permission::ReadWrite => MappingKind::UserReadWrite,
+        Permission::ReadExecute => MappingKind::UserReadExecute,
+    }
+}
+
+/// Checks `elf`, takes a slot and maps image, heap and stack (the ring is
+/// mapped by the caller into `plan.ring`). On error nothing stays mapped.
+pub fn place(elf: &[u8], ring_bytes: u64) -> Result<Placed, GuestLoadError> {
+    let parsed = sas_loader::parse(elf).map_err(GuestLoadError::Elf)?;
+    let (slot, base) = SLOTS.lock().allocate().ok_or(GuestLoadError::NoFreeSlot)?;
+    let config = PlanConfig {
+        stack_bytes: STACK_BYTES,
+        heap_bytes: HEAP_BYTES,
+        ring_bytes,
+    };
+    let mut memory = GuestMemory::default();
+    let result = (|| {
+        let plan = sas_loader::plan(&parsed, base, &config).map_err(GuestLoadError::Elf)?;
+        let loaded = sas_loader::load_segments(&parsed, &plan).map_err(GuestLoadError::Elf)?;
+        for segment in &loaded {
+            memory.map(
+                segment.start,
+                segment.pages,
+                &segment.initialized,
+                user_kind(segment.permission),
+            )?;
+        }
+        for range in [&plan.heap, &plan.stack] {
+            let pages = (range.end - range.start) / SIZE_4K;
+            memory.map(range.start, pages, &[], MappingKind::UserReadWrite)?;
+        }
+        Ok(plan)
+    })();
+    match result {
+        Ok(plan) => Ok(Placed { plan, memory, slot }),
+        Err(error) => {
+            memory.release();
+            let _ = SLOTS.lock().release(slot);
+            Err(error)
+        }
+    }
+}
+
+/// Gives a slot back once the guest's memory is released.
+pub fn release_slot(slot: usize) {
+    let _ = SLOTS.lock().release(slot);
+}

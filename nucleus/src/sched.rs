@@ -1,0 +1,325 @@
+//! Guests and the scheduler: round-robin over runnable guests, preempted by
+//! the timer, all in the one page table (switching guests never writes CR3).
+//!
+//! The nucleus is not preemptible: it runs with interrupts off, except while
+//! idling. Each guest has its own kernel stack; a guest that is not running
+//! is suspended inside the nucleus (in a system call, or in the timer
+//! interrupt) with its callee-saved registers pushed, and `switch_stacks`
+//! moves from one kernel stack to another. Its user registers are the
+//! `TrapFrame` at the top of its kernel stack.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::arch::naked_asm;
+
+use spin::Mutex;
+
+use crate::cpu::FpuArea;
+use crate::gdt::{USER_CODE_SELECTOR, USER_DATA_SELECTOR};
+use crate::traps::{TrapFrame, return_from_trap};
+use crate::{log, user};
+
+/// Kernel stack per guest: system calls and interrupts run on it.
+const KERNEL_STACK_PAGES: u64 = 4;
+/// Time slice in timer ticks before a runnable guest is preempted.
+const SLICE_TICKS: u64 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Ready,
+    Running,
+    /// Waiting in `cap_enter` for completions or a deadline (TSC).
+    Blocked {
+        deadline: Option<u64>,
+    },
+    Exited(i32),
+}
+
+/// Where a guest starts: its entry point, stack, and the values its entry
+/// function receives in RDI, RSI, RDX (ring address, heap start, heap size).
+pub struct Start {
+    pub entry: u64,
+    pub stack_top: u64,
+    pub arguments: [u64; 3],
+}
+
+pub struct Guest {
+    pub id: u32,
+    pub name: String,
+    pub state: State,
+    saved_rsp: u64,
+    kernel_stack_top: u64,
+    fpu: FpuArea,
+    pub ticks_used: u64,
+    /// What the guest owns (memory, ring, capabilities): services and the
+    /// system-call layer work on it; the scheduler only moves it around.
+    pub domain: crate::domain::Domain,
+}
+
+struct Scheduler {
+    /// Boxed: `switch_stacks` stores through a pointer into a guest, which
+    /// must not move if the vector grows.
+    #[allow(clippy::vec_box)]
+    guests: Vec<Box<Guest>>,
+    /// Index into `guests` of the running guest; `None` while idle.
+    current: Option<usize>,
+    /// The idle context's saved stack pointer (the boot stack).
+    idle_rsp: u64,
+    slice_started_at_tick: u64,
+}
+
+static SCHEDULER: Mutex<Scheduler> = Mutex::new(Scheduler {
+    guests: Vec::new(),
+    current: None,
+    idle_rsp: 0,
+    slice_started_at_tick: 0,
+});
+
+/// Creates a guest that will enter ring 3 at `start.entry` when first scheduled.
+pub fn spawn(
+    name: String,
+    start: Start,
+    domain: crate::domain::Domain,
+) -> Result<u32, crate::memory::MapError> {
+    let kernel_stack_top = crate::memory::allocate_kernel_stack(KERNEL_STACK_PAGES)?;
+    // The first switch to the guest pops six callee-saved registers and
+    // "returns" into `return_from_trap`, which iretqs with this frame.
+    let frame = TrapFrame {
+        r15: 0,
+        r14: 0,
+        r13: 0,
+        r12: 0,
+        r11: 0,
+        r10: 0,
+        r9: 0,
+        r8: 0,
+        rbp: 0,
+        rdi: start.arguments[0],
+        rsi: start.arguments[1],
+        rdx: start.arguments[2],
+        rcx: 0,
+        rbx: 0,
+        rax: 0,
+        vector: 0,
+        error_code: 0,
+        rip: start.entry,
+        cs: USER_CODE_SELECTOR as u64,
+        rflags: 0x202, // IF set
+        rsp: start.stack_top,
+        ss: USER_DATA_SELECTOR as u64,
+    };
+    let frame_at = kernel_stack_top - core::mem::size_of::<TrapFrame>() as u64;
+    let saved_rsp = frame_at - 8 * 7;
+    // SAFETY: the kernel stack was just mapped read-write for this guest and
+    // is not in use; the writes stay within its top page.
+    unsafe {
+        (frame_at as *mut TrapFrame).write(frame);
+        let slots = saved_rsp as *mut u64;
+        for i in 0..6 {
+            slots.add(i).write(0); // r15, r14, r13, r12, rbp, rbx
+        }
+        slots.add(6).write(return_from_trap as *const () as u64);
+    }
+    let fpu = FpuArea::new(crate::cpu::FPU.get().expect("FPU enabled at boot"));
+    let mut scheduler = SCHEDULER.lock();
+    let id = scheduler.guests.len() as u32 + 1;
+    scheduler.guests.push(Box::new(Guest {
+        id,
+        name,
+        state: State::Ready,
+        saved_rsp,
+        kernel_stack_top,
+        fpu,
+        ticks_used: 0,
+        domain,
+    }));
+    Ok(id)
+}
+
+/// Runs guests until every one has exited; returns their exit codes.
+pub fn run_until_all_exit() -> Vec<(String, i32)> {
+    loop {
+        let next = {
+            let mut scheduler = SCHEDULER.lock();
+            wake_due(&mut scheduler);
+            if scheduler
+                .guests
+                .iter()
+                .all(|g| matches!(g.state, State::Exited(_)))
+            {
+                return scheduler
+                    .guests
+                    .iter()
+                    .map(|g| {
+                        (
+                            g.name.clone(),
+                            match g.state {
+                                State::Exited(code) => code,
+                                _ => unreachable!(),
+                            },
+                        )
+                    })
+                    .collect();
+            }
+            pick_next(&scheduler, None)
+        };
+        match next {
+            Some(index) => switch_from_idle(index),
+            None => {
+                // Nothing runnable: sleep until an interrupt (timer) arrives.
+                x86_64::instructions::interrupts::enable_and_hlt();
+                x86_64::instructions::interrupts::disable();
+            }
+        }
+    }
+}
+
+/// The next runnable guest after `after` (round robin).
+fn pick_next(scheduler: &Scheduler, after: Option<usize>) -> Option<usize> {
+    let count = scheduler.guests.len();
+    let start = after.map_or(0, |i| i + 1);
+    (0..count)
+        .map(|k| (start + k) % count)
+        .find(|&i| scheduler.guests[i].state == State::Ready)
+}
+
+fn wake_due(scheduler: &mut Scheduler) {
+    let now = crate::time::rdtsc();
+    for guest in scheduler.guests.iter_mut() {
+        if let State::Blocked { deadline } = guest.state
+            && (guest.domain.poll_wake(now) || deadline.is_some_and(|d| now >= d))
+        {
+            guest.state = State::Ready;
+        }
+    }
+}
+
+fn switch_from_idle(index: usize) {
+    let (from, to) = {
+        let mut scheduler = SCHEDULER.lock();
+        scheduler.current = Some(index);
+        scheduler.slice_started_at_tick = crate::apic::ticks();
+        let idle = &mut scheduler.idle_rsp as *mut u64;
+        let guest = &mut scheduler.guests[index];
+        guest.state = State::Running;
+        user::set_kernel_stack(guest.kernel_stack_top);
+        guest.fpu.restore();
+        (idle, guest.saved_rsp)
+    };
+    // SAFETY: `from` points into the static scheduler (stable), `to` is a
+    // stack prepared by `spawn` or saved by `switch_stacks`; interrupts are
+    // off and the lock is released before the switch.
+    unsafe { switch_stacks(from, to) };
+}
+
+/// Leaves the running guest (its state already set: Ready, Blocked or
+/// Exited) for the next runnable one, or for the idle loop. Returns when
+/// this guest is scheduled again (never, if it exited).
+pub fn yield_current() {
+    let (from, to) = {
+        let mut scheduler = SCHEDULER.lock();
+        let current = scheduler.current.expect("yield with no running guest");
+        scheduler.guests[current].fpu.save();
+        let from = &mut scheduler.guests[current].saved_rsp as *mut u64;
+        let next = pick_next(&scheduler, Some(current));
+        let to = match next {
+            Some(index) => {
+                scheduler.current = Some(index);
+                scheduler.slice_started_at_tick = crate::apic::ticks();
+                let guest = &mut scheduler.guests[index];
+                guest.state = State::Running;
+                user::set_kernel_stack(guest.kernel_stack_top);
+                guest.fpu.restore();
+                guest.saved_rsp
+            }
+            None => {
+                scheduler.current = None;
+                scheduler.idle_rsp
+            }
+        };
+        (from, to)
+    };
+    // SAFETY: `from` is the running guest's field inside its Box (stable
+    // address); `to` was saved by `switch_stacks` or built by `spawn`.
+    unsafe { switch_stacks(from, to) };
+}
+
+/// The running guest, for the system-call layer.
+pub fn with_current<R>(f: impl FnOnce(&mut Guest) -> R) -> R {
+    let mut scheduler = SCHEDULER.lock();
+    let current = scheduler.current.expect("no running guest");
+    f(&mut scheduler.guests[current])
+}
+
+/// Timer tick from ring 3: preempt when the slice is used up and another
+/// guest can run. Called from the timer interrupt, after EOI.
+pub fn on_tick_from_user() {
+    let preempt = {
+        let mut scheduler = SCHEDULER.lock();
+        wake_due(&mut scheduler);
+        let Some(current) = scheduler.current else {
+            return;
+        };
+        scheduler.guests[current].ticks_used += 1;
+        let used = crate::apic::ticks() - scheduler.slice_started_at_tick;
+        let other_ready = pick_next(&scheduler, Some(current)).is_some_and(|i| i != current);
+        if used >= SLICE_TICKS && other_ready {
+            scheduler.guests[current].state = State::Ready;
+            true
+        } else {
+            false
+        }
+    };
+    if preempt {
+        yield_current();
+    }
+}
+
+/// Stops the running guest for good with `code` and reports it.
+pub fn exit_current(code: i32, why: core::fmt::Arguments) -> ! {
+    with_current(|guest| {
+        guest.domain.release();
+        log!(
+            "guest {} ({}): {}; exit code {}",
+            guest.id,
+            guest.name,
+            why,
+            code
+        );
+        guest.state = State::Exited(code);
+    });
+    yield_current();
+    unreachable!("an exited guest was scheduled again");
+}
+
+/// Saves callee-saved registers on the current stack, stores RSP at `from`,
+/// loads `to` and pops the next context's registers. Returns into whatever
+/// that context was doing when it switched away (or `return_from_trap` for a
+/// new guest).
+#[unsafe(naked)]
+unsafe extern "C" fn switch_stacks(from: *mut u64, to: u64) {
+    naked_asm!(
+        "push rbx",
+        "push rbp",
+        "push r12",
+        "push r13",
+        "push r14",
+        "push r15",
+        "mov [rdi], rsp",
+        "mov rsp, rsi",
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "pop rbp",
+        "pop rbx",
+        "ret",
+    );
+}
+
+/// A system call from the running guest. RAX holds the number; results go
+/// back in RAX.
+pub fn on_syscall(frame: &mut TrapFrame) {
+    crate::syscall::handle(frame);
+}

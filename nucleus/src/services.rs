@@ -1,0 +1,137 @@
+//! The services the nucleus itself implements behind capabilities: Console,
+//! Timer, Entropy, BootInfo, GuestControl. Each takes decoded params and
+//! returns results, an exception, or a completion for later; none touches
+//! hardware except through the nucleus modules it calls, and none has `unsafe`.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use caps::interfaces::{boot_info, console, entropy, guest_control, timer};
+use caps::{Exception, ExceptionCode, Message, MethodId, TransportError};
+use spin::Once;
+
+/// What a call produced.
+pub enum Reply {
+    /// Encoded results.
+    Results(Vec<u8>),
+    /// The service failed: a typed exception for the results buffer.
+    Exception(Exception),
+    /// Completes (with empty results) when the TSC reaches this value.
+    At(u64),
+    /// The guest asked to end with this code.
+    Exit(i32),
+}
+
+/// Facts BootInfo reports, fixed at boot.
+pub struct BootFacts {
+    pub boot_nanos: u64,
+    pub memory_total_bytes: u64,
+    pub cpu_count: u32,
+    pub features: Vec<String>,
+}
+
+pub static BOOT_FACTS: Once<BootFacts> = Once::new();
+
+/// Most bytes one Entropy.fill returns (a guest wanting more calls again).
+const MAX_ENTROPY_BYTES: u32 = 4096;
+
+/// What a service may know about its caller.
+pub struct Caller<'a> {
+    pub name: &'a str,
+    pub slot: core::ops::Range<u64>,
+    /// Console text waiting for its newline.
+    pub console_line: &'a mut Vec<u8>,
+}
+
+/// Encodes results into at most `capacity` bytes (the caller's buffer).
+fn results<M: Message>(message: &M, capacity: usize) -> Result<Reply, TransportError> {
+    let mut out = alloc::vec![0u8; capacity];
+    let len = message.encode(&mut out)?;
+    out.truncate(len);
+    Ok(Reply::Results(out))
+}
+
+pub fn call(
+    method: MethodId,
+    params: &[u8],
+    capacity: usize,
+    caller: Caller,
+) -> Result<Reply, TransportError> {
+    match method {
+        MethodId::ConsoleWrite => {
+            let params = console::WriteParams::decode(params)?;
+            write_console(caller.name, caller.console_line, &params.text);
+            let written = params.text.len() as u32;
+            results(&console::WriteResults { written }, capacity)
+        }
+        MethodId::TimerNow => {
+            let nanos = crate::time::since_entry().nanos;
+            results(&timer::NowResults { nanos }, capacity)
+        }
+        MethodId::TimerSleep => {
+            let params = timer::SleepParams::decode(params)?;
+            let cycles = nucleus_core::time::nanos_to_cycles(params.nanos, crate::time::tsc_hz());
+            Ok(Reply::At(crate::time::rdtsc().saturating_add(cycles)))
+        }
+        MethodId::EntropyFill => {
+            let params = entropy::FillParams::decode(params)?;
+            if params.length > MAX_ENTROPY_BYTES {
+                return Ok(Reply::Exception(Exception::new(
+                    ExceptionCode::InvalidArgument,
+                    "Entropy.fill returns at most 4096 bytes per call",
+                )));
+            }
+            let Some(bytes) = crate::entropy::fill(params.length as usize) else {
+                return Ok(Reply::Exception(Exception::new(
+                    ExceptionCode::Failed,
+                    "no hardware entropy source on this CPU (no RDRAND or RDSEED)",
+                )));
+            };
+            results(&entropy::FillResults { bytes }, capacity)
+        }
+        MethodId::BootInfoGet => {
+            let facts = BOOT_FACTS
+                .get()
+                .expect("boot facts recorded before guests start");
+            let info = boot_info::Info {
+                boot_nanos: facts.boot_nanos,
+                memory_total_bytes: facts.memory_total_bytes,
+                memory_free_bytes: crate::memory::free_frame_count() * 4096,
+                cpu_count: facts.cpu_count,
+                tsc_hz: crate::time::tsc_hz(),
+                features: facts.features.clone(),
+            };
+            results(&boot_info::GetResults { info }, capacity)
+        }
+        MethodId::GuestControlExit => {
+            let params = guest_control::ExitParams::decode(params)?;
+            Ok(Reply::Exit(params.code))
+        }
+        MethodId::GuestControlRegion => {
+            let (base, size) = (caller.slot.start, caller.slot.end - caller.slot.start);
+            results(&guest_control::RegionResults { base, size }, capacity)
+        }
+    }
+}
+
+/// Console text goes out line by line, each prefixed with the guest's name,
+/// so lines of different guests never interleave mid-line.
+fn write_console(name: &str, pending: &mut Vec<u8>, text: &[u8]) {
+    pending.extend_from_slice(text);
+    while let Some(end) = pending.iter().position(|&b| b == b'\n') {
+        let line: Vec<u8> = pending.drain(..=end).collect();
+        crate::log!("{name}: {}", String::from_utf8_lossy(&line[..end]));
+    }
+    // A guest that never ends its line still gets it out in bounded pieces.
+    if pending.len() >= 512 {
+        flush_console(name, pending);
+    }
+}
+
+/// Prints what is left of an unterminated line (at exit).
+pub fn flush_console(name: &str, pending: &mut Vec<u8>) {
+    if !pending.is_empty() {
+        crate::log!("{name}: {}", String::from_utf8_lossy(pending));
+        pending.clear();
+    }
+}

@@ -1,0 +1,90 @@
+//! Ring 3: the SYSCALL entry and the MSRs behind it.
+//!
+//! A guest enters the nucleus only with `syscall` (or by faulting or being
+//! interrupted). The entry builds the same [`TrapFrame`] an interrupt from
+//! ring 3 would, on the running guest's kernel stack, so every way back to
+//! a guest is one `iretq` path. Only one CPU runs guests, so the stack switch
+//! uses two globals rather than per-CPU data through GS.
+
+use core::arch::naked_asm;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use x86_64::VirtAddr;
+use x86_64::registers::model_specific::{Efer, EferFlags, LStar, SFMask, Star};
+use x86_64::registers::rflags::RFlags;
+use x86_64::structures::gdt::SegmentSelector;
+
+use crate::gdt::{
+    KERNEL_CODE_SELECTOR, KERNEL_DATA_SELECTOR, USER_CODE_SELECTOR, USER_DATA_SELECTOR,
+};
+use crate::traps::{TrapFrame, return_from_trap};
+
+/// The `vector` a system call's frame carries (outside 0-255, so it can
+/// never be mistaken for an interrupt).
+pub const SYSCALL_VECTOR: u64 = 0x100;
+
+/// Top of the running guest's kernel stack (also in the TSS as RSP0).
+static SYSCALL_KERNEL_RSP: AtomicU64 = AtomicU64::new(0);
+/// The guest's RSP between `syscall` and the push onto the kernel stack.
+static SYSCALL_USER_RSP: AtomicU64 = AtomicU64::new(0);
+
+pub fn init() {
+    // SAFETY: SCE enables SYSCALL/SYSRET; STAR names the GDT's selectors
+    // (checked in `gdt::init`), LSTAR the entry below, SFMASK clears IF, DF,
+    // TF and AC on entry so the entry runs with interrupts off, string ops
+    // forward, no single-step and SMAP enforced.
+    unsafe {
+        Efer::update(|efer| efer.insert(EferFlags::SYSTEM_CALL_EXTENSIONS));
+        Star::write(
+            SegmentSelector(USER_CODE_SELECTOR),
+            SegmentSelector(USER_DATA_SELECTOR),
+            SegmentSelector(KERNEL_CODE_SELECTOR),
+            SegmentSelector(KERNEL_DATA_SELECTOR),
+        )
+        .expect("GDT order fits SYSCALL/SYSRET");
+        LStar::write(VirtAddr::new(syscall_entry as *const () as u64));
+        SFMask::write(
+            RFlags::INTERRUPT_FLAG
+                | RFlags::DIRECTION_FLAG
+                | RFlags::TRAP_FLAG
+                | RFlags::ALIGNMENT_CHECK,
+        );
+    }
+}
+
+/// Where system calls and ring-3 interrupts of the next guest to run land.
+pub fn set_kernel_stack(top: u64) {
+    SYSCALL_KERNEL_RSP.store(top, Ordering::Relaxed);
+    crate::gdt::set_kernel_stack(top);
+}
+
+#[unsafe(naked)]
+extern "C" fn syscall_entry() {
+    naked_asm!(
+        "mov [rip + {user_rsp}], rsp",
+        "mov rsp, [rip + {kernel_rsp}]",
+        "push {user_ss}",
+        "push qword ptr [rip + {user_rsp}]",
+        "push r11", // RFLAGS
+        "push {user_cs}",
+        "push rcx", // RIP
+        "push 0",
+        "push {vector}",
+        "push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
+        "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
+        "mov rdi, rsp",
+        "call {dispatch}",
+        "jmp {restore}",
+        user_rsp = sym SYSCALL_USER_RSP,
+        kernel_rsp = sym SYSCALL_KERNEL_RSP,
+        user_ss = const USER_DATA_SELECTOR,
+        user_cs = const USER_CODE_SELECTOR,
+        vector = const SYSCALL_VECTOR,
+        dispatch = sym syscall_dispatch,
+        restore = sym return_from_trap,
+    );
+}
+
+extern "C" fn syscall_dispatch(frame: &mut TrapFrame) {
+    crate::sched::on_syscall(frame);
+}

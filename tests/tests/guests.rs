@@ -1,0 +1,102 @@
+//! Native guests in ring 3 on the one page table: each calls the nucleus only
+//! through its capability ring. Test images end (`qemu-exit`) once every
+//! guest has exited.
+
+use tests::{ExitCode, Firmware, boot_with_guests};
+
+/// Generates one test per firmware for a check taking `Firmware`.
+macro_rules! on_bios_and_uefi {
+    ($($name:ident => $check:expr;)*) => {
+        mod bios {
+            use super::*;
+            $( #[test] fn $name() { ($check)(tests::Firmware::Bios) } )*
+        }
+        mod uefi {
+            use super::*;
+            $( #[test] fn $name() { ($check)(tests::Firmware::Uefi) } )*
+        }
+    };
+}
+
+/// Index of the first line containing `marker`.
+fn position(output: &str, marker: &str) -> Option<usize> {
+    output.lines().position(|l| l.contains(marker))
+}
+
+on_bios_and_uefi! {
+    hello_calls_every_service_and_exits_with_its_code => |f: Firmware| {
+        let run = boot_with_guests(f, "qemu-exit", &["hello"]);
+        run.assert_exit(ExitCode::Success);
+        run.assert_contains("guest 1 (hello): loaded");
+        run.assert_contains("hello: hello from a native guest in ring 3");
+        run.assert_contains("hello: slept ");
+        run.assert_contains("hello: boot info: 2 CPUs");
+        run.assert_contains("hello: my region: 0x100000000000 + 64 GiB");
+        run.assert_contains("guest 1 (hello): exited; exit code 7");
+        run.assert_contains("guests: all 1 exited; CR3 writes since boot: 0");
+        let entropy = run.line_with("hello: entropy: ");
+        assert!(entropy.ends_with("16 bytes") || entropy.contains("no hardware entropy source"), "{entropy}");
+    };
+    ringcheck_gets_every_documented_error => |f: Firmware| {
+        let run = boot_with_guests(f, "qemu-exit", &["ringcheck"]);
+        run.assert_exit(ExitCode::Success);
+        for expected in [
+            "ok: unknown opcode -> -1",
+            "ok: non-zero flags -> -2",
+            "ok: non-zero reserved word -> -2",
+            "ok: never-allocated capability -> -3",
+            "ok: params in nucleus memory -> -5",
+            "ok: results in read-only memory -> -5",
+            "ok: params past the end of the address space -> -5",
+            "ok: oversized params -> -6",
+            "ok: unknown method -> -7",
+            "ok: malformed params -> -8",
+            "ok: results buffer too small -> -9",
+            "ok: RECV (endpoints not built yet) -> -12",
+            "ok: released capability -> -4",
+            "ok: unknown system call -> -12",
+            "ringcheck: ring still works after every malformed request",
+            "ringcheck: 15 checks, 0 failed",
+            "guest 1 (ringcheck): exited; exit code 0",
+        ] {
+            run.assert_contains(expected);
+        }
+        assert!(!run.output.contains("FAILED"), "{}", run.report());
+    };
+    two_guests_run_interleaved => |f: Firmware| {
+        let run = boot_with_guests(f, "qemu-exit", &["a=counter", "b=counter"]);
+        run.assert_exit(ExitCode::Success);
+        let a_last = position(&run.output, "a: count 10").unwrap();
+        let b_first = position(&run.output, "b: count 1").unwrap();
+        let b_last = position(&run.output, "b: count 10").unwrap();
+        let a_first = position(&run.output, "a: count 1").unwrap();
+        assert!(b_first < a_last && a_first < b_last, "not interleaved\n{}", run.report());
+        run.assert_contains("guests: all 2 exited; CR3 writes since boot: 0");
+    };
+    a_spinning_guest_is_preempted => |f: Firmware| {
+        let run = boot_with_guests(f, "qemu-exit", &["spinner", "counter"]);
+        run.assert_exit(ExitCode::Success);
+        // The counter prints while the spinner spins without system calls.
+        let spinning = position(&run.output, "spinner: spinning").unwrap();
+        let spun = position(&run.output, "spinner: spun").unwrap();
+        let counts_during = run.output.lines().take(spun).skip(spinning).filter(|l| l.contains("counter: count")).count();
+        assert!(counts_during >= 2, "only {counts_during} counter lines during the spin\n{}", run.report());
+    };
+    a_guest_exiting_leaves_the_other_running => |f: Firmware| {
+        let run = boot_with_guests(f, "qemu-exit", &["hello", "counter"]);
+        run.assert_exit(ExitCode::Success);
+        let hello_exit = position(&run.output, "(hello): exited; exit code 7").unwrap();
+        let counter_end = position(&run.output, "counter: count 10").unwrap();
+        assert!(hello_exit < counter_end, "{}", run.report());
+        run.assert_contains("guest 2 (counter): exited; exit code 0");
+    };
+    a_faulting_guest_is_stopped_and_the_nucleus_carries_on => |f: Firmware| {
+        let run = boot_with_guests(f, "qemu-exit", &["faulter", "counter"]);
+        run.assert_exit(ExitCode::Success);
+        run.assert_contains("faulter: writing to the nucleus");
+        run.assert_contains("guest 1 (faulter): stopped by #PF page fault at rip");
+        run.assert_contains("address 0xffffffff80000000; exit code 142");
+        assert!(!run.output.contains("still alive"), "{}", run.report());
+        run.assert_contains("guest 2 (counter): exited; exit code 0");
+    };
+}
