@@ -1,14 +1,10 @@
-//! The two ways into the nucleus. This is the only `unsafe` a guest needs
-//! besides turning its ring pages into the shared ring types.
+//! The two ways into the nucleus, and the TSC. With the ring attachment
+//! and the heap claim, this is all the `unsafe` a guest needs.
 
-/// System call numbers (RAX); arguments in RDI, RSI; result in RAX.
-pub const CAP_ENTER: u64 = 0;
-pub const EXIT: u64 = 1;
+use caps::start::{SYSCALL_CAP_ENTER, SYSCALL_EXIT};
 
-/// Submits what the ring holds and waits until `min_complete` completions are
-/// ready or `timeout_ns` passes (`u64::MAX`: no timeout). Returns the number
-/// of completions ready, or a negative transport error.
-pub fn cap_enter(min_complete: u32, timeout_ns: u64) -> i64 {
+/// A system call by number with two arguments (the ABI is in `caps::start`).
+pub fn raw(number: u64, first: u64, second: u64) -> i64 {
     let result: i64;
     // SAFETY: SYSCALL transfers to the nucleus, which preserves every register
     // but RAX (result), RCX and R11 (clobbered by SYSCALL itself), and touches
@@ -16,9 +12,9 @@ pub fn cap_enter(min_complete: u32, timeout_ns: u64) -> i64 {
     unsafe {
         core::arch::asm!(
             "syscall",
-            inlateout("rax") CAP_ENTER => result,
-            in("rdi") min_complete as u64,
-            in("rsi") timeout_ns,
+            inlateout("rax") number => result,
+            in("rdi") first,
+            in("rsi") second,
             lateout("rcx") _,
             lateout("r11") _,
             options(nostack),
@@ -27,10 +23,24 @@ pub fn cap_enter(min_complete: u32, timeout_ns: u64) -> i64 {
     result
 }
 
+/// Submits what the ring holds and waits until `min_complete` completions are
+/// ready or `timeout_ns` passes (`u64::MAX`: no timeout). Returns the number
+/// of completions ready, or a negative transport error.
+pub fn cap_enter(min_complete: u32, timeout_ns: u64) -> i64 {
+    raw(SYSCALL_CAP_ENTER, min_complete as u64, timeout_ns)
+}
+
+/// The time-stamp counter (for guests that measure; `Timer.now` is the
+/// capability for time).
+pub fn cycles() -> u64 {
+    // SAFETY: RDTSC only reads the time-stamp counter.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
 /// Ends this guest with `code`.
 pub fn exit(code: i32) -> ! {
     // SAFETY: the nucleus never returns from EXIT.
     unsafe {
-        core::arch::asm!("syscall", in("rax") EXIT, in("rdi") code as i64 as u64, options(noreturn, nostack));
+        core::arch::asm!("syscall", in("rax") SYSCALL_EXIT, in("rdi") code as i64 as u64, options(noreturn, nostack));
     }
 }

@@ -17,17 +17,16 @@ guest_rt::entry!(main);
 
 const ROUNDS: usize = 2000;
 
-fn tsc() -> u64 {
-    // SAFETY: RDTSC only reads the time-stamp counter.
-    unsafe { core::arch::x86_64::_rdtsc() }
-}
+use guest_rt::syscall::cycles as tsc;
 
 /// Cycles for `batch` NOPs submitted and completed with one `cap_enter`.
 fn round(batch: u32) -> u64 {
     with_ring(|ring| {
         let start = tsc();
         for _ in 0..batch {
-            ring.submissions.push(&Sqe::nop(0)).expect("SQ has room for a batch");
+            ring.submissions
+                .push(&Sqe::nop(0))
+                .expect("SQ has room for a batch");
         }
         let ready = cap_enter(batch, u64::MAX);
         let mut completed = 0;
@@ -35,7 +34,10 @@ fn round(batch: u32) -> u64 {
             completed += 1;
         }
         let end = tsc();
-        assert!(ready >= batch as i64 && completed == batch, "lost completions");
+        assert!(
+            ready >= batch as i64 && completed == batch,
+            "lost completions"
+        );
         end - start
     })
 }

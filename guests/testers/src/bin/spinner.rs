@@ -15,8 +15,7 @@ fn main() -> i32 {
     println!("spinning");
     // Reads the TSC directly: no system call while spinning.
     let spin_cycles = boot_info().expect("BootInfo.get").tsc_hz * 3 / 10;
-    // SAFETY: RDTSC only reads the time-stamp counter.
-    let tsc = || unsafe { core::arch::x86_64::_rdtsc() };
+    let tsc = guest_rt::syscall::cycles;
     let begin = tsc();
     let mut spins = 0u64;
     while tsc() - begin < spin_cycles {
