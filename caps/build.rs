@@ -17,6 +17,7 @@ const SCHEMAS: &[&str] = &[
     "entropy",
     "boot_info",
     "guest_control",
+    "echo",
 ];
 
 const ALLOC_PRELUDE: &str = "#[allow(unused_imports)] use ::alloc::{boxed::Box, string::ToString};";

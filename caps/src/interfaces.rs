@@ -12,7 +12,7 @@ use capnp::traits::HasTypeId;
 use crate::error::TransportError;
 use crate::message::{Message, check_len};
 use crate::schema::{
-    boot_info_capnp, console_capnp, entropy_capnp, guest_control_capnp, timer_capnp,
+    boot_info_capnp, console_capnp, echo_capnp, entropy_capnp, guest_control_capnp, timer_capnp,
 };
 
 /// Every interface declared in `schema/`, as the compiler reported it:
@@ -36,15 +36,18 @@ pub enum Interface {
     Entropy,
     BootInfo,
     GuestControl,
+    /// Served by guests only.
+    Echo,
 }
 
 impl Interface {
-    pub const ALL: [Interface; 5] = [
+    pub const ALL: [Interface; 6] = [
         Interface::Console,
         Interface::Timer,
         Interface::Entropy,
         Interface::BootInfo,
         Interface::GuestControl,
+        Interface::Echo,
     ];
 
     pub const fn id(self) -> u64 {
@@ -54,6 +57,7 @@ impl Interface {
             Interface::Entropy => entropy::INTERFACE_ID,
             Interface::BootInfo => boot_info::INTERFACE_ID,
             Interface::GuestControl => guest_control::INTERFACE_ID,
+            Interface::Echo => echo::INTERFACE_ID,
         }
     }
 
@@ -76,6 +80,7 @@ impl Interface {
             Interface::Entropy => "Entropy",
             Interface::BootInfo => "BootInfo",
             Interface::GuestControl => "GuestControl",
+            Interface::Echo => "Echo",
         }
     }
 }
@@ -91,10 +96,13 @@ pub enum MethodId {
     BootInfoGet,
     GuestControlExit,
     GuestControlRegion,
+    GuestControlServe,
+    GuestControlConnect,
+    EchoEcho,
 }
 
 impl MethodId {
-    pub const ALL: [MethodId; 7] = [
+    pub const ALL: [MethodId; 10] = [
         MethodId::ConsoleWrite,
         MethodId::TimerNow,
         MethodId::TimerSleep,
@@ -102,6 +110,9 @@ impl MethodId {
         MethodId::BootInfoGet,
         MethodId::GuestControlExit,
         MethodId::GuestControlRegion,
+        MethodId::GuestControlServe,
+        MethodId::GuestControlConnect,
+        MethodId::EchoEcho,
     ];
 
     /// The method a CALL names on a capability of `interface`, or
@@ -115,6 +126,9 @@ impl MethodId {
             (Interface::BootInfo, boot_info::GET) => MethodId::BootInfoGet,
             (Interface::GuestControl, guest_control::EXIT) => MethodId::GuestControlExit,
             (Interface::GuestControl, guest_control::REGION) => MethodId::GuestControlRegion,
+            (Interface::GuestControl, guest_control::SERVE) => MethodId::GuestControlServe,
+            (Interface::GuestControl, guest_control::CONNECT) => MethodId::GuestControlConnect,
+            (Interface::Echo, echo::ECHO) => MethodId::EchoEcho,
             _ => return Err(TransportError::UnknownMethod),
         })
     }
@@ -125,7 +139,11 @@ impl MethodId {
             MethodId::TimerNow | MethodId::TimerSleep => Interface::Timer,
             MethodId::EntropyFill => Interface::Entropy,
             MethodId::BootInfoGet => Interface::BootInfo,
-            MethodId::GuestControlExit | MethodId::GuestControlRegion => Interface::GuestControl,
+            MethodId::GuestControlExit
+            | MethodId::GuestControlRegion
+            | MethodId::GuestControlServe
+            | MethodId::GuestControlConnect => Interface::GuestControl,
+            MethodId::EchoEcho => Interface::Echo,
         }
     }
 
@@ -138,6 +156,9 @@ impl MethodId {
             MethodId::BootInfoGet => boot_info::GET,
             MethodId::GuestControlExit => guest_control::EXIT,
             MethodId::GuestControlRegion => guest_control::REGION,
+            MethodId::GuestControlServe => guest_control::SERVE,
+            MethodId::GuestControlConnect => guest_control::CONNECT,
+            MethodId::EchoEcho => echo::ECHO,
         }
     }
 
@@ -151,6 +172,9 @@ impl MethodId {
             MethodId::BootInfoGet => "get",
             MethodId::GuestControlExit => "exit",
             MethodId::GuestControlRegion => "region",
+            MethodId::GuestControlServe => "serve",
+            MethodId::GuestControlConnect => "connect",
+            MethodId::EchoEcho => "echo",
         }
     }
 }
@@ -424,13 +448,16 @@ pub mod boot_info {
 pub mod guest_control {
     use super::*;
     use guest_control_capnp::guest_control::{
-        exit_params, exit_results, region_params, region_results,
+        connect_params, connect_results, exit_params, exit_results, region_params, region_results,
+        serve_params, serve_results,
     };
 
     pub const INTERFACE_ID: u64 =
         <guest_control_capnp::guest_control::Client as HasTypeId>::TYPE_ID;
     pub const EXIT: u16 = 0;
     pub const REGION: u16 = 1;
+    pub const SERVE: u16 = 2;
+    pub const CONNECT: u16 = 3;
 
     method!(Exit, Interface::GuestControl, EXIT, ExitParams, ExitResults);
     method!(
@@ -441,8 +468,68 @@ pub mod guest_control {
         RegionResults
     );
 
+    method!(
+        Serve,
+        Interface::GuestControl,
+        SERVE,
+        ServeParams,
+        ServeResults
+    );
+    method!(
+        Connect,
+        Interface::GuestControl,
+        CONNECT,
+        ConnectParams,
+        ConnectResults
+    );
+
     no_fields!(ExitResults, exit_results::Owned);
     no_fields!(RegionParams, region_params::Owned);
+    no_fields!(ServeResults, serve_results::Owned);
+    no_fields!(ConnectResults, connect_results::Owned);
+
+    /// The name an interface is served under.
+    #[derive(Clone, Debug, Default, PartialEq, Eq)]
+    pub struct ServeParams {
+        pub name: String,
+    }
+
+    #[derive(Clone, Debug, Default, PartialEq, Eq)]
+    pub struct ConnectParams {
+        pub name: String,
+    }
+
+    impl Message for ServeParams {
+        type Schema = serve_params::Owned;
+
+        fn write(&self, mut builder: serve_params::Builder<'_>) -> capnp::Result<()> {
+            check_len(self.name.len())?;
+            builder.set_name(self.name.as_str());
+            Ok(())
+        }
+
+        fn read(reader: serve_params::Reader<'_>) -> capnp::Result<Self> {
+            Ok(ServeParams {
+                name: String::from(reader.get_name()?.to_str()?),
+            })
+        }
+    }
+
+    impl Message for ConnectParams {
+        type Schema = connect_params::Owned;
+
+        fn write(&self, mut builder: connect_params::Builder<'_>) -> capnp::Result<()> {
+            check_len(self.name.len())?;
+            builder.set_name(self.name.as_str());
+            Ok(())
+        }
+
+        fn read(reader: connect_params::Reader<'_>) -> capnp::Result<Self> {
+            Ok(ConnectParams {
+                name: String::from(reader.get_name()?.to_str()?),
+            })
+        }
+    }
 
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
     pub struct ExitParams {
@@ -483,6 +570,59 @@ pub mod guest_control {
             Ok(RegionResults {
                 base: reader.get_base(),
                 size: reader.get_size(),
+            })
+        }
+    }
+}
+
+/// Served by guests: returns what it is given.
+pub mod echo {
+    use super::*;
+    use echo_capnp::echo::{echo_params, echo_results};
+
+    pub const INTERFACE_ID: u64 = <echo_capnp::echo::Client as HasTypeId>::TYPE_ID;
+    pub const ECHO: u16 = 0;
+
+    method!(Echo, Interface::Echo, ECHO, EchoParams, EchoResults);
+
+    #[derive(Clone, Debug, Default, PartialEq, Eq)]
+    pub struct EchoParams {
+        pub data: Vec<u8>,
+    }
+
+    #[derive(Clone, Debug, Default, PartialEq, Eq)]
+    pub struct EchoResults {
+        pub data: Vec<u8>,
+    }
+
+    impl Message for EchoParams {
+        type Schema = echo_params::Owned;
+
+        fn write(&self, mut builder: echo_params::Builder<'_>) -> capnp::Result<()> {
+            check_len(self.data.len())?;
+            builder.set_data(&self.data);
+            Ok(())
+        }
+
+        fn read(reader: echo_params::Reader<'_>) -> capnp::Result<Self> {
+            Ok(EchoParams {
+                data: reader.get_data()?.to_vec(),
+            })
+        }
+    }
+
+    impl Message for EchoResults {
+        type Schema = echo_results::Owned;
+
+        fn write(&self, mut builder: echo_results::Builder<'_>) -> capnp::Result<()> {
+            check_len(self.data.len())?;
+            builder.set_data(&self.data);
+            Ok(())
+        }
+
+        fn read(reader: echo_results::Reader<'_>) -> capnp::Result<Self> {
+            Ok(EchoResults {
+                data: reader.get_data()?.to_vec(),
             })
         }
     }

@@ -56,4 +56,7 @@ pub mod schema {
     pub mod guest_control_capnp {
         include!(concat!(env!("OUT_DIR"), "/guest_control_capnp.rs"));
     }
+    pub mod echo_capnp {
+        include!(concat!(env!("OUT_DIR"), "/echo_capnp.rs"));
+    }
 }

@@ -5,12 +5,15 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use caps::interfaces::guest_control::{ConnectParams, ServeParams};
 use caps::{
-    CapTable, CompletionProducer, CqReservation, Cqe, CqeSlot, Interface, MethodId, Request,
-    RingError, RingHeader, RingLayout, Sqe, SqeSlot, SubmissionConsumer, TransportError,
+    Buffer, CapId, CapTable, CompletionProducer, CqReservation, Cqe, CqeSlot, Exception, Message,
+    MethodId, Request, RingError, RingHeader, RingLayout, Sqe, SqeSlot, SubmissionConsumer,
+    TransportError,
 };
 use nucleus_core::paging::{MappingKind, SIZE_4K};
 
+use crate::endpoint::{Capability, RouteKind, Routed};
 use crate::memory::{self, MapError};
 use crate::services::{self, Reply};
 
@@ -184,10 +187,14 @@ struct Pending {
     reservation: CqReservation,
 }
 
-/// What processing the ring led to.
-pub enum Progress {
-    /// This many completions wait in the CQ.
-    Ready(u32),
+/// What taking one SQE led to.
+pub enum Step {
+    /// Nothing to take (empty SQ, or no CQ room).
+    Idle,
+    /// Handled within this guest.
+    Done,
+    /// Needs another guest or the endpoint registry.
+    Route(Routed),
     /// The guest asked to exit (GuestControl.exit).
     Exit(i32),
     /// The guest corrupted its ring indices.
@@ -200,7 +207,7 @@ pub struct Domain {
     slot: usize,
     slot_range: core::ops::Range<u64>,
     ring: Option<Ring>,
-    caps: CapTable<Interface>,
+    caps: CapTable<Capability>,
     pending: Vec<Pending>,
     console_line: Vec<u8>,
     /// While blocked in `cap_enter`: completions it waits for.
@@ -231,7 +238,7 @@ impl Domain {
         };
         let mut caps = CapTable::new(CAP_QUOTA);
         for interface in caps::start::INITIAL_CAPABILITIES {
-            caps.insert(interface)
+            caps.insert(Capability::Service(interface))
                 .expect("the quota holds the initial capabilities");
         }
         let start = crate::sched::Start {
@@ -294,45 +301,95 @@ impl Domain {
         Ok(ring)
     }
 
-    /// Takes every SQE the ring holds (as CQ space allows), runs each call
-    /// or schedules its completion, and completes what is due.
-    pub fn process(&mut self) -> Progress {
+    /// Takes the next SQE (if the CQ has room for its completion) and runs
+    /// it, as far as this guest alone can.
+    pub fn step(&mut self) -> Step {
         let Some(ring) = self.ring.as_mut() else {
-            return Progress::Ready(0);
+            return Step::Idle;
         };
-        loop {
-            let (sqe, reservation) = match ring.submissions.pop(&mut ring.completions) {
-                Ok(Some(taken)) => taken,
-                Ok(None) => break,
-                Err(error) => return Progress::Corrupt(error),
-            };
-            match execute(
-                &sqe,
-                &self.memory,
-                &mut self.caps,
-                &self.name,
-                &self.slot_range,
-                &mut self.console_line,
-            ) {
-                Executed::Now(cqe) => ring.completions.post(reservation, &cqe),
-                Executed::At(due_tsc) => self.pending.push(Pending {
-                    due_tsc,
-                    user_data: sqe.user_data,
-                    reservation,
-                }),
-                Executed::Exit(code) => {
-                    ring.completions
-                        .post(reservation, &Cqe::done(sqe.user_data, 0, 0));
-                    return Progress::Exit(code);
-                }
+        let (sqe, reservation) = match ring.submissions.pop(&mut ring.completions) {
+            Ok(Some(taken)) => taken,
+            Ok(None) => return Step::Idle,
+            Err(error) => return Step::Corrupt(error),
+        };
+        let user_data = sqe.user_data;
+        match execute(
+            &sqe,
+            &self.memory,
+            &mut self.caps,
+            &self.name,
+            &self.slot_range,
+            &mut self.console_line,
+        ) {
+            Executed::Now(cqe) => {
+                ring.completions.post(reservation, &cqe);
+                Step::Done
             }
+            Executed::At(due_tsc) => {
+                self.pending.push(Pending {
+                    due_tsc,
+                    user_data,
+                    reservation,
+                });
+                Step::Done
+            }
+            Executed::Exit(code) => {
+                ring.completions
+                    .post(reservation, &Cqe::done(user_data, 0, 0));
+                Step::Exit(code)
+            }
+            Executed::Route(kind) => Step::Route(Routed {
+                user_data,
+                reservation,
+                kind,
+            }),
         }
-        self.complete_due(crate::time::rdtsc());
-        Progress::Ready(self.ready())
+    }
+
+    /// Posts a completion for which CQ space was reserved. A guest whose
+    /// ring is gone (it exited) gets nothing.
+    pub fn post(&mut self, reservation: CqReservation, cqe: &Cqe) {
+        if let Some(ring) = self.ring.as_mut() {
+            ring.completions.post(reservation, cqe);
+        }
+    }
+
+    /// Gives back CQ space reserved for a completion that will not come.
+    pub fn cancel(&mut self, reservation: CqReservation) {
+        if let Some(ring) = self.ring.as_mut() {
+            ring.completions.cancel(reservation);
+        }
+    }
+
+    /// Adds a capability to the guest's table.
+    pub fn grant(&mut self, capability: Capability) -> Result<CapId, TransportError> {
+        self.caps.insert(capability)
+    }
+
+    /// A completion carrying `exception` in the guest's results buffer (or
+    /// the transport error if the buffer cannot hold even a shortened one).
+    pub fn exception_completion(
+        &self,
+        user_data: u64,
+        results: Buffer,
+        exception: &Exception,
+    ) -> Cqe {
+        let mut bytes = alloc::vec![0u8; results.len as usize];
+        match exception.encode_fitting(&mut bytes) {
+            Ok(len) => {
+                self.memory.copy_out(results.addr, &bytes[..len]);
+                Cqe::exception(user_data, len as u32)
+            }
+            Err(error) => Cqe::failed(user_data, error),
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.ring.is_some()
     }
 
     /// Posts the completions of calls whose time has come.
-    fn complete_due(&mut self, now: u64) {
+    pub fn complete_due(&mut self, now: u64) {
         let Some(ring) = self.ring.as_mut() else {
             return;
         };
@@ -353,7 +410,7 @@ impl Domain {
     }
 
     /// Completions in the CQ the guest has not consumed.
-    fn ready(&self) -> u32 {
+    pub fn ready(&self) -> u32 {
         self.ring.as_ref().map_or(0, |ring| {
             let completions = &ring.completions;
             ring.layout
@@ -401,13 +458,14 @@ enum Executed {
     Now(Cqe),
     At(u64),
     Exit(i32),
+    Route(RouteKind),
 }
 
 /// One SQE, from the nucleus's private copy.
 fn execute(
     sqe: &Sqe,
     memory: &GuestMemory,
-    caps: &mut CapTable<Interface>,
+    caps: &mut CapTable<Capability>,
     name: &str,
     slot: &core::ops::Range<u64>,
     console_line: &mut Vec<u8>,
@@ -421,34 +479,96 @@ fn execute(
     match request {
         Request::Nop => Executed::Now(Cqe::done(user_data, 0, 0)),
         Request::Release { cap } => match caps.remove(cap) {
+            // Releasing the serving end closes the endpoint for its callers.
+            Ok(Capability::Serve(endpoint)) => Executed::Route(RouteKind::Close { endpoint }),
             Ok(_) => Executed::Now(Cqe::done(user_data, 0, 0)),
             Err(error) => failed(error),
         },
-        // Guests serving interfaces come with endpoints; not built yet.
-        Request::Recv { .. } | Request::Return { .. } => failed(TransportError::NotSupported),
+        Request::Recv { cap, buffer } => match caps.get(cap) {
+            Ok(Capability::Serve(endpoint)) => {
+                if !memory.contains(buffer.addr, buffer.len as u64, true) {
+                    return failed(TransportError::BufferOutsideCaller);
+                }
+                Executed::Route(RouteKind::Recv {
+                    endpoint: *endpoint,
+                    buffer,
+                })
+            }
+            Ok(_) => failed(TransportError::WrongCapKind),
+            Err(error) => failed(error),
+        },
+        Request::Return { cap, token, reply } => match caps.get(cap) {
+            Ok(Capability::Serve(endpoint)) => {
+                let mut copied = alloc::vec![0u8; reply.map_or(0, |r| r.len as usize)];
+                if let Some(reply) = reply {
+                    memory.copy_in(reply.addr, &mut copied);
+                }
+                Executed::Route(RouteKind::Return {
+                    endpoint: *endpoint,
+                    token,
+                    reply: copied,
+                })
+            }
+            Ok(_) => failed(TransportError::WrongCapKind),
+            Err(error) => failed(error),
+        },
         Request::Call {
             cap,
             method,
             params,
             results,
         } => {
-            let interface = match caps.get(cap) {
-                Ok(interface) => *interface,
+            let capability = match caps.get(cap) {
+                Ok(capability) => *capability,
                 Err(error) => return failed(error),
+            };
+            let results = results.unwrap_or(Buffer::NONE);
+            if results.len > 0 && !memory.contains(results.addr, results.len as u64, true) {
+                return failed(TransportError::BufferOutsideCaller);
+            }
+            // The params are copied once and decoded (or passed on) from the
+            // copy: another guest thread rewriting them mid-call changes
+            // nothing here.
+            let mut copied = alloc::vec![0u8; params.map_or(0, |p| p.len as usize)];
+            if let Some(params) = params {
+                memory.copy_in(params.addr, &mut copied);
+            }
+            let interface = match capability {
+                Capability::Service(interface) => interface,
+                Capability::Call(endpoint) => {
+                    return Executed::Route(RouteKind::Call {
+                        endpoint,
+                        method,
+                        params: copied,
+                        results,
+                    });
+                }
+                Capability::Serve(_) => return failed(TransportError::WrongCapKind),
             };
             let method = match MethodId::resolve(interface, method) {
                 Ok(method) => method,
                 Err(error) => return failed(error),
             };
-            let results = results.unwrap_or(caps::Buffer::NONE);
-            if results.len > 0 && !memory.contains(results.addr, results.len as u64, true) {
-                return failed(TransportError::BufferOutsideCaller);
-            }
-            // The params are copied once and decoded from the copy: another
-            // guest thread rewriting them mid-call changes nothing here.
-            let mut copied = alloc::vec![0u8; params.map_or(0, |p| p.len as usize)];
-            if let Some(params) = params {
-                memory.copy_in(params.addr, &mut copied);
+            match method {
+                MethodId::GuestControlServe => {
+                    return match ServeParams::decode(&copied) {
+                        Ok(params) => Executed::Route(RouteKind::Serve {
+                            name: params.name,
+                            results,
+                        }),
+                        Err(error) => failed(error),
+                    };
+                }
+                MethodId::GuestControlConnect => {
+                    return match ConnectParams::decode(&copied) {
+                        Ok(params) => Executed::Route(RouteKind::Connect {
+                            name: params.name,
+                            results,
+                        }),
+                        Err(error) => failed(error),
+                    };
+                }
+                _ => {}
             }
             let caller = services::Caller {
                 name,

@@ -10,6 +10,7 @@ mod apic;
 mod console;
 mod cpu;
 mod domain;
+mod endpoint;
 mod entropy;
 mod fb;
 mod gdt;

@@ -16,6 +16,8 @@ use core::arch::naked_asm;
 use spin::Mutex;
 
 use crate::cpu::FpuArea;
+use crate::domain::Step;
+use crate::endpoint::Endpoints;
 use crate::gdt::{USER_CODE_SELECTOR, USER_DATA_SELECTOR};
 use crate::traps::{TrapFrame, return_from_trap};
 use crate::{log, user};
@@ -67,6 +69,8 @@ struct Scheduler {
     /// The idle context's saved stack pointer (the boot stack).
     idle_rsp: u64,
     slice_started_at_tick: u64,
+    /// Interfaces guests serve each other.
+    endpoints: Endpoints,
 }
 
 static SCHEDULER: Mutex<Scheduler> = Mutex::new(Scheduler {
@@ -74,7 +78,52 @@ static SCHEDULER: Mutex<Scheduler> = Mutex::new(Scheduler {
     current: None,
     idle_rsp: 0,
     slice_started_at_tick: 0,
+    endpoints: Endpoints::new(),
 });
+
+impl Guest {
+    /// A blocked guest whose wait is over (or whose deadline passed)
+    /// becomes runnable.
+    pub fn wake_if_ready(&mut self) {
+        let now = crate::time::rdtsc();
+        if let State::Blocked { deadline } = self.state
+            && (self.domain.poll_wake(now) || deadline.is_some_and(|d| now >= d))
+        {
+            self.state = State::Ready;
+        }
+    }
+}
+
+/// What processing the running guest's ring led to.
+pub enum Progress {
+    /// This many completions wait in its CQ.
+    Ready(u32),
+    /// It asked to exit (GuestControl.exit).
+    Exit(i32),
+    /// It corrupted its ring indices.
+    Corrupt(caps::RingError),
+}
+
+/// Takes every SQE the running guest's ring holds (as CQ space allows) and
+/// runs it: within the guest, or across guests for endpoints.
+pub fn process_current() -> Progress {
+    let mut scheduler = SCHEDULER.lock();
+    let scheduler = &mut *scheduler;
+    let current = scheduler.current.expect("no running guest");
+    let id = scheduler.guests[current].id;
+    loop {
+        match scheduler.guests[current].domain.step() {
+            Step::Idle => break,
+            Step::Done => {}
+            Step::Route(routed) => scheduler.endpoints.route(&mut scheduler.guests, id, routed),
+            Step::Exit(code) => return Progress::Exit(code),
+            Step::Corrupt(error) => return Progress::Corrupt(error),
+        }
+    }
+    let domain = &mut scheduler.guests[current].domain;
+    domain.complete_due(crate::time::rdtsc());
+    Progress::Ready(domain.ready())
+}
 
 /// Creates a guest that will enter ring 3 at `start.entry` when first scheduled.
 pub fn spawn(
@@ -185,13 +234,8 @@ fn pick_next(scheduler: &Scheduler, after: Option<usize>) -> Option<usize> {
 }
 
 fn wake_due(scheduler: &mut Scheduler) {
-    let now = crate::time::rdtsc();
     for guest in scheduler.guests.iter_mut() {
-        if let State::Blocked { deadline } = guest.state
-            && (guest.domain.poll_wake(now) || deadline.is_some_and(|d| now >= d))
-        {
-            guest.state = State::Ready;
-        }
+        guest.wake_if_ready();
     }
 }
 
@@ -278,7 +322,15 @@ pub fn on_tick_from_user() {
 
 /// Stops the running guest for good with `code` and reports it.
 pub fn exit_current(code: i32, why: core::fmt::Arguments) -> ! {
-    with_current(|guest| {
+    {
+        let mut scheduler = SCHEDULER.lock();
+        let scheduler = &mut *scheduler;
+        let current = scheduler.current.expect("no running guest");
+        let id = scheduler.guests[current].id;
+        // Endpoints it served close (their callers are told) before its
+        // memory and ring go.
+        scheduler.endpoints.guest_exited(&mut scheduler.guests, id);
+        let guest = &mut scheduler.guests[current];
         guest.domain.release();
         log!(
             "guest {} ({}): {}; exit code {}",
@@ -288,7 +340,7 @@ pub fn exit_current(code: i32, why: core::fmt::Arguments) -> ! {
             code
         );
         guest.state = State::Exited(code);
-    });
+    }
     yield_current();
     unreachable!("an exited guest was scheduled again");
 }

@@ -107,6 +107,13 @@ pub fn call(
             let params = guest_control::ExitParams::decode(params)?;
             Ok(Reply::Exit(params.code))
         }
+        // Endpoints live in the scheduler (see `endpoint`): the domain routes
+        // these before they reach here.
+        MethodId::GuestControlServe | MethodId::GuestControlConnect => {
+            Err(TransportError::NotSupported)
+        }
+        // Guests serve Echo; the nucleus never holds an Echo service.
+        MethodId::EchoEcho => Err(TransportError::WrongCapKind),
         MethodId::GuestControlRegion => {
             let (base, size) = (caller.slot.start, caller.slot.end - caller.slot.start);
             results(&guest_control::RegionResults { base, size }, capacity)

@@ -4,8 +4,7 @@
 use caps::TransportError;
 use caps::start::{SYSCALL_CAP_ENTER, SYSCALL_EXIT};
 
-use crate::domain::Progress;
-use crate::sched::{self, State};
+use crate::sched::{self, Progress, State};
 use crate::traps::TrapFrame;
 
 pub fn handle(frame: &mut TrapFrame) {
@@ -27,7 +26,7 @@ fn cap_enter(min_complete: u32, timeout_ns: u64) -> i64 {
         ),
     };
     loop {
-        let progress = sched::with_current(|guest| guest.domain.process());
+        let progress = sched::process_current();
         let ready = match progress {
             Progress::Ready(ready) => ready,
             Progress::Exit(code) => {

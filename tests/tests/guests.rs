@@ -52,7 +52,7 @@ on_bios_and_uefi! {
             "ok: unknown method -> -7",
             "ok: malformed params -> -8",
             "ok: results buffer too small -> -9",
-            "ok: RECV (endpoints not built yet) -> -12",
+            "ok: RECV on a capability that is not an endpoint -> -11",
             "ok: released capability -> -4",
             "ok: unknown system call -> -12",
             "ringcheck: ring still works after every malformed request",
@@ -89,6 +89,18 @@ on_bios_and_uefi! {
         let counter_end = position(&run.output, "counter: count 10").unwrap();
         assert!(hello_exit < counter_end, "{}", run.report());
         run.assert_contains("guest 2 (counter): exited; exit code 0");
+    };
+    a_guest_serves_echo_to_another => |f: Firmware| {
+        let run = boot_with_guests(f, "qemu-exit", &["echo-server", "echo-client"]);
+        run.assert_exit(ExitCode::Success);
+        run.assert_contains("echo-server: serving echo");
+        run.assert_contains("echo-client: echoed: hello through another guest");
+        run.assert_contains("echo-client: guest-to-guest echo round trip: median ");
+        run.assert_contains("echo-server: served 502 calls; quitting");
+        run.assert_contains("echo-client: after quit: disconnected (the guest serving 'echo' is gone)");
+        run.assert_contains("guest 1 (echo-server): exited; exit code 0");
+        run.assert_contains("guest 2 (echo-client): exited; exit code 0");
+        run.assert_contains("CR3 writes since boot: 0");
     };
     a_faulting_guest_is_stopped_and_the_nucleus_carries_on => |f: Firmware| {
         let run = boot_with_guests(f, "qemu-exit", &["faulter", "counter"]);

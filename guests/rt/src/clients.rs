@@ -6,7 +6,8 @@ use caps::Interface;
 use caps::interfaces::{boot_info, console, entropy, guest_control, timer};
 use caps::start::initial_capability;
 
-use crate::ring::{CallError, call};
+use crate::ring::{CallError, buffer, buffer_mut, call, call_with_aux, with_ring};
+use caps::{CapId, Message, Outcome, Sqe, TransportError};
 
 /// Writes text to the appliance console; returns the bytes taken.
 pub fn console_write(text: &str) -> Result<u32, CallError> {
@@ -54,6 +55,87 @@ pub fn region() -> Result<(u64, u64), CallError> {
         &guest_control::RegionParams,
     )
     .map(|r| (r.base, r.size))
+}
+
+/// Serves an interface under `name`; returns the endpoint capability to
+/// RECV calls on (see [`Server`]).
+pub fn serve(name: &str) -> Result<CapId, CallError> {
+    let params = guest_control::ServeParams { name: name.into() };
+    let (_, aux) = call_with_aux::<guest_control::Serve>(
+        initial_capability(Interface::GuestControl),
+        &params,
+    )?;
+    CapId::from_raw(aux as u32).ok_or(CallError::Transport(TransportError::InvalidCap))
+}
+
+/// A capability for calling what another guest serves under `name`, waiting
+/// (up to `attempts` times 10 ms) for it to be served.
+pub fn connect(name: &str, attempts: u32) -> Result<CapId, CallError> {
+    let params = guest_control::ConnectParams { name: name.into() };
+    let mut tries = 0;
+    loop {
+        match call_with_aux::<guest_control::Connect>(
+            initial_capability(Interface::GuestControl),
+            &params,
+        ) {
+            Ok((_, aux)) => {
+                return CapId::from_raw(aux as u32)
+                    .ok_or(CallError::Transport(TransportError::InvalidCap));
+            }
+            Err(CallError::Exception(_)) if tries + 1 < attempts => {
+                tries += 1;
+                timer_sleep(10_000_000)?;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// The serving end of an endpoint: takes calls and answers them.
+pub struct Server {
+    cap: CapId,
+    buffer: Vec<u8>,
+}
+
+/// A call taken by [`Server::receive`].
+pub struct Incoming<'a> {
+    pub token: u64,
+    pub method: u16,
+    pub params: &'a [u8],
+}
+
+impl Server {
+    pub fn new(cap: CapId) -> Server {
+        Server {
+            cap,
+            buffer: alloc::vec![0u8; caps::MAX_MESSAGE_BYTES as usize],
+        }
+    }
+
+    /// Waits for the next call.
+    pub fn receive(&mut self) -> Result<Incoming<'_>, CallError> {
+        let sqe = Sqe::recv(self.cap.raw(), buffer_mut(&mut self.buffer), 0);
+        match with_ring(|ring| ring.submit_and_wait(sqe)).outcome() {
+            Outcome::Done { written, aux } => Ok(Incoming {
+                token: aux,
+                method: (aux & 0xffff) as u16,
+                params: &self.buffer[..written as usize],
+            }),
+            Outcome::Failed(error) => Err(CallError::Transport(error)),
+            _ => Err(CallError::Transport(TransportError::NotSupported)),
+        }
+    }
+
+    /// Answers the call `token` with `results`.
+    pub fn reply<M: Message>(&mut self, token: u64, results: &M) -> Result<(), CallError> {
+        let encoded = crate::ring::encode(results)?;
+        let sqe = Sqe::return_call(self.cap.raw(), token, buffer(&encoded), 0);
+        match with_ring(|ring| ring.submit_and_wait(sqe)).outcome() {
+            Outcome::Done { .. } => Ok(()),
+            Outcome::Failed(error) => Err(CallError::Transport(error)),
+            _ => Err(CallError::Transport(TransportError::NotSupported)),
+        }
+    }
 }
 
 /// Ends the guest through GuestControl (the `exit` system call does the same).

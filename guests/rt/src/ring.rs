@@ -106,10 +106,19 @@ impl Ring {
         cap: CapId,
         params: &M::Params,
     ) -> Result<M::Results, CallError> {
+        self.call_with_aux::<M>(cap, params)
+            .map(|(results, _)| results)
+    }
+
+    /// As [`Ring::call`], also returning the completion's aux (the new
+    /// capability of a call that returns one).
+    pub fn call_with_aux<M: Method>(
+        &mut self,
+        cap: CapId,
+        params: &M::Params,
+    ) -> Result<(M::Results, u64), CallError> {
         const LARGEST: usize = MAX_MESSAGE_BYTES as usize;
-        let mut encoded = vec![0u8; LARGEST];
-        let length = params.encode(&mut encoded).map_err(CallError::Transport)?;
-        encoded.truncate(length);
+        let encoded = encode(params)?;
         let mut capacity = 256;
         loop {
             let mut results: Vec<u8> = vec![0u8; capacity];
@@ -122,9 +131,10 @@ impl Ring {
             );
             let cqe = self.submit_and_wait(sqe);
             match cqe.outcome() {
-                Outcome::Done { written, .. } => {
-                    return M::Results::decode(&results[..written as usize])
-                        .map_err(CallError::Transport);
+                Outcome::Done { written, aux } => {
+                    let decoded = M::Results::decode(&results[..written as usize])
+                        .map_err(CallError::Transport)?;
+                    return Ok((decoded, aux));
                 }
                 Outcome::Exception { len } => {
                     let exception = Exception::decode(&results[..len as usize])
@@ -143,6 +153,23 @@ impl Ring {
             }
         }
     }
+}
+
+/// Encodes a message: into a small buffer first, the largest only if needed
+/// (most messages are a few words; zeroing 64 KiB per call would dominate).
+pub fn encode<M: Message>(message: &M) -> Result<Vec<u8>, CallError> {
+    for size in [512, MAX_MESSAGE_BYTES as usize] {
+        let mut encoded = vec![0u8; size];
+        match message.encode(&mut encoded) {
+            Ok(length) => {
+                encoded.truncate(length);
+                return Ok(encoded);
+            }
+            Err(TransportError::ResultsTooSmall) if size < MAX_MESSAGE_BYTES as usize => continue,
+            Err(error) => return Err(CallError::Transport(error)),
+        }
+    }
+    unreachable!("the last size either fits or fails")
 }
 
 /// The buffer an SQE names for params the nucleus reads (none if empty).
@@ -167,4 +194,12 @@ pub fn buffer_mut(bytes: &mut [u8]) -> Buffer {
 /// Calls `M` on `cap` through this guest's ring.
 pub fn call<M: Method>(cap: CapId, params: &M::Params) -> Result<M::Results, CallError> {
     with_ring(|ring| ring.call::<M>(cap, params))
+}
+
+/// As [`call`], with the completion's aux.
+pub fn call_with_aux<M: Method>(
+    cap: CapId,
+    params: &M::Params,
+) -> Result<(M::Results, u64), CallError> {
+    with_ring(|ring| ring.call_with_aux::<M>(cap, params))
 }

@@ -141,9 +141,9 @@ fn main() -> i32 {
         TransportError::ResultsTooSmall,
     ));
     checks.push((
-        "RECV (endpoints not built yet)",
+        "RECV on a capability that is not an endpoint",
         Sqe::recv(console_cap, buffer_mut(&mut results), 0),
-        TransportError::NotSupported,
+        TransportError::WrongCapKind,
     ));
 
     let mut failures = 0;

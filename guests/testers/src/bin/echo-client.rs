@@ -1,0 +1,79 @@
+//! Calls the Echo another guest serves: checks the reply, measures the
+//! guest-to-guest round trip, asks the server to quit, and checks that a
+//! call after that fails as disconnected.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+use alloc::vec::Vec;
+
+use guest_rt::caps::ExceptionCode;
+use guest_rt::caps::interfaces::echo::{Echo, EchoParams};
+use guest_rt::clients::{boot_info, connect};
+use guest_rt::println;
+use guest_rt::ring::{CallError, call};
+use guest_rt::syscall::cycles;
+
+guest_rt::entry!(main);
+
+const ROUNDS: usize = 500;
+
+fn main() -> i32 {
+    let echo = connect("echo", 100).expect("GuestControl.connect");
+    let sent = b"hello through another guest".to_vec();
+    let reply = call::<Echo>(echo, &EchoParams { data: sent.clone() }).expect("Echo.echo");
+    if reply.data != sent {
+        println!("wrong reply");
+        return 1;
+    }
+    println!(
+        "echoed: {}",
+        core::str::from_utf8(&reply.data).unwrap_or("?")
+    );
+
+    let hz = boot_info().expect("BootInfo.get").tsc_hz;
+    let mut samples: Vec<u64> = (0..ROUNDS)
+        .map(|_| {
+            let start = cycles();
+            call::<Echo>(
+                echo,
+                &EchoParams {
+                    data: alloc::vec![7u8; 16],
+                },
+            )
+            .expect("Echo.echo");
+            cycles() - start
+        })
+        .collect();
+    samples.sort_unstable();
+    let median = samples[ROUNDS / 2];
+    println!(
+        "guest-to-guest echo round trip: median {} cycles ({} ns) over {ROUNDS} calls",
+        median,
+        median * 1_000_000_000 / hz
+    );
+
+    call::<Echo>(
+        echo,
+        &EchoParams {
+            data: b"quit".to_vec(),
+        },
+    )
+    .expect("Echo.echo quit");
+    match call::<Echo>(
+        echo,
+        &EchoParams {
+            data: b"anyone?".to_vec(),
+        },
+    ) {
+        Err(CallError::Exception(e)) if e.code == ExceptionCode::Disconnected => {
+            println!("after quit: disconnected ({})", e.message);
+            0
+        }
+        other => {
+            println!("after quit: unexpected {:?}", other.map(|r| r.data.len()));
+            1
+        }
+    }
+}
