@@ -76,6 +76,9 @@ pub struct BootOptions {
     pub qemu_exit: bool,
     pub scenario: Scenario,
     pub tick_hz: u32,
+    /// Start several native guests even without protection keys, when they
+    /// cannot be isolated from each other.
+    pub allow_unisolated_guests: bool,
 }
 
 impl Default for BootOptions {
@@ -84,6 +87,7 @@ impl Default for BootOptions {
             qemu_exit: false,
             scenario: Scenario::Idle,
             tick_hz: DEFAULT_TICK_HZ,
+            allow_unisolated_guests: false,
         }
     }
 }
@@ -129,6 +133,7 @@ pub fn parse<'a>(line: &'a str, mut on_error: impl FnMut(CmdlineError<'a>)) -> B
         };
         match (key, value) {
             ("qemu-exit", None) => options.qemu_exit = true,
+            ("allow-unisolated-guests", None) => options.allow_unisolated_guests = true,
             ("scenario", Some(v)) => match Scenario::from_name(v) {
                 Some(s) => options.scenario = s,
                 None => on_error(CmdlineError::BadValue {
@@ -149,6 +154,38 @@ pub fn parse<'a>(line: &'a str, mut on_error: impl FnMut(CmdlineError<'a>)) -> B
         }
     }
     options
+}
+
+/// Per-guest options, from the guest's Limine module string:
+/// `NAME [cpu_ms=N]`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GuestOptions {
+    /// CPU time after which the guest is stopped.
+    pub cpu_limit_ms: Option<u64>,
+}
+
+/// Parses a guest's module string into its name (if any) and options.
+pub fn parse_guest<'a>(
+    line: &'a str,
+    mut on_error: impl FnMut(CmdlineError<'a>),
+) -> (Option<&'a str>, GuestOptions) {
+    let mut words = line.split_ascii_whitespace();
+    let name = words.next();
+    let mut options = GuestOptions::default();
+    for word in words {
+        match word.split_once('=') {
+            Some(("cpu_ms", value)) => match value.parse::<u64>() {
+                Ok(ms) if ms > 0 => options.cpu_limit_ms = Some(ms),
+                _ => on_error(CmdlineError::BadValue {
+                    key: "cpu_ms",
+                    value,
+                    expected: "a positive integer",
+                }),
+            },
+            _ => on_error(CmdlineError::UnknownOption(word)),
+        }
+    }
+    (name, options)
 }
 
 #[cfg(test)]
@@ -191,9 +228,42 @@ mod tests {
             BootOptions {
                 qemu_exit: true,
                 scenario: Scenario::PageFault,
-                tick_hz: 1000
+                tick_hz: 1000,
+                allow_unisolated_guests: false
             }
         );
+    }
+
+    #[test]
+    fn guest_strings_give_name_and_limits() {
+        let mut errors = Vec::new();
+        assert_eq!(
+            parse_guest("", |e| errors.push(e)),
+            (None, GuestOptions::default())
+        );
+        assert_eq!(
+            parse_guest("spinner cpu_ms=200", |e| errors.push(e)),
+            (
+                Some("spinner"),
+                GuestOptions {
+                    cpu_limit_ms: Some(200)
+                }
+            )
+        );
+        assert!(errors.is_empty());
+        let (name, options) = parse_guest("x cpu_ms=0 cpu_ms=abc colour=red", |e| errors.push(e));
+        assert_eq!((name, options), (Some("x"), GuestOptions::default()));
+        assert_eq!(errors.len(), 3);
+        assert!(matches!(
+            errors[2],
+            CmdlineError::UnknownOption("colour=red")
+        ));
+    }
+
+    #[test]
+    fn allow_unisolated_guests_is_a_flag() {
+        let (o, e) = parse_collect("allow-unisolated-guests");
+        assert!(e.is_empty() && o.allow_unisolated_guests);
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod cmdline;
 pub mod frames;
 pub mod memmap;
 pub mod paging;
+pub mod pkeys;
 pub mod qemu;
 pub mod time;
 pub mod traps;

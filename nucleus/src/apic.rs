@@ -86,6 +86,12 @@ pub enum TimerMode {
 static ACCESS: Once<Access> = Once::new();
 static TIMER: Once<TimerMode> = Once::new();
 static TICKS: AtomicU64 = AtomicU64::new(0);
+static TICK_HZ: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(1);
+
+/// The timer's tick rate.
+pub fn tick_hz() -> u32 {
+    TICK_HZ.load(Ordering::Relaxed)
+}
 static NEXT_DEADLINE: AtomicU64 = AtomicU64::new(0);
 
 pub struct ApicReport {
@@ -137,6 +143,7 @@ pub fn init(features: &crate::cpu::Features, has_8259: bool, tick_hz: u32) -> Ap
         access.write(REG_LVT_CMCI, LVT_MASKED);
     }
 
+    TICK_HZ.store(tick_hz, Ordering::Relaxed);
     let tsc_hz = crate::time::tsc_hz();
     let mode = if features.tsc_deadline {
         TimerMode::TscDeadline {

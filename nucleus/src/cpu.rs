@@ -166,6 +166,30 @@ pub fn enable_fpu(features: &Features) -> Result<FpuState, &'static str> {
 }
 
 static SMAP_ON: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+static PKU_ON: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Whether protection keys are on (guests then each have their own key).
+pub fn pku_enabled() -> bool {
+    PKU_ON.load(core::sync::atomic::Ordering::Relaxed)
+}
+
+/// Loads PKRU (only with PKU on).
+pub fn write_pkru(value: u32) {
+    // SAFETY: WRPKRU with ECX = EDX = 0 only changes which protection keys
+    // user pages are accessible under; CR4.PKE is set (checked by callers).
+    unsafe {
+        core::arch::asm!("wrpkru", in("eax") value, in("ecx") 0, in("edx") 0, options(nostack))
+    };
+}
+
+pub fn read_pkru() -> u32 {
+    let value: u32;
+    // SAFETY: RDPKRU with ECX = 0 reads PKRU into EAX (EDX cleared).
+    unsafe {
+        core::arch::asm!("rdpkru", in("ecx") 0, out("eax") value, out("edx") _, options(nomem, nostack))
+    };
+    value
+}
 
 /// Whether SMAP is on (user copies then need STAC/CLAC).
 pub fn smap_enabled() -> bool {
@@ -176,6 +200,7 @@ pub fn smap_enabled() -> bool {
 pub static FPU: spin::Once<FpuState> = spin::Once::new();
 
 pub struct Protections {
+    pub pku: bool,
     pub smep: bool,
     pub smap: bool,
 }
@@ -194,6 +219,9 @@ pub fn enable_protections(features: &Features) -> Result<Protections, &'static s
     if features.smap {
         cr4.insert(Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION);
     }
+    if features.pku {
+        cr4.insert(Cr4Flags::PROTECTION_KEY_USER);
+    }
     // Without CR4.MCE a machine check shuts the CPU down instead of
     // reaching the #MC handler and its report.
     if features.machine_check {
@@ -209,7 +237,9 @@ pub fn enable_protections(features: &Features) -> Result<Protections, &'static s
         Cr4::write(cr4);
     }
     SMAP_ON.store(features.smap, core::sync::atomic::Ordering::Relaxed);
+    PKU_ON.store(features.pku, core::sync::atomic::Ordering::Relaxed);
     Ok(Protections {
+        pku: features.pku,
         smep: features.smep,
         smap: features.smap,
     })

@@ -26,6 +26,8 @@ struct Region {
 
 #[derive(Default)]
 pub struct GuestMemory {
+    /// The protection key every page of this guest carries (0 without PKU).
+    pub key: u8,
     regions: Vec<Region>,
     /// Every mapped page, to unmap and free on release.
     pages: Vec<u64>,
@@ -57,7 +59,7 @@ impl GuestMemory {
                 };
             }
             let virt = start + page * SIZE_4K;
-            if let Err(error) = memory::map_4k(virt, phys, kind) {
+            if let Err(error) = memory::map_4k(virt, phys, kind, self.key) {
                 memory::free_frame(phys);
                 return Err(error);
             }
@@ -79,6 +81,7 @@ impl GuestMemory {
                 virt,
                 first_frame + page * SIZE_4K,
                 MappingKind::UserReadWrite,
+                self.key,
             )?;
             self.pages.push(virt);
         }
@@ -147,6 +150,13 @@ impl GuestMemory {
 /// `copy` may only touch user memory the caller has checked.
 unsafe fn user_access(copy: impl FnOnce()) {
     let smap = crate::cpu::smap_enabled();
+    // Protection keys govern the nucleus's accesses to user pages too: open
+    // every key for the copy (it may be into another guest than the running
+    // one), then put the running guest's PKRU back.
+    let pkru = crate::cpu::pku_enabled().then(crate::cpu::read_pkru);
+    if pkru.is_some() {
+        crate::cpu::write_pkru(nucleus_core::pkeys::PKRU_ALLOW_ALL);
+    }
     // SAFETY: STAC/CLAC only toggle RFLAGS.AC; they exist when SMAP does.
     unsafe {
         if smap {
@@ -156,6 +166,9 @@ unsafe fn user_access(copy: impl FnOnce()) {
         if smap {
             core::arch::asm!("clac", options(nomem, nostack));
         }
+    }
+    if let Some(pkru) = pkru {
+        crate::cpu::write_pkru(pkru);
     }
 }
 
@@ -232,7 +245,7 @@ impl Domain {
             Ok(ring) => ring,
             Err(error) => {
                 memory.release();
-                crate::guest::release_slot(slot);
+                crate::guest::release_placement(slot, memory.key);
                 return Err(error.into());
             }
         };
@@ -384,6 +397,11 @@ impl Domain {
         }
     }
 
+    /// Whether `address` lies in this guest's slot of the address space.
+    pub fn owns(&self, address: u64) -> bool {
+        self.slot_range.contains(&address)
+    }
+
     pub fn is_running(&self) -> bool {
         self.ring.is_some()
     }
@@ -450,7 +468,7 @@ impl Domain {
         }
         self.caps = CapTable::new(CAP_QUOTA);
         self.memory.release();
-        crate::guest::release_slot(self.slot);
+        crate::guest::release_placement(self.slot, self.memory.key);
     }
 }
 

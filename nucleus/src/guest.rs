@@ -5,6 +5,7 @@
 use core::fmt;
 
 use nucleus_core::paging::{MappingKind, SIZE_4K};
+use nucleus_core::pkeys::KeyAllocator;
 use sas_loader::{GuestSlots, LoadError, MappingPlan, Permission, PlanConfig};
 use spin::Mutex;
 
@@ -16,11 +17,14 @@ pub const STACK_BYTES: u64 = 64 * 1024;
 pub const HEAP_BYTES: u64 = 4 << 20;
 
 static SLOTS: Mutex<GuestSlots> = Mutex::new(GuestSlots::new());
+static KEYS: Mutex<KeyAllocator> = Mutex::new(KeyAllocator::new());
 
 #[derive(Debug)]
 pub enum GuestLoadError {
     Elf(LoadError),
     NoFreeSlot,
+    /// All 15 protection keys belong to running guests.
+    NoFreeKey,
     Memory(MapError),
 }
 
@@ -29,6 +33,9 @@ impl fmt::Display for GuestLoadError {
         match self {
             GuestLoadError::Elf(error) => write!(f, "refused: {error}"),
             GuestLoadError::NoFreeSlot => f.write_str("no free guest slot in the address space"),
+            GuestLoadError::NoFreeKey => f.write_str(
+                "not started: 15 running guests hold all protection keys, so a 16th could not be isolated",
+            ),
             GuestLoadError::Memory(error) => write!(f, "cannot map it: {error:?}"),
         }
     }
@@ -59,13 +66,24 @@ fn user_kind(permission: Permission) -> MappingKind {
 /// mapped by the caller into `plan.ring`). On error nothing stays mapped.
 pub fn place(elf: &[u8], ring_bytes: u64) -> Result<Placed, GuestLoadError> {
     let parsed = sas_loader::parse(elf).map_err(GuestLoadError::Elf)?;
-    let (slot, base) = SLOTS.lock().allocate().ok_or(GuestLoadError::NoFreeSlot)?;
+    // With PKU every guest gets a key of its own; without it, key 0 (and no
+    // isolation between guests: see `sched` and the README).
+    let key = if crate::cpu::pku_enabled() {
+        KEYS.lock().allocate().ok_or(GuestLoadError::NoFreeKey)?
+    } else {
+        0
+    };
+    let Some((slot, base)) = SLOTS.lock().allocate() else {
+        KEYS.lock().release(key);
+        return Err(GuestLoadError::NoFreeSlot);
+    };
     let config = PlanConfig {
         stack_bytes: STACK_BYTES,
         heap_bytes: HEAP_BYTES,
         ring_bytes,
     };
     let mut memory = GuestMemory::default();
+    memory.key = key;
     let result = (|| {
         let plan = sas_loader::plan(&parsed, base, &config).map_err(GuestLoadError::Elf)?;
         let loaded = sas_loader::load_segments(&parsed, &plan).map_err(GuestLoadError::Elf)?;
@@ -87,13 +105,14 @@ pub fn place(elf: &[u8], ring_bytes: u64) -> Result<Placed, GuestLoadError> {
         Ok(plan) => Ok(Placed { plan, memory, slot }),
         Err(error) => {
             memory.release();
-            let _ = SLOTS.lock().release(slot);
+            release_placement(slot, key);
             Err(error)
         }
     }
 }
 
-/// Gives a slot back once the guest's memory is released.
-pub fn release_slot(slot: usize) {
+/// Gives a slot and a key back once the guest's memory is released.
+pub fn release_placement(slot: usize, key: u8) {
     let _ = SLOTS.lock().release(slot);
+    KEYS.lock().release(key);
 }

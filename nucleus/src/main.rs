@@ -165,6 +165,13 @@ extern "C" fn boot() -> ! {
     );
 
     let protections = cpu::enable_protections(&features).unwrap_or_else(|why| panic!("{why}"));
+    if protections.pku {
+        log!("pku: on; every guest gets a protection key of its own (15 at most)");
+    } else {
+        log!(
+            "pku: unavailable; native guests cannot be isolated from each other (only one starts unless allowed)"
+        );
+    }
     log!(
         "cpu: NX, WP, global pages; SMEP {}, SMAP {}",
         on_off(protections.smep),
@@ -256,7 +263,7 @@ extern "C" fn boot() -> ! {
         cpu_count,
         features: features.names(),
     });
-    if run_guests() && options.qemu_exit {
+    if run_guests(&options) && options.qemu_exit {
         // Test images end when their guests have.
         stop::stop(ExitCode::Success);
     }
@@ -265,34 +272,56 @@ extern "C" fn boot() -> ! {
 
 /// Starts every guest the bootloader loaded as a module, in order, and runs
 /// them until all have exited. A guest that cannot be loaded is reported and
-/// skipped; the others run. Returns whether there were any.
-fn run_guests() -> bool {
+/// skipped; the others run. Returns whether any ran.
+fn run_guests(options: &cmdline::BootOptions) -> bool {
     let Some(modules) = MODULES.get_response().map(|r| r.modules()) else {
         return false;
     };
     if modules.is_empty() {
         return false;
     }
+    let mut started = 0;
     for module in modules {
-        // The name is the module's string, else its file name.
+        // The module string is `NAME [cpu_ms=N]`; without a name, the file's.
         let path = module.path().to_str().unwrap_or("");
-        let name = match module.string().to_str() {
-            Ok(name) if !name.is_empty() => name,
-            _ => path.rsplit('/').next().unwrap_or("guest"),
-        };
+        let (named, guest_options) =
+            cmdline::parse_guest(module.string().to_str().unwrap_or(""), |error| {
+                log!("guest {path}: {error}")
+            });
+        let name = named.unwrap_or_else(|| path.rsplit('/').next().unwrap_or("guest"));
+        if started > 0 && !cpu::pku_enabled() && !options.allow_unisolated_guests {
+            log!(
+                "guest ({name}): not started: without protection keys it could not be isolated from the guests \
+                 already running (boot with allow-unisolated-guests to accept that)"
+            );
+            continue;
+        }
         // SAFETY: Limine loaded the module at `addr` with `size` bytes, in
         // memory the nucleus maps read-only and never frees.
         let elf = unsafe { core::slice::from_raw_parts(module.addr(), module.size() as usize) };
+        let tick_limit = guest_options
+            .cpu_limit_ms
+            .map(|ms| (ms * apic::tick_hz() as u64).div_ceil(1000).max(1));
         match domain::Domain::create(name, elf) {
-            Ok((domain, start)) => match sched::spawn(name.into(), start, domain) {
-                Ok(id) => log!(
-                    "guest {id} ({name}): loaded, {} KiB image",
-                    elf.len() / 1024
-                ),
-                Err(error) => log!("guest ({name}): cannot start: {error:?}"),
-            },
+            Ok((domain, start)) => {
+                let key = domain.memory.key;
+                match sched::spawn(name.into(), start, domain, tick_limit) {
+                    Ok(id) => {
+                        started += 1;
+                        log!(
+                            "guest {id} ({name}): loaded, {} KiB image, protection key {key}{}",
+                            elf.len() / 1024,
+                            LimitNote(guest_options.cpu_limit_ms)
+                        )
+                    }
+                    Err(error) => log!("guest ({name}): cannot start: {error:?}"),
+                }
+            }
             Err(error) => log!("guest ({name}): {error}"),
         }
+    }
+    if started == 0 {
+        return true;
     }
     x86_64::instructions::interrupts::disable();
     let exits = sched::run_until_all_exit();
@@ -303,6 +332,18 @@ fn run_guests() -> bool {
         memory::cr3_writes() - 1
     );
     true
+}
+
+/// ", CPU-time limit N ms" when a guest has one.
+struct LimitNote(Option<u64>);
+
+impl core::fmt::Display for LimitNote {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(ms) => write!(f, ", CPU-time limit {ms} ms"),
+            None => Ok(()),
+        }
+    }
 }
 
 fn init_memory(features: &cpu::Features) {

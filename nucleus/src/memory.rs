@@ -454,14 +454,17 @@ pub enum MapError {
     OutOfMemory,
 }
 
-/// Maps one 4 KiB page at `virt` to `phys`. Guest pages are never mapped
-/// over an existing mapping: each guest has its own slot of the address space.
-pub fn map_4k(virt: u64, phys: u64, kind: MappingKind) -> Result<(), MapError> {
+/// Maps one 4 KiB page at `virt` to `phys`, tagged with protection `key`
+/// (0 for nucleus pages, which keys do not govern). Guest pages are never
+/// mapped over an existing mapping: each guest has its own slot.
+pub fn map_4k(virt: u64, phys: u64, kind: MappingKind, key: u8) -> Result<(), MapError> {
     let mut table = PAGE_TABLE.lock();
     let table = table.as_mut().expect("page table not built");
     let mut frames = FRAMES.lock();
     let mut frames = TableFrames(frames.as_mut().expect("frame allocator not initialised"));
-    let flags = PageTableFlags::from_bits_truncate(paging::flags_for(kind));
+    let flags = PageTableFlags::from_bits_truncate(
+        paging::flags_for(kind) | nucleus_core::pkeys::pte_bits(key),
+    );
     // User pages need USER on every level above them; nucleus mappings live
     // in the upper half, whose tables never carry it.
     let parents = PageTableFlags::PRESENT
@@ -502,7 +505,7 @@ pub fn allocate_kernel_stack(pages: u64) -> Result<u64, MapError> {
     let base = NEXT_KERNEL_STACK.fetch_add((pages + 1) * SIZE_4K, Ordering::Relaxed) + SIZE_4K;
     for page in 0..pages {
         let phys = allocate_zeroed_frame().ok_or(MapError::OutOfMemory)?;
-        map_4k(base + page * SIZE_4K, phys, MappingKind::Data)?;
+        map_4k(base + page * SIZE_4K, phys, MappingKind::Data, 0)?;
     }
     Ok(base + pages * SIZE_4K)
 }

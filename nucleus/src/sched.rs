@@ -54,6 +54,8 @@ pub struct Guest {
     kernel_stack_top: u64,
     fpu: FpuArea,
     pub ticks_used: u64,
+    /// Stopped once it has used this many timer ticks of CPU time.
+    pub tick_limit: Option<u64>,
     /// What the guest owns (memory, ring, capabilities): services and the
     /// system-call layer work on it; the scheduler only moves it around.
     pub domain: crate::domain::Domain,
@@ -82,6 +84,15 @@ static SCHEDULER: Mutex<Scheduler> = Mutex::new(Scheduler {
 });
 
 impl Guest {
+    /// Loads what is this guest's alone before it runs: its FPU state and,
+    /// with protection keys, the PKRU that opens only its own key.
+    fn enter(&self) {
+        self.fpu.restore();
+        if crate::cpu::pku_enabled() {
+            crate::cpu::write_pkru(nucleus_core::pkeys::pkru_for(self.domain.memory.key));
+        }
+    }
+
     /// A blocked guest whose wait is over (or whose deadline passed)
     /// becomes runnable.
     pub fn wake_if_ready(&mut self) {
@@ -130,6 +141,7 @@ pub fn spawn(
     name: String,
     start: Start,
     domain: crate::domain::Domain,
+    tick_limit: Option<u64>,
 ) -> Result<u32, crate::memory::MapError> {
     let kernel_stack_top = crate::memory::allocate_kernel_stack(KERNEL_STACK_PAGES)?;
     // The first switch to the guest pops six callee-saved registers and
@@ -181,6 +193,7 @@ pub fn spawn(
         kernel_stack_top,
         fpu,
         ticks_used: 0,
+        tick_limit,
         domain,
     }));
     Ok(id)
@@ -248,7 +261,7 @@ fn switch_from_idle(index: usize) {
         let guest = &mut scheduler.guests[index];
         guest.state = State::Running;
         user::set_kernel_stack(guest.kernel_stack_top);
-        guest.fpu.restore();
+        guest.enter();
         (idle, guest.saved_rsp)
     };
     // SAFETY: `from` points into the static scheduler (stable), `to` is a
@@ -274,7 +287,7 @@ pub fn yield_current() {
                 let guest = &mut scheduler.guests[index];
                 guest.state = State::Running;
                 user::set_kernel_stack(guest.kernel_stack_top);
-                guest.fpu.restore();
+                guest.enter();
                 guest.saved_rsp
             }
             None => {
@@ -305,7 +318,18 @@ pub fn on_tick_from_user() {
         let Some(current) = scheduler.current else {
             return;
         };
-        scheduler.guests[current].ticks_used += 1;
+        let guest = &mut scheduler.guests[current];
+        guest.ticks_used += 1;
+        if let Some(limit) = guest.tick_limit
+            && guest.ticks_used > limit
+        {
+            let ms = limit * 1000 / crate::apic::tick_hz() as u64;
+            drop(scheduler);
+            exit_current(
+                137,
+                format_args!("stopped: it used up its CPU-time limit of {ms} ms"),
+            );
+        }
         let used = crate::apic::ticks() - scheduler.slice_started_at_tick;
         let other_ready = pick_next(&scheduler, Some(current)).is_some_and(|i| i != current);
         if used >= SLICE_TICKS && other_ready {
@@ -318,6 +342,16 @@ pub fn on_tick_from_user() {
     if preempt {
         yield_current();
     }
+}
+
+/// The guest whose slot holds `address`, with its protection key.
+pub fn owner_of(address: u64) -> Option<(String, u8)> {
+    let scheduler = SCHEDULER.lock();
+    scheduler
+        .guests
+        .iter()
+        .find(|g| g.domain.owns(address))
+        .map(|g| (g.name.clone(), g.domain.memory.key))
 }
 
 /// Stops the running guest for good with `code` and reports it.

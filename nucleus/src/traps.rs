@@ -259,10 +259,15 @@ fn stop_guest(frame: &TrapFrame) -> ! {
     let vector = frame.vector as usize;
     let (mnemonic, name) = EXCEPTIONS[vector];
     let address = if vector == 14 { Cr2::read_raw() } else { 0 };
+    // A protection-key fault names the key and whose memory it was.
+    let owner = (vector == 14 && frame.error_code & (1 << 5) != 0)
+        .then(|| crate::sched::owner_of(address))
+        .flatten();
+    let key = KeyOwner(owner.as_ref().map(|(name, key)| (name.as_str(), *key)));
     crate::sched::exit_current(
         128 + vector as i32,
         format_args!(
-            "stopped by {mnemonic} {name} at rip {:#x}, error code {:#x}{}, address {address:#x}",
+            "stopped by {mnemonic} {name} at rip {:#x}, error code {:#x}{}, address {address:#x}{key}",
             frame.rip,
             frame.error_code,
             ErrorCodeMeaning(frame)
@@ -314,6 +319,18 @@ fn report_and_stop(frame: &TrapFrame) -> ! {
     ));
     crate::log!("nucleus stopped: unhandled {mnemonic} in the nucleus");
     crate::stop::stop(ExitCode::Failure)
+}
+
+/// ", key N of guest X" for a protection-key fault.
+struct KeyOwner<'a>(Option<(&'a str, u8)>);
+
+impl core::fmt::Display for KeyOwner<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some((name, key)) => write!(f, " (key {key}, guest {name}'s memory)"),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The error code in words, for the vectors where it has a meaning.

@@ -159,7 +159,8 @@ fn nucleus() -> PathBuf {
 
 /// The ISO for `cmdline` with `guests` as modules, built once per test
 /// process. A guest is a binary name from the guest crates, or NAME=BINARY to
-/// start one binary under another name.
+/// start one binary under another name, optionally followed by `,OPTION`
+/// (e.g. `looper=spinner,cpu_ms=200`).
 pub fn image(cmdline: &str, guests: &[&str]) -> PathBuf {
     static IMAGES: OnceLock<Mutex<HashMap<String, Arc<OnceLock<PathBuf>>>>> = OnceLock::new();
     let key = format!("{cmdline} {}", guests.join(" "));
@@ -181,11 +182,16 @@ pub fn image(cmdline: &str, guests: &[&str]) -> PathBuf {
         let mut command = Command::new(repo_root().join("scripts/build-iso"));
         command.arg(&kernel).arg(&iso).arg(cmdline);
         for guest in guests {
-            match guest.split_once('=') {
-                Some((name, binary)) => {
-                    command.arg(format!("{name}={}", binaries.join(binary).display()))
-                }
-                None => command.arg(binaries.join(guest)),
+            let (spec, options) = match guest.split_once(',') {
+                Some((spec, options)) => (spec, format!(",{options}")),
+                None => (*guest, String::new()),
+            };
+            match spec.split_once('=') {
+                Some((name, binary)) => command.arg(format!(
+                    "{name}={}{options}",
+                    binaries.join(binary).display()
+                )),
+                None => command.arg(format!("{}{options}", binaries.join(spec).display())),
             };
         }
         let status = command.status().expect("scripts/build-iso runs");
@@ -209,6 +215,11 @@ pub struct BootRequest<'a> {
     pub cmdline: &'a str,
     /// Guests started as Limine modules (see [`image`]).
     pub guests: &'a [&'a str],
+    /// Force an accelerator (`tcg` for tests that need PKU, which TCG's
+    /// `-cpu max` has and many KVM hosts lack); `None` lets scripts/accel choose.
+    pub accel: Option<&'a str>,
+    /// Extra QEMU arguments (later ones override run-qemu's, e.g. `-cpu`).
+    pub qemu_args: &'a [&'a str],
     pub timeout: Duration,
     /// Stop QEMU as soon as this appears on the console (for runs that never exit).
     pub stop_at: Option<&'a str>,
@@ -225,10 +236,24 @@ pub fn boot_with_guests(firmware: Firmware, cmdline: &str, guests: &[&str]) -> R
         firmware,
         cmdline,
         guests,
-        timeout: default_timeout(),
-        stop_at: None,
-        screendump: false,
+        ..BootRequest::new(firmware)
     })
+}
+
+impl BootRequest<'_> {
+    /// Boots with no guests, no command line, the default timeout.
+    pub fn new(firmware: Firmware) -> BootRequest<'static> {
+        BootRequest {
+            firmware,
+            cmdline: "",
+            guests: &[],
+            accel: None,
+            qemu_args: &[],
+            timeout: default_timeout(),
+            stop_at: None,
+            screendump: false,
+        }
+    }
 }
 
 pub fn run(request: BootRequest) -> Run {
@@ -237,7 +262,10 @@ pub fn run(request: BootRequest) -> Run {
     if request.firmware == Firmware::Uefi {
         command.arg("--uefi");
     }
-    command.arg(&iso);
+    command.arg(&iso).args(request.qemu_args);
+    if let Some(accel) = request.accel {
+        command.env("ACCEL", accel);
+    }
     let monitor = request.screendump.then(|| {
         let path = std::env::temp_dir().join(format!(
             "nucleus-monitor-{}-{}.sock",

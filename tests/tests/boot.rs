@@ -1,7 +1,7 @@
 //! Boots the nucleus in QEMU under BIOS and UEFI and checks what it prints
 //! and how it exits. Every scenario is its own kernel command line.
 
-use tests::{BootRequest, ExitCode, Firmware, Outcome, boot, default_timeout, run};
+use tests::{BootRequest, ExitCode, Firmware, Outcome, boot, run};
 
 /// Generates one test per firmware for a check taking `Firmware`.
 macro_rules! on_bios_and_uefi {
@@ -123,7 +123,7 @@ on_bios_and_uefi! {
         run.assert_contains("(scenario ticks, 100 Hz ticks)");
     };
     framebuffer_shows_the_log => |f| {
-        let run = run(BootRequest { firmware: f, cmdline: "scenario=idle", guests: &[], timeout: default_timeout(), stop_at: Some("nucleus: ready"), screendump: true });
+        let run = run(BootRequest { cmdline: "scenario=idle", stop_at: Some("nucleus: ready"), screendump: true, ..BootRequest::new(f) });
         assert_eq!(run.outcome, Outcome::StoppedAtMarker, "{}", run.report());
         let screen = run.screen.as_ref().unwrap_or_else(|| panic!("no screendump\n{}", run.report()));
         // The log starts at the top: glyphs light the first text rows, and
@@ -141,12 +141,9 @@ on_bios_and_uefi! {
 fn hung_qemu_is_killed_and_reported() {
     let timeout = std::time::Duration::from_secs(20);
     let run = run(BootRequest {
-        firmware: Firmware::Bios,
         cmdline: "scenario=idle",
-        guests: &[],
         timeout,
-        stop_at: None,
-        screendump: false,
+        ..BootRequest::new(Firmware::Bios)
     });
     assert_eq!(run.outcome, Outcome::KilledAfterTimeout, "{}", run.report());
     let report = run.report();

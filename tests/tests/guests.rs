@@ -1,6 +1,11 @@
 //! Native guests in ring 3 on the one page table: each calls the nucleus only
 //! through its capability ring. Test images end (`qemu-exit`) once every
-//! guest has exited.
+//! guest has exited. Tests with several guests accept running them without
+//! isolation, so they also pass on hosts whose CPU has no protection keys
+//! (isolation itself is tested in isolation.rs, under TCG).
+
+/// The command line for several guests.
+const SEVERAL: &str = "qemu-exit allow-unisolated-guests";
 
 use tests::{ExitCode, Firmware, boot_with_guests};
 
@@ -64,7 +69,7 @@ on_bios_and_uefi! {
         assert!(!run.output.contains("FAILED"), "{}", run.report());
     };
     two_guests_run_interleaved => |f: Firmware| {
-        let run = boot_with_guests(f, "qemu-exit", &["a=counter", "b=counter"]);
+        let run = boot_with_guests(f, SEVERAL, &["a=counter", "b=counter"]);
         run.assert_exit(ExitCode::Success);
         let a_last = position(&run.output, "a: count 10").unwrap();
         let b_first = position(&run.output, "b: count 1").unwrap();
@@ -74,7 +79,7 @@ on_bios_and_uefi! {
         run.assert_contains("guests: all 2 exited; CR3 writes since boot: 0");
     };
     a_spinning_guest_is_preempted => |f: Firmware| {
-        let run = boot_with_guests(f, "qemu-exit", &["spinner", "counter"]);
+        let run = boot_with_guests(f, SEVERAL, &["spinner", "counter"]);
         run.assert_exit(ExitCode::Success);
         // The counter prints while the spinner spins without system calls.
         let spinning = position(&run.output, "spinner: spinning").unwrap();
@@ -83,7 +88,7 @@ on_bios_and_uefi! {
         assert!(counts_during >= 2, "only {counts_during} counter lines during the spin\n{}", run.report());
     };
     a_guest_exiting_leaves_the_other_running => |f: Firmware| {
-        let run = boot_with_guests(f, "qemu-exit", &["hello", "counter"]);
+        let run = boot_with_guests(f, SEVERAL, &["hello", "counter"]);
         run.assert_exit(ExitCode::Success);
         let hello_exit = position(&run.output, "(hello): exited; exit code 7").unwrap();
         let counter_end = position(&run.output, "counter: count 10").unwrap();
@@ -91,7 +96,7 @@ on_bios_and_uefi! {
         run.assert_contains("guest 2 (counter): exited; exit code 0");
     };
     a_guest_serves_echo_to_another => |f: Firmware| {
-        let run = boot_with_guests(f, "qemu-exit", &["echo-server", "echo-client"]);
+        let run = boot_with_guests(f, SEVERAL, &["echo-server", "echo-client"]);
         run.assert_exit(ExitCode::Success);
         run.assert_contains("echo-server: serving echo");
         run.assert_contains("echo-client: echoed: hello through another guest");
@@ -103,7 +108,7 @@ on_bios_and_uefi! {
         run.assert_contains("CR3 writes since boot: 0");
     };
     a_faulting_guest_is_stopped_and_the_nucleus_carries_on => |f: Firmware| {
-        let run = boot_with_guests(f, "qemu-exit", &["faulter", "counter"]);
+        let run = boot_with_guests(f, SEVERAL, &["faulter", "counter"]);
         run.assert_exit(ExitCode::Success);
         run.assert_contains("faulter: writing to the nucleus");
         run.assert_contains("guest 1 (faulter): stopped by #PF page fault at rip");

@@ -1,0 +1,114 @@
+//! Protection-key domains between guests, fault containment and limits.
+//! PKU tests run under TCG (`-cpu max` has PKU; many KVM hosts do not).
+
+use tests::{BootRequest, ExitCode, Firmware, run};
+
+fn boot_tcg<'a>(
+    firmware: Firmware,
+    cmdline: &'a str,
+    guests: &'a [&'a str],
+    qemu_args: &'a [&'a str],
+) -> tests::Run {
+    run(BootRequest {
+        cmdline,
+        guests,
+        qemu_args,
+        accel: Some("tcg"),
+        ..BootRequest::new(firmware)
+    })
+}
+
+/// Generates one test per firmware for a check taking `Firmware`.
+macro_rules! on_bios_and_uefi {
+    ($($name:ident => $check:expr;)*) => {
+        mod bios {
+            use super::*;
+            $( #[test] fn $name() { ($check)(tests::Firmware::Bios) } )*
+        }
+        mod uefi {
+            use super::*;
+            $( #[test] fn $name() { ($check)(tests::Firmware::Uefi) } )*
+        }
+    };
+}
+
+on_bios_and_uefi! {
+    attacks_on_another_guest_are_stopped_and_the_victim_is_intact => |f: Firmware| {
+        let run = boot_tcg(
+            f,
+            "qemu-exit",
+            &["victim", "pk-reader", "pk-writer", "pk-jumper", "wrpkru", "privileged", "faulter"],
+            &[],
+        );
+        run.assert_exit(ExitCode::Success);
+        run.assert_contains("pku: on; every guest gets a protection key of its own");
+        run.assert_contains("guest 1 (victim): loaded, ");
+        run.assert_contains(", protection key 1");
+        let stopped = |guest: &str, access: &str| {
+            let line = run.line_with(&format!("({guest}): stopped by #PF page fault"));
+            assert!(line.contains(&format!("{access}, protection violation, user mode, protection key")), "{line}");
+            assert!(line.contains("(key 1, guest victim's memory); exit code 142"), "{line}");
+        };
+        stopped("pk-reader", "read");
+        stopped("pk-writer", "write");
+        // Instruction fetch is not governed by keys: the jump lands, and the
+        // victim's code faults on its first access to the victim's data.
+        stopped("pk-jumper", "read");
+        run.assert_contains("guest (wrpkru): refused: WRPKRU at address 0x");
+        run.assert_contains("guests may not change their protection keys");
+        run.assert_contains("(privileged): stopped by #GP general protection");
+        run.assert_contains("(faulter): stopped by #PF page fault");
+        assert!(!run.output.contains("is broken"), "{}", run.report());
+        run.assert_contains("victim: secret intact");
+        run.assert_contains("guest 1 (victim): exited; exit code 0");
+        run.assert_contains("CR3 writes since boot: 0");
+    };
+    exhausted_heap_and_endless_loop_stop_only_their_guest => |f: Firmware| {
+        let run = boot_tcg(f, "qemu-exit", &["hog", "looper,cpu_ms=200", "counter"], &[]);
+        run.assert_exit(ExitCode::Success);
+        run.assert_contains("hog: panicked at ");
+        run.assert_contains("memory allocation of 262144 bytes failed");
+        run.assert_contains("(hog): exited; exit code 101");
+        run.assert_contains("(looper): loaded, ");
+        run.assert_contains(", CPU-time limit 200 ms");
+        run.assert_contains("(looper): stopped: it used up its CPU-time limit of 200 ms; exit code 137");
+        run.assert_contains("(counter): exited; exit code 0");
+    };
+}
+
+/// Sixteen guests need sixteen keys: the sixteenth is refused, the rest run.
+#[test]
+fn a_sixteenth_guest_is_refused_for_lack_of_keys() {
+    let guests: Vec<String> = (1..=16).map(|i| format!("g{i}=hello")).collect();
+    let guests: Vec<&str> = guests.iter().map(String::as_str).collect();
+    let run = boot_tcg(Firmware::Bios, "qemu-exit", &guests, &[]);
+    run.assert_exit(ExitCode::Success);
+    run.assert_contains("(g15): loaded, ");
+    run.assert_contains("guest (g16): not started: 15 running guests hold all protection keys");
+    run.assert_contains("guests: all 15 exited");
+}
+
+/// Without PKU the boot log says so, and a second native guest starts only
+/// when the command line accepts guests that are not isolated.
+#[test]
+fn without_pku_a_second_guest_needs_consent() {
+    let no_pku = ["-cpu", "max,-pku"];
+    let run = boot_tcg(Firmware::Bios, "qemu-exit", &["counter", "hello"], &no_pku);
+    run.assert_exit(ExitCode::Success);
+    run.assert_contains("pku: unavailable; native guests cannot be isolated from each other");
+    run.assert_contains(
+        "guest (hello): not started: without protection keys it could not be isolated",
+    );
+    run.assert_contains("(counter): exited; exit code 0");
+
+    let run = boot_tcg(
+        Firmware::Bios,
+        "qemu-exit allow-unisolated-guests",
+        &["counter", "hello"],
+        &no_pku,
+    );
+    run.assert_exit(ExitCode::Success);
+    run.assert_contains("guest 2 (hello): loaded, ");
+    run.assert_contains(", protection key 0");
+    run.assert_contains("guests: all 2 exited");
+}
