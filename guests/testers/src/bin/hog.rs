@@ -15,7 +15,7 @@ fn main() -> i32 {
     let mut held: Vec<Vec<u8>> = Vec::new();
     loop {
         held.push(alloc::vec![1u8; 256 * 1024]);
-        if held.len() % 4 == 0 {
+        if held.len().is_multiple_of(4) {
             println!("holding {} KiB", held.len() * 256);
         }
     }
