@@ -17,4 +17,15 @@ interface GuestControl {
   # A capability for calling the interface another guest serves under
   # `name` (the completion's aux). Exception disconnected if nothing is
   # served under that name (yet): try again later.
+
+  startInfo @4 () -> (args :List(Text), data :List(DataRegion));
+  # The guest's arguments (from its module line, `arg=`) and the read-only
+  # data regions the nucleus mapped into its slot (`data=`): each with the
+  # name it was given, where it starts and how many bytes it holds.
+
+  struct DataRegion {
+    name @0 :Text;
+    base @1 :UInt64;
+    size @2 :UInt64;
+  }
 }

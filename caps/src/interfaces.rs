@@ -98,11 +98,12 @@ pub enum MethodId {
     GuestControlRegion,
     GuestControlServe,
     GuestControlConnect,
+    GuestControlStartInfo,
     EchoEcho,
 }
 
 impl MethodId {
-    pub const ALL: [MethodId; 10] = [
+    pub const ALL: [MethodId; 11] = [
         MethodId::ConsoleWrite,
         MethodId::TimerNow,
         MethodId::TimerSleep,
@@ -112,6 +113,7 @@ impl MethodId {
         MethodId::GuestControlRegion,
         MethodId::GuestControlServe,
         MethodId::GuestControlConnect,
+        MethodId::GuestControlStartInfo,
         MethodId::EchoEcho,
     ];
 
@@ -128,6 +130,7 @@ impl MethodId {
             (Interface::GuestControl, guest_control::REGION) => MethodId::GuestControlRegion,
             (Interface::GuestControl, guest_control::SERVE) => MethodId::GuestControlServe,
             (Interface::GuestControl, guest_control::CONNECT) => MethodId::GuestControlConnect,
+            (Interface::GuestControl, guest_control::START_INFO) => MethodId::GuestControlStartInfo,
             (Interface::Echo, echo::ECHO) => MethodId::EchoEcho,
             _ => return Err(TransportError::UnknownMethod),
         })
@@ -142,7 +145,8 @@ impl MethodId {
             MethodId::GuestControlExit
             | MethodId::GuestControlRegion
             | MethodId::GuestControlServe
-            | MethodId::GuestControlConnect => Interface::GuestControl,
+            | MethodId::GuestControlConnect
+            | MethodId::GuestControlStartInfo => Interface::GuestControl,
             MethodId::EchoEcho => Interface::Echo,
         }
     }
@@ -158,6 +162,7 @@ impl MethodId {
             MethodId::GuestControlRegion => guest_control::REGION,
             MethodId::GuestControlServe => guest_control::SERVE,
             MethodId::GuestControlConnect => guest_control::CONNECT,
+            MethodId::GuestControlStartInfo => guest_control::START_INFO,
             MethodId::EchoEcho => echo::ECHO,
         }
     }
@@ -174,6 +179,7 @@ impl MethodId {
             MethodId::GuestControlRegion => "region",
             MethodId::GuestControlServe => "serve",
             MethodId::GuestControlConnect => "connect",
+            MethodId::GuestControlStartInfo => "startInfo",
             MethodId::EchoEcho => "echo",
         }
     }
@@ -449,7 +455,7 @@ pub mod guest_control {
     use super::*;
     use guest_control_capnp::guest_control::{
         connect_params, connect_results, exit_params, exit_results, region_params, region_results,
-        serve_params, serve_results,
+        serve_params, serve_results, start_info_params, start_info_results,
     };
 
     pub const INTERFACE_ID: u64 =
@@ -458,6 +464,7 @@ pub mod guest_control {
     pub const REGION: u16 = 1;
     pub const SERVE: u16 = 2;
     pub const CONNECT: u16 = 3;
+    pub const START_INFO: u16 = 4;
 
     method!(Exit, Interface::GuestControl, EXIT, ExitParams, ExitResults);
     method!(
@@ -487,6 +494,68 @@ pub mod guest_control {
     no_fields!(RegionParams, region_params::Owned);
     no_fields!(ServeResults, serve_results::Owned);
     no_fields!(ConnectResults, connect_results::Owned);
+    no_fields!(StartInfoParams, start_info_params::Owned);
+
+    method!(
+        StartInfo,
+        Interface::GuestControl,
+        START_INFO,
+        StartInfoParams,
+        StartInfoResults
+    );
+
+    /// A read-only region of data the nucleus mapped into the guest's slot.
+    #[derive(Clone, Debug, Default, PartialEq, Eq)]
+    pub struct DataRegion {
+        pub name: String,
+        pub base: u64,
+        pub size: u64,
+    }
+
+    #[derive(Clone, Debug, Default, PartialEq, Eq)]
+    pub struct StartInfoResults {
+        pub args: Vec<String>,
+        pub data: Vec<DataRegion>,
+    }
+
+    impl Message for StartInfoResults {
+        type Schema = start_info_results::Owned;
+
+        fn write(&self, mut builder: start_info_results::Builder<'_>) -> capnp::Result<()> {
+            let mut args = builder.reborrow().init_args(check_len(self.args.len())?);
+            for (i, arg) in self.args.iter().enumerate() {
+                args.set(i as u32, arg.as_str());
+            }
+            let mut data = builder.init_data(check_len(self.data.len())?);
+            for (i, region) in self.data.iter().enumerate() {
+                let mut entry = data.reborrow().get(i as u32);
+                entry.set_name(region.name.as_str());
+                entry.set_base(region.base);
+                entry.set_size(region.size);
+            }
+            Ok(())
+        }
+
+        fn read(reader: start_info_results::Reader<'_>) -> capnp::Result<Self> {
+            let args = reader
+                .get_args()?
+                .iter()
+                .map(|arg| Ok(String::from(arg?.to_str()?)))
+                .collect::<capnp::Result<Vec<String>>>()?;
+            let data = reader
+                .get_data()?
+                .iter()
+                .map(|entry| {
+                    Ok(DataRegion {
+                        name: String::from(entry.get_name()?.to_str()?),
+                        base: entry.get_base(),
+                        size: entry.get_size(),
+                    })
+                })
+                .collect::<capnp::Result<Vec<DataRegion>>>()?;
+            Ok(StartInfoResults { args, data })
+        }
+    }
 
     /// The name an interface is served under.
     #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -729,5 +798,36 @@ mod tests {
             },
         });
         assert_eq!(info.info.features, ["pku"]);
+    }
+
+    #[test]
+    fn start_info_and_endpoint_messages_round_trip() {
+        use guest_control::{ConnectParams, DataRegion, ServeParams, StartInfoResults};
+        let info = StartInfoResults {
+            args: vec![String::from("hello.wasm"), String::from("world")],
+            data: vec![DataRegion {
+                name: String::from("tree"),
+                base: 0x1000_0040_0000,
+                size: 12345,
+            }],
+        };
+        let mut out = vec![0u8; 512];
+        let len = info.encode(&mut out).unwrap();
+        assert_eq!(StartInfoResults::decode(&out[..len]).unwrap(), info);
+        let serve = ServeParams {
+            name: String::from("echo"),
+        };
+        let len = serve.encode(&mut out).unwrap();
+        assert_eq!(ServeParams::decode(&out[..len]).unwrap(), serve);
+        let connect = ConnectParams {
+            name: String::from("echo"),
+        };
+        let len = connect.encode(&mut out).unwrap();
+        assert_eq!(ConnectParams::decode(&out[..len]).unwrap(), connect);
+        let data = echo::EchoParams {
+            data: vec![1, 2, 3],
+        };
+        let len = data.encode(&mut out).unwrap();
+        assert_eq!(echo::EchoParams::decode(&out[..len]).unwrap(), data);
     }
 }

@@ -157,17 +157,36 @@ pub fn parse<'a>(line: &'a str, mut on_error: impl FnMut(CmdlineError<'a>)) -> B
 }
 
 /// Per-guest options, from the guest's Limine module string:
-/// `NAME [cpu_ms=N]`.
+/// `NAME [cpu_ms=N] [data=NAME]... [arg=VALUE]...`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GuestOptions {
     /// CPU time after which the guest is stopped.
     pub cpu_limit_ms: Option<u64>,
 }
 
-/// Parses a guest's module string into its name (if any) and options.
+/// The repeatable words of a guest's module string, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestItem<'a> {
+    /// A data module (`data:NAME` on its own module line) to map read-only.
+    Data(&'a str),
+    /// An argument the guest receives (no spaces: module lines split on them).
+    Arg(&'a str),
+}
+
+/// The first word of a data module's module string: `data:NAME`.
+pub fn data_module_name(line: &str) -> Option<&str> {
+    line.split_ascii_whitespace()
+        .next()?
+        .strip_prefix("data:")
+        .filter(|name| !name.is_empty())
+}
+
+/// Parses a guest's module string into its name (if any) and options;
+/// `data=` and `arg=` words go to `on_item` in order.
 pub fn parse_guest<'a>(
     line: &'a str,
     mut on_error: impl FnMut(CmdlineError<'a>),
+    mut on_item: impl FnMut(GuestItem<'a>),
 ) -> (Option<&'a str>, GuestOptions) {
     let mut words = line.split_ascii_whitespace();
     let name = words.next();
@@ -182,6 +201,8 @@ pub fn parse_guest<'a>(
                     expected: "a positive integer",
                 }),
             },
+            Some(("data", value)) if !value.is_empty() => on_item(GuestItem::Data(value)),
+            Some(("arg", value)) => on_item(GuestItem::Arg(value)),
             _ => on_error(CmdlineError::UnknownOption(word)),
         }
     }
@@ -235,23 +256,40 @@ mod tests {
     }
 
     #[test]
-    fn guest_strings_give_name_and_limits() {
+    fn guest_strings_give_name_limits_data_and_args() {
         let mut errors = Vec::new();
+        let mut items = Vec::new();
+        let parsed = parse_guest("", |e| errors.push(e), |i| items.push(i));
+        assert_eq!(parsed, (None, GuestOptions::default()));
+        let line = "go cpu_ms=200 data=hello.wasm arg=hello arg= data=tree";
+        let parsed = parse_guest(line, |e| errors.push(e), |i| items.push(i));
         assert_eq!(
-            parse_guest("", |e| errors.push(e)),
-            (None, GuestOptions::default())
-        );
-        assert_eq!(
-            parse_guest("spinner cpu_ms=200", |e| errors.push(e)),
+            parsed,
             (
-                Some("spinner"),
+                Some("go"),
                 GuestOptions {
                     cpu_limit_ms: Some(200)
                 }
             )
         );
         assert!(errors.is_empty());
-        let (name, options) = parse_guest("x cpu_ms=0 cpu_ms=abc colour=red", |e| errors.push(e));
+        assert_eq!(
+            items,
+            [
+                GuestItem::Data("hello.wasm"),
+                GuestItem::Arg("hello"),
+                GuestItem::Arg(""),
+                GuestItem::Data("tree")
+            ]
+        );
+        assert_eq!(data_module_name("data:tree"), Some("tree"));
+        assert_eq!(data_module_name("data: tree"), None);
+        assert_eq!(data_module_name("hello"), None);
+        let (name, options) = parse_guest(
+            "x cpu_ms=0 cpu_ms=abc colour=red",
+            |e| errors.push(e),
+            |_| {},
+        );
         assert_eq!((name, options), (Some("x"), GuestOptions::default()));
         assert_eq!(errors.len(), 3);
         assert!(matches!(

@@ -5,7 +5,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use caps::interfaces::guest_control::{ConnectParams, ServeParams};
+use caps::interfaces::guest_control::{ConnectParams, DataRegion, ServeParams, StartInfoResults};
 use caps::{
     Buffer, CapId, CapTable, CompletionProducer, CqReservation, Cqe, CqeSlot, Exception, Message,
     MethodId, Request, RingError, RingHeader, RingLayout, Sqe, SqeSlot, SubmissionConsumer,
@@ -31,6 +31,9 @@ pub struct GuestMemory {
     regions: Vec<Region>,
     /// Every mapped page, to unmap and free on release.
     pages: Vec<u64>,
+    /// Pages mapping frames the guest does not own (boot data modules):
+    /// unmapped on release, never freed.
+    borrowed: Vec<u64>,
 }
 
 impl GuestMemory {
@@ -93,6 +96,31 @@ impl GuestMemory {
         Ok(())
     }
 
+    /// Maps frames that stay the nucleus's (a boot data module) read-only.
+    pub fn map_borrowed(
+        &mut self,
+        start: u64,
+        first_frame: u64,
+        pages: u64,
+    ) -> Result<(), MapError> {
+        for page in 0..pages {
+            let virt = start + page * SIZE_4K;
+            memory::map_4k(
+                virt,
+                first_frame + page * SIZE_4K,
+                MappingKind::UserRead,
+                self.key,
+            )?;
+            self.borrowed.push(virt);
+        }
+        self.regions.push(Region {
+            start,
+            end: start + pages * SIZE_4K,
+            writable: false,
+        });
+        Ok(())
+    }
+
     /// Whether `[address, address + length)` lies inside one of the guest's
     /// own regions (writable ones, if `write`). Length 0 is never "inside".
     pub fn contains(&self, address: u64, length: u64, write: bool) -> bool {
@@ -138,6 +166,9 @@ impl GuestMemory {
             if let Some(phys) = memory::unmap_4k(virt) {
                 memory::free_frame(phys);
             }
+        }
+        for virt in self.borrowed.drain(..) {
+            memory::unmap_4k(virt);
         }
         self.regions.clear();
     }
@@ -225,6 +256,15 @@ pub struct Domain {
     console_line: Vec<u8>,
     /// While blocked in `cap_enter`: completions it waits for.
     pub waiting_for: u32,
+    /// What GuestControl.startInfo answers.
+    start_info: StartInfoResults,
+}
+
+/// A boot data module a guest asked for: its name and where Limine put it.
+pub struct DataModule {
+    pub name: String,
+    pub physical: u64,
+    pub bytes: u64,
 }
 
 impl Domain {
@@ -233,20 +273,42 @@ impl Domain {
     pub fn create(
         name: &str,
         elf: &[u8],
+        data: &[&DataModule],
+        args: Vec<String>,
     ) -> Result<(Domain, crate::sched::Start), crate::guest::GuestLoadError> {
         let layout = RingLayout::new(SQ_ENTRIES, CQ_ENTRIES).expect("ring sizes are valid");
         let ring_bytes = layout.pages() as u64 * SIZE_4K;
         let crate::guest::Placed {
-            plan,
+            mut plan,
             mut memory,
             slot,
         } = crate::guest::place(elf, ring_bytes)?;
-        let ring = match Self::map_ring(&mut memory, plan.ring.start, layout) {
-            Ok(ring) => ring,
+        let mapped = Self::map_ring(&mut memory, plan.ring.start, layout).and_then(|ring| {
+            let sizes: Vec<u64> = data.iter().map(|d| d.bytes).collect();
+            let regions = plan
+                .add_data(&sizes)
+                .map_err(crate::guest::GuestLoadError::Elf)?;
+            let mut described = Vec::new();
+            for (module, region) in data.iter().zip(regions) {
+                memory.map_borrowed(
+                    region.start,
+                    module.physical,
+                    (region.end - region.start) / SIZE_4K,
+                )?;
+                described.push(DataRegion {
+                    name: module.name.clone(),
+                    base: region.start,
+                    size: module.bytes,
+                });
+            }
+            Ok((ring, described))
+        });
+        let (ring, described) = match mapped {
+            Ok(mapped) => mapped,
             Err(error) => {
                 memory.release();
                 crate::guest::release_placement(slot, memory.key);
-                return Err(error.into());
+                return Err(error);
             }
         };
         let mut caps = CapTable::new(CAP_QUOTA);
@@ -274,15 +336,24 @@ impl Domain {
             pending: Vec::new(),
             console_line: Vec::new(),
             waiting_for: 0,
+            start_info: StartInfoResults {
+                args,
+                data: described,
+            },
         };
         Ok((domain, start))
     }
 
     /// Contiguous frames for the ring, initialised, mapped into the guest
     /// at `at` and viewed by the nucleus through the direct map.
-    fn map_ring(memory: &mut GuestMemory, at: u64, layout: RingLayout) -> Result<Ring, MapError> {
+    fn map_ring(
+        memory: &mut GuestMemory,
+        at: u64,
+        layout: RingLayout,
+    ) -> Result<Ring, crate::guest::GuestLoadError> {
         let pages = layout.pages() as u64;
-        let frames = crate::memory::allocate_zeroed_frames(pages).ok_or(MapError::OutOfMemory)?;
+        let frames = crate::memory::allocate_zeroed_frames(pages)
+            .ok_or(crate::guest::GuestLoadError::Memory(MapError::OutOfMemory))?;
         let base = crate::memory::phys_to_virt(frames);
         // SAFETY: the frames are freshly allocated, zeroed, contiguous and
         // direct-mapped; `layout` says where the header and the two arrays
@@ -309,7 +380,7 @@ impl Domain {
         };
         if let Err(error) = memory.map_frames(at, frames, pages) {
             crate::memory::free_frame_run(frames, pages);
-            return Err(error);
+            return Err(error.into());
         }
         Ok(ring)
     }
@@ -333,6 +404,7 @@ impl Domain {
             &self.name,
             &self.slot_range,
             &mut self.console_line,
+            &self.start_info,
         ) {
             Executed::Now(cqe) => {
                 ring.completions.post(reservation, &cqe);
@@ -487,6 +559,7 @@ fn execute(
     name: &str,
     slot: &core::ops::Range<u64>,
     console_line: &mut Vec<u8>,
+    start_info: &StartInfoResults,
 ) -> Executed {
     let user_data = sqe.user_data;
     let failed = |error: TransportError| Executed::Now(Cqe::failed(user_data, error));
@@ -592,6 +665,7 @@ fn execute(
                 name,
                 slot: slot.clone(),
                 console_line,
+                start_info,
             };
             match services::call(method, &copied, results.len as usize, caller) {
                 Err(error) => failed(error),

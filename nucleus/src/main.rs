@@ -5,6 +5,8 @@
 
 extern crate alloc;
 
+use alloc::vec::Vec;
+
 mod acpi;
 mod apic;
 mod console;
@@ -280,14 +282,36 @@ fn run_guests(options: &cmdline::BootOptions) -> bool {
     if modules.is_empty() {
         return false;
     }
+    // Data modules (`data:NAME`) are not guests: guests ask for them by name.
+    let hhdm = HHDM.get_response().map_or(0, |h| h.offset());
+    let data: Vec<domain::DataModule> = modules
+        .iter()
+        .filter_map(|module| {
+            let name = cmdline::data_module_name(module.string().to_str().unwrap_or(""))?;
+            Some(domain::DataModule {
+                name: name.into(),
+                physical: module.addr() as u64 - hhdm,
+                bytes: module.size(),
+            })
+        })
+        .collect();
     let mut started = 0;
     for module in modules {
-        // The module string is `NAME [cpu_ms=N]`; without a name, the file's.
+        let line = module.string().to_str().unwrap_or("");
+        if cmdline::data_module_name(line).is_some() {
+            continue;
+        }
+        // The module string is `NAME [options]`; without a name, the file's.
         let path = module.path().to_str().unwrap_or("");
-        let (named, guest_options) =
-            cmdline::parse_guest(module.string().to_str().unwrap_or(""), |error| {
-                log!("guest {path}: {error}")
-            });
+        let (mut wanted, mut args) = (Vec::new(), Vec::new());
+        let (named, guest_options) = cmdline::parse_guest(
+            line,
+            |error| log!("guest {path}: {error}"),
+            |item| match item {
+                cmdline::GuestItem::Data(name) => wanted.push(name),
+                cmdline::GuestItem::Arg(arg) => args.push(alloc::string::String::from(arg)),
+            },
+        );
         let name = named.unwrap_or_else(|| path.rsplit('/').next().unwrap_or("guest"));
         if started > 0 && !cpu::pku_enabled() && !options.allow_unisolated_guests {
             log!(
@@ -296,13 +320,26 @@ fn run_guests(options: &cmdline::BootOptions) -> bool {
             );
             continue;
         }
+        let mut given = Vec::new();
+        for wanted in &wanted {
+            match data.iter().find(|d| d.name == *wanted) {
+                Some(module) => given.push(module),
+                None => log!(
+                    "guest ({name}): no data module named '{wanted}' (add data:{wanted}=FILE to the image)"
+                ),
+            }
+        }
+        if given.len() < wanted.len() {
+            log!("guest ({name}): not started: its data is missing");
+            continue;
+        }
         // SAFETY: Limine loaded the module at `addr` with `size` bytes, in
         // memory the nucleus maps read-only and never frees.
         let elf = unsafe { core::slice::from_raw_parts(module.addr(), module.size() as usize) };
         let tick_limit = guest_options
             .cpu_limit_ms
             .map(|ms| (ms * apic::tick_hz() as u64).div_ceil(1000).max(1));
-        match domain::Domain::create(name, elf) {
+        match domain::Domain::create(name, elf, &given, args) {
             Ok((domain, start)) => {
                 let key = domain.memory.key;
                 match sched::spawn(name.into(), start, domain, tick_limit) {

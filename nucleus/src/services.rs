@@ -41,6 +41,7 @@ pub struct Caller<'a> {
     pub slot: core::ops::Range<u64>,
     /// Console text waiting for its newline.
     pub console_line: &'a mut Vec<u8>,
+    pub start_info: &'a guest_control::StartInfoResults,
 }
 
 /// Encodes results into at most `capacity` bytes (the caller's buffer).
@@ -114,6 +115,7 @@ pub fn call(
         }
         // Guests serve Echo; the nucleus never holds an Echo service.
         MethodId::EchoEcho => Err(TransportError::WrongCapKind),
+        MethodId::GuestControlStartInfo => results(caller.start_info, capacity),
         MethodId::GuestControlRegion => {
             let (base, size) = (caller.slot.start, caller.slot.end - caller.slot.start);
             results(&guest_control::RegionResults { base, size }, capacity)

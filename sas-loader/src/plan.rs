@@ -55,6 +55,10 @@ pub enum Contents {
     Image { loaded: usize },
     /// Zero-filled pages: heap, ring, stack.
     Zero,
+    /// Read-only data given to the guest (element `index` of the sizes
+    /// passed to [`MappingPlan::add_data`]): the nucleus maps the pages it
+    /// already holds, it does not copy them.
+    Data { index: usize },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +102,49 @@ pub struct MappingPlan {
 }
 
 impl MappingPlan {
+    /// Places read-only data regions of `sizes` bytes each (rounded up to
+    /// pages) above the stack, each after a guard page, and returns their
+    /// ranges. The tail of the slot stays a gap of at least [`SLOT_GAP`].
+    pub fn add_data(&mut self, sizes: &[u64]) -> Result<Vec<Range<u64>>, LoadError> {
+        let limit = self.slot.end - SLOT_GAP;
+        let mut at = self.stack.end;
+        let mut regions = Vec::with_capacity(sizes.len());
+        for &bytes in sizes {
+            let pages = bytes.div_ceil(PAGE_SIZE).max(1);
+            let start = at.checked_add(PAGE_SIZE);
+            let end = start.and_then(|s| s.checked_add(pages.checked_mul(PAGE_SIZE)?));
+            let (Some(start), Some(end)) = (start, end) else {
+                return Err(LoadError::SlotTooSmall {
+                    needed: u64::MAX,
+                    available: SLOT_SIZE,
+                });
+            };
+            if end > limit {
+                return Err(LoadError::SlotTooSmall {
+                    needed: end - self.slot.start + SLOT_GAP,
+                    available: SLOT_SIZE,
+                });
+            }
+            regions.push(start..end);
+            at = end;
+        }
+        // Replace the slot's tail gap with guards between the new regions.
+        self.guards.retain(|g| g.start != self.stack.end);
+        let mut previous = self.stack.end;
+        for (index, region) in regions.iter().enumerate() {
+            self.guards.push(previous..region.start);
+            self.mappings.push(Mapping {
+                start: region.start,
+                pages: (region.end - region.start) / PAGE_SIZE,
+                permission: Permission::Read,
+                contents: Contents::Data { index },
+            });
+            previous = region.end;
+        }
+        self.guards.push(previous..self.slot.end);
+        Ok(regions)
+    }
+
     /// The mappings that hold image bytes, in the order of
     /// [`load_segments`]'s result.
     pub fn image_mappings(&self) -> impl Iterator<Item = &Mapping> {

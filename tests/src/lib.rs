@@ -160,7 +160,8 @@ fn nucleus() -> PathBuf {
 /// The ISO for `cmdline` with `guests` as modules, built once per test
 /// process. A guest is a binary name from the guest crates, or NAME=BINARY to
 /// start one binary under another name, optionally followed by `,OPTION`
-/// (e.g. `looper=spinner,cpu_ms=200`).
+/// (e.g. `looper=spinner,cpu_ms=200`); or `data:NAME=FILE` for a data
+/// module from a file in the repository.
 pub fn image(cmdline: &str, guests: &[&str]) -> PathBuf {
     static IMAGES: OnceLock<Mutex<HashMap<String, Arc<OnceLock<PathBuf>>>>> = OnceLock::new();
     let key = format!("{cmdline} {}", guests.join(" "));
@@ -182,6 +183,12 @@ pub fn image(cmdline: &str, guests: &[&str]) -> PathBuf {
         let mut command = Command::new(repo_root().join("scripts/build-iso"));
         command.arg(&kernel).arg(&iso).arg(cmdline);
         for guest in guests {
+            // Data modules name a file in the repository.
+            if let Some(data) = guest.strip_prefix("data:") {
+                let (name, file) = data.split_once('=').expect("data:NAME=FILE");
+                command.arg(format!("data:{name}={}", repo_root().join(file).display()));
+                continue;
+            }
             let (spec, options) = match guest.split_once(',') {
                 Some((spec, options)) => (spec, format!(",{options}")),
                 None => (*guest, String::new()),

@@ -107,6 +107,25 @@ on_bios_and_uefi! {
         run.assert_contains("guest 2 (echo-client): exited; exit code 0");
         run.assert_contains("CR3 writes since boot: 0");
     };
+    a_guest_gets_its_arguments_and_read_only_data => |f: Firmware| {
+        let run = boot_with_guests(
+            f,
+            "qemu-exit",
+            &["data:greeting=tests/data/greeting.txt", "datacheck,data=greeting,arg=hello,arg=world"],
+        );
+        run.assert_exit(ExitCode::Success);
+        run.assert_contains("datacheck: args: [\"hello\", \"world\"]");
+        run.assert_contains("datacheck: greeting (54 bytes): Data from the image, mapped read-only into the guest.");
+        run.assert_contains("(datacheck): stopped by #PF page fault");
+        run.assert_contains("write, protection violation, user mode");
+        assert!(!run.output.contains("wrote read-only data"), "{}", run.report());
+    };
+    a_guest_asking_for_missing_data_is_not_started => |f: Firmware| {
+        let run = boot_with_guests(f, "qemu-exit", &["datacheck,data=nothing"]);
+        run.assert_exit(ExitCode::Success);
+        run.assert_contains("guest (datacheck): no data module named 'nothing'");
+        run.assert_contains("guest (datacheck): not started: its data is missing");
+    };
     a_faulting_guest_is_stopped_and_the_nucleus_carries_on => |f: Firmware| {
         let run = boot_with_guests(f, SEVERAL, &["faulter", "counter"]);
         run.assert_exit(ExitCode::Success);

@@ -57,6 +57,25 @@ pub fn region() -> Result<(u64, u64), CallError> {
     .map(|r| (r.base, r.size))
 }
 
+/// The guest's arguments and read-only data regions.
+pub fn start_info() -> Result<guest_control::StartInfoResults, CallError> {
+    call::<guest_control::StartInfo>(
+        initial_capability(Interface::GuestControl),
+        &guest_control::StartInfoParams,
+    )
+}
+
+/// The bytes of the data region named `name`, mapped read-only in this
+/// guest's slot for its whole life.
+pub fn data(name: &str) -> Result<Option<&'static [u8]>, CallError> {
+    let info = start_info()?;
+    Ok(info.data.iter().find(|d| d.name == name).map(|d| {
+        // SAFETY: the nucleus mapped `size` bytes at `base` read-only for
+        // this guest and never unmaps them while it runs.
+        unsafe { core::slice::from_raw_parts(d.base as *const u8, d.size as usize) }
+    }))
+}
+
 /// Serves an interface under `name`; returns the endpoint capability to
 /// RECV calls on (see [`Server`]).
 pub fn serve(name: &str) -> Result<CapId, CallError> {

@@ -341,3 +341,67 @@ fn refuses_a_plan_made_for_another_guest() {
         Err(LoadError::PlanMismatch)
     );
 }
+
+#[test]
+fn data_regions_follow_the_stack_behind_guards() {
+    let file = ElfBuilder::guest().build();
+    let guest = parse(&file).unwrap();
+    let base = slot_base(0).unwrap();
+    let mut p = plan(&guest, base, &CONFIG).unwrap();
+    let regions = p.add_data(&[10, 3 * PAGE_SIZE, 0]).unwrap();
+    assert_eq!(
+        regions[0],
+        p.stack.end + PAGE_SIZE..p.stack.end + 2 * PAGE_SIZE
+    );
+    assert_eq!(regions[1].start, regions[0].end + PAGE_SIZE);
+    assert_eq!(regions[1].end - regions[1].start, 3 * PAGE_SIZE);
+    assert_eq!(
+        regions[2].end - regions[2].start,
+        PAGE_SIZE,
+        "an empty region still gets a page"
+    );
+    for (index, region) in regions.iter().enumerate() {
+        let m = p
+            .mappings
+            .iter()
+            .find(|m| m.contents == Contents::Data { index })
+            .unwrap();
+        assert_eq!(
+            (m.range(), m.permission),
+            (region.clone(), Permission::Read)
+        );
+        // Nothing else maps or guards the same bytes.
+        assert!(
+            p.guards
+                .iter()
+                .all(|g| g.end <= region.start || g.start >= region.end)
+        );
+    }
+    // The guards still cover every unmapped byte from the stack to the end.
+    let tail: u64 = p
+        .guards
+        .iter()
+        .filter(|g| g.start >= p.stack.end)
+        .map(|g| g.end - g.start)
+        .sum();
+    let data: u64 = regions.iter().map(|r| r.end - r.start).sum();
+    assert_eq!(tail + data, p.slot.end - p.stack.end);
+    assert!(p.guards.last().unwrap().end - p.guards.last().unwrap().start >= SLOT_GAP);
+}
+
+#[test]
+fn data_that_does_not_fit_the_slot_is_refused() {
+    let file = ElfBuilder::guest().build();
+    let guest = parse(&file).unwrap();
+    let mut p = plan(&guest, slot_base(0).unwrap(), &CONFIG).unwrap();
+    let before = p.clone();
+    assert!(matches!(
+        p.add_data(&[SLOT_SIZE]),
+        Err(LoadError::SlotTooSmall { .. })
+    ));
+    assert!(matches!(
+        p.add_data(&[u64::MAX]),
+        Err(LoadError::SlotTooSmall { .. })
+    ));
+    assert_eq!(p, before, "a refused request changes nothing");
+}
