@@ -23,7 +23,7 @@ use crate::traps::{TrapFrame, return_from_trap};
 use crate::{log, user};
 
 /// Kernel stack per guest: system calls and interrupts run on it.
-const KERNEL_STACK_PAGES: u64 = 4;
+const KERNEL_STACK_PAGES: u64 = 8;
 /// Time slice in timer ticks before a runnable guest is preempted.
 const SLICE_TICKS: u64 = 1;
 

@@ -31,8 +31,10 @@ static SYSCALL_USER_RSP: AtomicU64 = AtomicU64::new(0);
 pub fn init() {
     // SAFETY: SCE enables SYSCALL/SYSRET; STAR names the GDT's selectors
     // (checked in `gdt::init`), LSTAR the entry below, SFMASK clears IF, DF,
-    // TF and AC on entry so the entry runs with interrupts off, string ops
-    // forward, no single-step and SMAP enforced.
+    // TF, AC and NT on entry so the entry runs with interrupts off, string
+    // ops forward, no single-step, SMAP enforced, and no nested-task flag (a
+    // guest can set NT with POPF; left set, the nucleus's own IRETQ would
+    // fault).
     unsafe {
         Efer::update(|efer| efer.insert(EferFlags::SYSTEM_CALL_EXTENSIONS));
         Star::write(
@@ -47,7 +49,8 @@ pub fn init() {
             RFlags::INTERRUPT_FLAG
                 | RFlags::DIRECTION_FLAG
                 | RFlags::TRAP_FLAG
-                | RFlags::ALIGNMENT_CHECK,
+                | RFlags::ALIGNMENT_CHECK
+                | RFlags::NESTED_TASK,
         );
     }
 }

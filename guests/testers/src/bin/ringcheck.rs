@@ -188,6 +188,20 @@ fn main() -> i32 {
         failures += 1;
     }
 
+    // Entering the nucleus with the nested-task flag set (POPF lets ring 3
+    // set it) must not upset the nucleus's own return path.
+    // SAFETY: sets RFLAGS.NT, which only matters to IRET; then a NOP round trip.
+    unsafe { core::arch::asm!("pushfq", "or qword ptr [rsp], 0x4000", "popfq") };
+    let with_nt = guest_rt::syscall::cap_enter(0, 0);
+    // SAFETY: clears RFLAGS.NT again.
+    unsafe { core::arch::asm!("pushfq", "and qword ptr [rsp], ~0x4000", "popfq") };
+    if with_nt >= 0 {
+        println!("ok: system call with the nested-task flag set -> {with_nt}");
+    } else {
+        println!("FAILED: system call with NT set answered {with_nt}");
+        failures += 1;
+    }
+
     // The ring and the nucleus still work.
     let nop = submit(Sqe::nop(0));
     let alive =
@@ -196,6 +210,6 @@ fn main() -> i32 {
     if nop != (Outcome::Done { written: 0, aux: 0 }) || !alive {
         failures += 1;
     }
-    println!("ringcheck: {} checks, {failures} failed", checks.len() + 3);
+    println!("ringcheck: {} checks, {failures} failed", checks.len() + 4);
     failures
 }
