@@ -157,12 +157,17 @@ pub fn parse<'a>(line: &'a str, mut on_error: impl FnMut(CmdlineError<'a>)) -> B
 }
 
 /// Per-guest options, from the guest's Limine module string:
-/// `NAME [cpu_ms=N] [data=NAME]... [arg=VALUE]...`.
+/// `NAME [cpu_ms=N] [heap_mb=N] [data=NAME]... [arg=VALUE]...`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GuestOptions {
     /// CPU time after which the guest is stopped.
     pub cpu_limit_ms: Option<u64>,
+    /// Heap size in MiB, if not the default.
+    pub heap_mb: Option<u64>,
 }
+
+/// Heap sizes a guest may ask for (its heap is mapped when it starts).
+pub const HEAP_MB_RANGE: core::ops::RangeInclusive<u64> = 1..=4096;
 
 /// The repeatable words of a guest's module string, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,6 +204,14 @@ pub fn parse_guest<'a>(
                     key: "cpu_ms",
                     value,
                     expected: "a positive integer",
+                }),
+            },
+            Some(("heap_mb", value)) => match value.parse::<u64>() {
+                Ok(mb) if HEAP_MB_RANGE.contains(&mb) => options.heap_mb = Some(mb),
+                _ => on_error(CmdlineError::BadValue {
+                    key: "heap_mb",
+                    value,
+                    expected: "an integer from 1 to 4096",
                 }),
             },
             Some(("data", value)) if !value.is_empty() => on_item(GuestItem::Data(value)),
@@ -261,37 +274,24 @@ mod tests {
         let mut items = Vec::new();
         let parsed = parse_guest("", |e| errors.push(e), |i| items.push(i));
         assert_eq!(parsed, (None, GuestOptions::default()));
-        let line = "go cpu_ms=200 data=hello.wasm arg=hello arg= data=tree";
+        let line = "go cpu_ms=200 heap_mb=64 data=hello.wasm arg=hello arg= data=tree";
         let parsed = parse_guest(line, |e| errors.push(e), |i| items.push(i));
-        assert_eq!(
-            parsed,
-            (
-                Some("go"),
-                GuestOptions {
-                    cpu_limit_ms: Some(200)
-                }
-            )
-        );
+        let expected = GuestOptions {
+            cpu_limit_ms: Some(200),
+            heap_mb: Some(64),
+        };
+        assert_eq!(parsed, (Some("go"), expected));
         assert!(errors.is_empty());
-        assert_eq!(
-            items,
-            [
-                GuestItem::Data("hello.wasm"),
-                GuestItem::Arg("hello"),
-                GuestItem::Arg(""),
-                GuestItem::Data("tree")
-            ]
-        );
+        let wanted = [GuestItem::Data("hello.wasm"), GuestItem::Arg("hello")];
+        assert_eq!(items[..2], wanted);
+        assert_eq!(items[2..], [GuestItem::Arg(""), GuestItem::Data("tree")]);
         assert_eq!(data_module_name("data:tree"), Some("tree"));
         assert_eq!(data_module_name("data: tree"), None);
         assert_eq!(data_module_name("hello"), None);
-        let (name, options) = parse_guest(
-            "x cpu_ms=0 cpu_ms=abc colour=red",
-            |e| errors.push(e),
-            |_| {},
-        );
+        let line = "x cpu_ms=0 cpu_ms=abc colour=red heap_mb=0 heap_mb=5000";
+        let (name, options) = parse_guest(line, |e| errors.push(e), |_| {});
         assert_eq!((name, options), (Some("x"), GuestOptions::default()));
-        assert_eq!(errors.len(), 3);
+        assert_eq!(errors.len(), 5);
         assert!(matches!(
             errors[2],
             CmdlineError::UnknownOption("colour=red")

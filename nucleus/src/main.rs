@@ -339,7 +339,10 @@ fn run_guests(options: &cmdline::BootOptions) -> bool {
         let tick_limit = guest_options
             .cpu_limit_ms
             .map(|ms| (ms * apic::tick_hz() as u64).div_ceil(1000).max(1));
-        match domain::Domain::create(name, elf, &given, args) {
+        let heap_bytes = guest_options
+            .heap_mb
+            .map_or(guest::DEFAULT_HEAP_BYTES, |mb| mb << 20);
+        match domain::Domain::create(name, elf, &given, args, heap_bytes) {
             Ok((domain, start)) => {
                 let key = domain.memory.key;
                 match sched::spawn(name.into(), start, domain, tick_limit) {

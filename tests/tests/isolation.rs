@@ -64,8 +64,11 @@ on_bios_and_uefi! {
         run.assert_contains("CR3 writes since boot: 0");
     };
     exhausted_heap_and_endless_loop_stop_only_their_guest => |f: Firmware| {
-        let run = boot_tcg(f, "qemu-exit", &["hog", "looper,cpu_ms=200", "counter"], &[]);
+        let run = boot_tcg(f, "qemu-exit", &["hog,heap_mb=8", "looper,cpu_ms=200", "counter"], &[]);
         run.assert_exit(ExitCode::Success);
+        // The heap is the size asked for: more than the 4 MiB default, and no more than 8.
+        run.assert_contains("hog: holding 6144 KiB");
+        assert!(!run.output.contains("hog: holding 8192 KiB"), "{}", run.report());
         run.assert_contains("hog: panicked at ");
         run.assert_contains("memory allocation of 262144 bytes failed");
         run.assert_contains("(hog): exited; exit code 101");
