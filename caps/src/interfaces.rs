@@ -92,6 +92,7 @@ pub enum MethodId {
     ConsoleWrite,
     TimerNow,
     TimerSleep,
+    TimerRealtime,
     EntropyFill,
     BootInfoGet,
     GuestControlExit,
@@ -103,10 +104,11 @@ pub enum MethodId {
 }
 
 impl MethodId {
-    pub const ALL: [MethodId; 11] = [
+    pub const ALL: [MethodId; 12] = [
         MethodId::ConsoleWrite,
         MethodId::TimerNow,
         MethodId::TimerSleep,
+        MethodId::TimerRealtime,
         MethodId::EntropyFill,
         MethodId::BootInfoGet,
         MethodId::GuestControlExit,
@@ -124,6 +126,7 @@ impl MethodId {
             (Interface::Console, console::WRITE) => MethodId::ConsoleWrite,
             (Interface::Timer, timer::NOW) => MethodId::TimerNow,
             (Interface::Timer, timer::SLEEP) => MethodId::TimerSleep,
+            (Interface::Timer, timer::REALTIME) => MethodId::TimerRealtime,
             (Interface::Entropy, entropy::FILL) => MethodId::EntropyFill,
             (Interface::BootInfo, boot_info::GET) => MethodId::BootInfoGet,
             (Interface::GuestControl, guest_control::EXIT) => MethodId::GuestControlExit,
@@ -139,7 +142,7 @@ impl MethodId {
     pub const fn interface(self) -> Interface {
         match self {
             MethodId::ConsoleWrite => Interface::Console,
-            MethodId::TimerNow | MethodId::TimerSleep => Interface::Timer,
+            MethodId::TimerNow | MethodId::TimerSleep | MethodId::TimerRealtime => Interface::Timer,
             MethodId::EntropyFill => Interface::Entropy,
             MethodId::BootInfoGet => Interface::BootInfo,
             MethodId::GuestControlExit
@@ -156,6 +159,7 @@ impl MethodId {
             MethodId::ConsoleWrite => console::WRITE,
             MethodId::TimerNow => timer::NOW,
             MethodId::TimerSleep => timer::SLEEP,
+            MethodId::TimerRealtime => timer::REALTIME,
             MethodId::EntropyFill => entropy::FILL,
             MethodId::BootInfoGet => boot_info::GET,
             MethodId::GuestControlExit => guest_control::EXIT,
@@ -173,6 +177,7 @@ impl MethodId {
             MethodId::ConsoleWrite => "write",
             MethodId::TimerNow => "now",
             MethodId::TimerSleep => "sleep",
+            MethodId::TimerRealtime => "realtime",
             MethodId::EntropyFill => "fill",
             MethodId::BootInfoGet => "get",
             MethodId::GuestControlExit => "exit",
@@ -278,17 +283,50 @@ pub mod console {
 /// Monotonic time since the nucleus started.
 pub mod timer {
     use super::*;
-    use timer_capnp::timer::{now_params, now_results, sleep_params, sleep_results};
+    use timer_capnp::timer::{
+        now_params, now_results, realtime_params, realtime_results, sleep_params, sleep_results,
+    };
 
     pub const INTERFACE_ID: u64 = <timer_capnp::timer::Client as HasTypeId>::TYPE_ID;
     pub const NOW: u16 = 0;
     pub const SLEEP: u16 = 1;
+    pub const REALTIME: u16 = 2;
 
     method!(Now, Interface::Timer, NOW, NowParams, NowResults);
     method!(Sleep, Interface::Timer, SLEEP, SleepParams, SleepResults);
 
     no_fields!(NowParams, now_params::Owned);
     no_fields!(SleepResults, sleep_results::Owned);
+    no_fields!(RealtimeParams, realtime_params::Owned);
+
+    method!(
+        Realtime,
+        Interface::Timer,
+        REALTIME,
+        RealtimeParams,
+        RealtimeResults
+    );
+
+    /// Nanoseconds since 1970-01-01 UTC.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct RealtimeResults {
+        pub nanos: u64,
+    }
+
+    impl Message for RealtimeResults {
+        type Schema = realtime_results::Owned;
+
+        fn write(&self, mut builder: realtime_results::Builder<'_>) -> capnp::Result<()> {
+            builder.set_nanos(self.nanos);
+            Ok(())
+        }
+
+        fn read(reader: realtime_results::Reader<'_>) -> capnp::Result<Self> {
+            Ok(RealtimeResults {
+                nanos: reader.get_nanos(),
+            })
+        }
+    }
 
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
     pub struct NowResults {

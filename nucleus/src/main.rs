@@ -31,9 +31,9 @@ mod user;
 use limine::BaseRevision;
 use limine::firmware_type::FirmwareType;
 use limine::request::{
-    BootloaderInfoRequest, ExecutableAddressRequest, ExecutableFileRequest, FirmwareTypeRequest,
-    FramebufferRequest, HhdmRequest, MemoryMapRequest, ModuleRequest, RequestsEndMarker,
-    RequestsStartMarker, RsdpRequest,
+    BootloaderInfoRequest, DateAtBootRequest, ExecutableAddressRequest, ExecutableFileRequest,
+    FirmwareTypeRequest, FramebufferRequest, HhdmRequest, MemoryMapRequest, ModuleRequest,
+    RequestsEndMarker, RequestsStartMarker, RsdpRequest,
 };
 use nucleus_core::cmdline;
 use nucleus_core::memmap::Mib;
@@ -72,6 +72,9 @@ static RSDP: RsdpRequest = RsdpRequest::new();
 #[used]
 #[unsafe(link_section = ".limine_requests")]
 static MODULES: ModuleRequest = ModuleRequest::new();
+#[used]
+#[unsafe(link_section = ".limine_requests")]
+static DATE_AT_BOOT: DateAtBootRequest = DateAtBootRequest::new();
 #[used]
 #[unsafe(link_section = ".limine_requests_end")]
 static REQUESTS_END: RequestsEndMarker = RequestsEndMarker::new();
@@ -259,6 +262,9 @@ extern "C" fn boot() -> ! {
         time::nanos_between(time::entry_tsc(), ready),
         memory::cr3_writes()
     );
+    if let Some(date) = DATE_AT_BOOT.get_response() {
+        time::set_wall_clock_at_entry(date.timestamp().as_secs());
+    }
     services::BOOT_FACTS.call_once(|| services::BootFacts {
         boot_nanos: time::nanos_between(time::entry_tsc(), ready).0,
         memory_total_bytes: memory::managed_bytes(),

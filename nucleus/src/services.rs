@@ -69,6 +69,13 @@ pub fn call(
             let nanos = crate::time::since_entry().nanos;
             results(&timer::NowResults { nanos }, capacity)
         }
+        MethodId::TimerRealtime => match crate::time::wall_clock_nanos() {
+            Some(nanos) => results(&timer::RealtimeResults { nanos }, capacity),
+            None => Ok(Reply::Exception(Exception::new(
+                ExceptionCode::Unimplemented,
+                "the firmware gave no date at boot",
+            ))),
+        },
         MethodId::TimerSleep => {
             let params = timer::SleepParams::decode(params)?;
             let cycles = nucleus_core::time::nanos_to_cycles(params.nanos, crate::time::tsc_hz());

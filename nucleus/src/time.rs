@@ -9,6 +9,21 @@ use x86_64::instructions::port::Port;
 
 static ENTRY_TSC: AtomicU64 = AtomicU64::new(0);
 static TSC_HZ: AtomicU64 = AtomicU64::new(0);
+/// Seconds since 1970 when the nucleus started (the firmware's RTC, read by
+/// the bootloader); 0 when unknown.
+static WALL_CLOCK_AT_ENTRY: AtomicU64 = AtomicU64::new(0);
+
+pub fn set_wall_clock_at_entry(unix_seconds: u64) {
+    WALL_CLOCK_AT_ENTRY.store(unix_seconds, Ordering::Relaxed);
+}
+
+/// Nanoseconds since 1970-01-01 UTC, if the firmware gave the date.
+pub fn wall_clock_nanos() -> Option<u64> {
+    match WALL_CLOCK_AT_ENTRY.load(Ordering::Relaxed) {
+        0 => None,
+        seconds => Some(seconds * 1_000_000_000 + since_entry().nanos),
+    }
+}
 
 pub fn rdtsc() -> u64 {
     // SAFETY: RDTSC only reads the time-stamp counter (CR4.TSD is clear in ring 0).

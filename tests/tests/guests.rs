@@ -37,6 +37,10 @@ on_bios_and_uefi! {
         run.assert_contains("hello: slept ");
         run.assert_contains("hello: boot info: 2 CPUs");
         run.assert_contains("hello: my region: 0x100000000000 + 64 GiB");
+        // QEMU's RTC follows the host clock: some day after 2020.
+        let day: u64 = run.line_with("hello: wall clock: day ").split("day ").nth(1).unwrap()
+            .split(' ').next().unwrap().parse().unwrap();
+        assert!(day > 18_262, "day {day}");
         run.assert_contains("guest 1 (hello): exited; exit code 7");
         run.assert_contains("guests: all 1 exited; CR3 writes since boot: 0");
         let entropy = run.line_with("hello: entropy: ");

@@ -3,7 +3,9 @@
 #![no_std]
 #![no_main]
 
-use guest_rt::clients::{boot_info, console_write, entropy_fill, region, timer_now, timer_sleep};
+use guest_rt::clients::{
+    boot_info, console_write, entropy_fill, region, timer_now, timer_realtime, timer_sleep,
+};
 use guest_rt::println;
 
 extern crate alloc;
@@ -27,6 +29,11 @@ fn main() -> i32 {
         info.memory_total_bytes >> 20,
         info.tsc_hz / 1_000_000
     );
+    match timer_realtime() {
+        // Days since 1970: enough to show the clock is real, and stable in a test.
+        Ok(nanos) => println!("wall clock: day {} since 1970", nanos / 86_400_000_000_000),
+        Err(error) => println!("wall clock: {error}"),
+    }
     let (base, size) = region().expect("GuestControl.region");
     println!("my region: {base:#x} + {} GiB", size >> 30);
     7

@@ -22,6 +22,12 @@ pub fn timer_now() -> Result<u64, CallError> {
     call::<timer::Now>(initial_capability(Interface::Timer), &timer::NowParams).map(|r| r.nanos)
 }
 
+/// Nanoseconds since 1970-01-01 UTC.
+pub fn timer_realtime() -> Result<u64, CallError> {
+    call::<timer::Realtime>(initial_capability(Interface::Timer), &timer::RealtimeParams)
+        .map(|r| r.nanos)
+}
+
 /// Sleeps at least `nanos` (with the timer tick's granularity).
 pub fn timer_sleep(nanos: u64) -> Result<(), CallError> {
     call::<timer::Sleep>(
