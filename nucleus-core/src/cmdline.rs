@@ -157,14 +157,19 @@ pub fn parse<'a>(line: &'a str, mut on_error: impl FnMut(CmdlineError<'a>)) -> B
 }
 
 /// Per-guest options, from the guest's Limine module string:
-/// `NAME [cpu_ms=N] [heap_mb=N] [data=NAME]... [arg=VALUE]...`.
+/// `NAME [cpu_ms=N] [heap_mb=N] [stack_kb=N] [data=NAME]... [arg=VALUE]...`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GuestOptions {
     /// CPU time after which the guest is stopped.
     pub cpu_limit_ms: Option<u64>,
     /// Heap size in MiB, if not the default.
     pub heap_mb: Option<u64>,
+    /// Stack size in KiB, if not the default.
+    pub stack_kb: Option<u64>,
 }
+
+/// Stack sizes a guest may ask for (mapped when it starts, like the heap).
+pub const STACK_KB_RANGE: core::ops::RangeInclusive<u64> = 16..=65536;
 
 /// Heap sizes a guest may ask for (its heap is mapped when it starts).
 pub const HEAP_MB_RANGE: core::ops::RangeInclusive<u64> = 1..=4096;
@@ -212,6 +217,16 @@ pub fn parse_guest<'a>(
                     key: "heap_mb",
                     value,
                     expected: "an integer from 1 to 4096",
+                }),
+            },
+            Some(("stack_kb", value)) => match value.parse::<u64>() {
+                Ok(kb) if STACK_KB_RANGE.contains(&kb) && kb % 4 == 0 => {
+                    options.stack_kb = Some(kb)
+                }
+                _ => on_error(CmdlineError::BadValue {
+                    key: "stack_kb",
+                    value,
+                    expected: "a multiple of 4 from 16 to 65536",
                 }),
             },
             Some(("data", value)) if !value.is_empty() => on_item(GuestItem::Data(value)),
@@ -279,6 +294,7 @@ mod tests {
         let expected = GuestOptions {
             cpu_limit_ms: Some(200),
             heap_mb: Some(64),
+            stack_kb: None,
         };
         assert_eq!(parsed, (Some("go"), expected));
         assert!(errors.is_empty());
@@ -288,10 +304,12 @@ mod tests {
         assert_eq!(data_module_name("data:tree"), Some("tree"));
         assert_eq!(data_module_name("data: tree"), None);
         assert_eq!(data_module_name("hello"), None);
-        let line = "x cpu_ms=0 cpu_ms=abc colour=red heap_mb=0 heap_mb=5000";
+        let line = "x cpu_ms=0 cpu_ms=abc colour=red heap_mb=0 heap_mb=5000 stack_kb=6 stack_kb=8";
         let (name, options) = parse_guest(line, |e| errors.push(e), |_| {});
         assert_eq!((name, options), (Some("x"), GuestOptions::default()));
-        assert_eq!(errors.len(), 5);
+        assert_eq!(errors.len(), 7);
+        let (_, options) = parse_guest("x stack_kb=1024", |e| errors.push(e), |_| {});
+        assert_eq!(options.stack_kb, Some(1024));
         assert!(matches!(
             errors[2],
             CmdlineError::UnknownOption("colour=red")

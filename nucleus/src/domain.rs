@@ -275,7 +275,7 @@ impl Domain {
         elf: &[u8],
         data: &[&DataModule],
         args: Vec<String>,
-        heap_bytes: u64,
+        sizes: crate::guest::Sizes,
     ) -> Result<(Domain, crate::sched::Start), crate::guest::GuestLoadError> {
         let layout = RingLayout::new(SQ_ENTRIES, CQ_ENTRIES).expect("ring sizes are valid");
         let ring_bytes = layout.pages() as u64 * SIZE_4K;
@@ -283,7 +283,7 @@ impl Domain {
             mut plan,
             mut memory,
             slot,
-        } = crate::guest::place(elf, ring_bytes, heap_bytes)?;
+        } = crate::guest::place(elf, ring_bytes, sizes.heap, sizes.stack)?;
         let mapped = Self::map_ring(&mut memory, plan.ring.start, layout).and_then(|ring| {
             let sizes: Vec<u64> = data.iter().map(|d| d.bytes).collect();
             let regions = plan

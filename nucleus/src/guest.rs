@@ -12,9 +12,16 @@ use spin::Mutex;
 use crate::domain::GuestMemory;
 use crate::memory::MapError;
 
-/// Per-guest sizes until appliances set them (the heap: `heap_mb=`).
-pub const STACK_BYTES: u64 = 64 * 1024;
+/// Per-guest sizes until appliances set them (`heap_mb=`, `stack_kb=`).
+pub const DEFAULT_STACK_BYTES: u64 = 64 * 1024;
 pub const DEFAULT_HEAP_BYTES: u64 = 4 << 20;
+
+/// A guest's heap and stack sizes, in bytes.
+#[derive(Clone, Copy, Debug)]
+pub struct Sizes {
+    pub heap: u64,
+    pub stack: u64,
+}
 
 static SLOTS: Mutex<GuestSlots> = Mutex::new(GuestSlots::new());
 static KEYS: Mutex<KeyAllocator> = Mutex::new(KeyAllocator::new());
@@ -64,7 +71,12 @@ fn user_kind(permission: Permission) -> MappingKind {
 
 /// Checks `elf`, takes a slot and maps image, heap and stack (the ring is
 /// mapped by the caller into `plan.ring`). On error nothing stays mapped.
-pub fn place(elf: &[u8], ring_bytes: u64, heap_bytes: u64) -> Result<Placed, GuestLoadError> {
+pub fn place(
+    elf: &[u8],
+    ring_bytes: u64,
+    heap_bytes: u64,
+    stack_bytes: u64,
+) -> Result<Placed, GuestLoadError> {
     let parsed = sas_loader::parse(elf).map_err(GuestLoadError::Elf)?;
     // With PKU every guest gets a key of its own; without it, key 0 (and no
     // isolation between guests: see `sched` and the README).
@@ -78,7 +90,7 @@ pub fn place(elf: &[u8], ring_bytes: u64, heap_bytes: u64) -> Result<Placed, Gue
         return Err(GuestLoadError::NoFreeSlot);
     };
     let config = PlanConfig {
-        stack_bytes: STACK_BYTES,
+        stack_bytes,
         heap_bytes,
         ring_bytes,
     };

@@ -345,10 +345,15 @@ fn run_guests(options: &cmdline::BootOptions) -> bool {
         let tick_limit = guest_options
             .cpu_limit_ms
             .map(|ms| (ms * apic::tick_hz() as u64).div_ceil(1000).max(1));
-        let heap_bytes = guest_options
-            .heap_mb
-            .map_or(guest::DEFAULT_HEAP_BYTES, |mb| mb << 20);
-        match domain::Domain::create(name, elf, &given, args, heap_bytes) {
+        let sizes = guest::Sizes {
+            heap: guest_options
+                .heap_mb
+                .map_or(guest::DEFAULT_HEAP_BYTES, |mb| mb << 20),
+            stack: guest_options
+                .stack_kb
+                .map_or(guest::DEFAULT_STACK_BYTES, |kb| kb << 10),
+        };
+        match domain::Domain::create(name, elf, &given, args, sizes) {
             Ok((domain, start)) => {
                 let key = domain.memory.key;
                 match sched::spawn(name.into(), start, domain, tick_limit) {
