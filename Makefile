@@ -18,7 +18,7 @@ setup:
 
 # The nucleus and every native guest (they share the target).
 nucleus:
-	cargo build --release --target x86_64-unknown-none -p nucleus -p hello -p testers
+	cargo build --release --target x86_64-unknown-none -p nucleus -p hello -p testers -p wasm-guest
 
 image: nucleus
 	scripts/build-iso $(NUCLEUS) $(IMAGE) "$(CMDLINE)" $(addprefix $(GUEST_DIR)/,$(GUESTS))
@@ -34,7 +34,7 @@ run-uefi: setup image
 check:
 	cargo fmt --all --check
 	cargo clippy --all-targets -- -D warnings
-	cargo clippy --release --target x86_64-unknown-none -p nucleus -p guest-rt -p hello -p testers -- -D warnings
+	cargo clippy --release --target x86_64-unknown-none -p nucleus -p guest-rt -p hello -p testers -p wasm-guest -- -D warnings
 
 test: setup check nucleus
 	@scripts/accel >/dev/null

@@ -175,15 +175,20 @@ pub fn image(cmdline: &str, guests: &[&str]) -> PathBuf {
     slot.get_or_init(|| {
         let kernel = nucleus();
         let binaries = kernel.parent().unwrap();
-        let name: String = key
+        // A readable prefix and a hash of the whole key: file names have a length limit.
+        let readable: String = key
             .chars()
+            .take(48)
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect();
-        let iso = repo_root().join(format!("build/test-images/{name}.iso"));
+        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        });
+        let iso = repo_root().join(format!("build/test-images/{readable}-{hash:016x}.iso"));
         let mut command = Command::new(repo_root().join("scripts/build-iso"));
         command.arg(&kernel).arg(&iso).arg(cmdline);
         for guest in guests {
-            // Data modules name a file in the repository.
+            // Data modules name a file in the repository (or an absolute path).
             if let Some(data) = guest.strip_prefix("data:") {
                 let (name, file) = data.split_once('=').expect("data:NAME=FILE");
                 command.arg(format!("data:{name}={}", repo_root().join(file).display()));
@@ -206,6 +211,66 @@ pub fn image(cmdline: &str, guests: &[&str]) -> PathBuf {
         iso
     })
     .clone()
+}
+
+/// Builds the Go programs and standard-library test binaries for wasip1
+/// once per test process (`scripts/build-go-wasm`, which needs Go), and
+/// returns `build/go`.
+pub fn go_wasm() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = repo_root();
+            let output = Command::new(root.join("scripts/build-go-wasm"))
+                .output()
+                .expect("scripts/build-go-wasm runs");
+            assert!(
+                output.status.success(),
+                "building the Go guests failed (the Go tests need Go 1.21+ on PATH):\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            root.join("build/go")
+        })
+        .clone()
+}
+
+/// A ustar archive of `dir` (relative to the repository, or absolute), for
+/// a Go program's read-only tree; built once per path. Reproducible: sorted
+/// names, fixed owners and times.
+pub fn tree_archive(dir: &Path) -> PathBuf {
+    static ARCHIVES: OnceLock<Mutex<HashMap<PathBuf, PathBuf>>> = OnceLock::new();
+    let mut archives = ARCHIVES.get_or_init(Default::default).lock().unwrap();
+    archives
+        .entry(dir.to_path_buf())
+        .or_insert_with(|| {
+            let source = repo_root().join(dir);
+            let name: String = dir
+                .to_string_lossy()
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            let out = repo_root().join(format!("build/test-images/{name}.tar"));
+            std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+            let status = Command::new("tar")
+                .args([
+                    "--format=ustar",
+                    "--sort=name",
+                    "--mtime=@0",
+                    "--owner=0",
+                    "--group=0",
+                    "--numeric-owner",
+                ])
+                .arg("-C")
+                .arg(&source)
+                .arg("-cf")
+                .arg(&out)
+                .arg(".")
+                .status()
+                .expect("tar runs");
+            assert!(status.success(), "archiving {} failed", source.display());
+            out
+        })
+        .clone()
 }
 
 /// How long a boot may take: UEFI under TCG is the slow case (~10 s here).

@@ -1,0 +1,3 @@
+module nucleus.local/go-wasip1
+
+go 1.22

@@ -1,0 +1,555 @@
+//! The Go programs in go-wasip1/ and Go standard library test binaries,
+//! built with the stock toolchain (`scripts/build-go-wasm`, once per run)
+//! and run on this host with the std `System`.
+//!
+//! Without `go` on PATH these tests print why and pass vacuously; CI has Go.
+#![cfg(feature = "std")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use wasm_host::{ArchiveBuilder, Host, Limits, RunError, StdSystem, Tree, Wasi, archive_from_dir};
+
+fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("wasm-host lives in the repository")
+}
+
+/// Builds every Go program and std test binary once; `None`, with the
+/// reason printed, when Go is not installed.
+fn go_build() -> Option<&'static Path> {
+    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            if Command::new("go").arg("version").output().is_err() {
+                println!("SKIPPED: `go` is not on PATH, so the Go programs cannot be built (install Go 1.26+)");
+                return None;
+            }
+            let started = Instant::now();
+            let output = Command::new("bash")
+                .arg(repo_root().join("scripts/build-go-wasm"))
+                .output()
+                .expect("cannot run scripts/build-go-wasm");
+            assert!(
+                output.status.success(),
+                "scripts/build-go-wasm failed:\n{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            println!("built the Go programs in {:.1?}", started.elapsed());
+            Some(repo_root().join("build/go"))
+        })
+        .as_deref()
+}
+
+macro_rules! require_go {
+    () => {
+        match go_build() {
+            Some(dir) => dir,
+            None => return,
+        }
+    };
+}
+
+/// One finished Go run.
+struct GoRun {
+    result: Result<u32, RunError>,
+    stdout: String,
+    stderr: String,
+    sleeps: u64,
+    fuel_consumed: Option<u64>,
+    elapsed: Duration,
+}
+
+impl GoRun {
+    fn describe(&self) -> String {
+        format!(
+            "result {:?} after {:.1?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.result, self.elapsed, self.stdout, self.stderr
+        )
+    }
+}
+
+fn run_wasm(
+    wasm: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    tree: Option<Tree>,
+    limits: Limits,
+) -> GoRun {
+    let bytes = std::fs::read(wasm).unwrap_or_else(|error| panic!("{}: {error}", wasm.display()));
+    let name = wasm.file_stem().unwrap().to_string_lossy().into_owned();
+    let mut builder = Wasi::builder(StdSystem::capturing())
+        .arg(name)
+        .args(args.iter().copied());
+    for (key, value) in env {
+        builder = builder.env(*key, *value);
+    }
+    if let Some(tree) = tree {
+        builder = builder.preopen("/", tree);
+    }
+    let started = Instant::now();
+    let host = Host::new(limits);
+    let program = host
+        .load(&bytes)
+        .unwrap_or_else(|error| panic!("{}: {error}", wasm.display()));
+    let outcome = host.run(&program, builder.build().unwrap());
+    let system = outcome.wasi.system();
+    GoRun {
+        result: outcome.result,
+        stdout: String::from_utf8_lossy(system.stdout()).into_owned(),
+        stderr: String::from_utf8_lossy(system.stderr()).into_owned(),
+        sleeps: system.sleeps(),
+        fuel_consumed: outcome.fuel_consumed,
+        elapsed: started.elapsed(),
+    }
+}
+
+fn run_program(
+    dir: &Path,
+    name: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    tree: Option<Tree>,
+) -> GoRun {
+    run_wasm(
+        &dir.join(format!("{name}.wasm")),
+        args,
+        env,
+        tree,
+        Limits::default(),
+    )
+}
+
+fn test_tree_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tree")
+}
+
+fn test_tree() -> Tree {
+    Tree::from_ustar(archive_from_dir(&test_tree_dir()).unwrap()).unwrap()
+}
+
+#[test]
+fn hello_gets_its_args_env_and_both_streams_and_exits_3() {
+    let dir = require_go!();
+    let run = run_program(
+        dir,
+        "hello",
+        &["first arg", "\u{fc}n\u{ef}c\u{f6}d\u{e9}"],
+        &[("HELLO_GREETING", "gr\u{fc}\u{df} dich"), ("OTHER", "x")],
+        None,
+    );
+    assert_eq!(run.result, Ok(3), "{}", run.describe());
+    assert_eq!(
+        run.stdout,
+        "hello from Go on wasip1\n\
+         argc=3\n\
+         arg[0]=\"hello\"\n\
+         arg[1]=\"first arg\"\n\
+         arg[2]=\"\u{fc}n\u{ef}c\u{f6}d\u{e9}\"\n\
+         HELLO_GREETING=\"gr\u{fc}\u{df} dich\" set=true\n"
+    );
+    assert_eq!(run.stderr, "hello: this line goes to stderr\n");
+}
+
+#[test]
+fn hello_without_the_variable_says_so() {
+    let dir = require_go!();
+    let run = run_program(dir, "hello", &[], &[], None);
+    assert_eq!(run.result, Ok(3), "{}", run.describe());
+    assert!(run.stdout.contains("argc=1\n"), "{}", run.describe());
+    assert!(
+        run.stdout.contains("HELLO_GREETING=\"\" set=false\n"),
+        "{}",
+        run.describe()
+    );
+}
+
+#[test]
+fn clock_sleeps_for_real_and_timers_fire() {
+    let dir = require_go!();
+    let run = run_program(dir, "clock", &[], &[], None);
+    assert_eq!(run.result, Ok(0), "{}", run.describe());
+    assert!(
+        run.stdout.ends_with("clock: all checks passed\n"),
+        "{}",
+        run.describe()
+    );
+    assert!(!run.stdout.contains("FAIL"), "{}", run.describe());
+    // Sleep, Timer and After each wait 50 ms through poll_oneoff.
+    assert!(
+        run.sleeps >= 3,
+        "only {} sleeps\n{}",
+        run.sleeps,
+        run.describe()
+    );
+    assert!(
+        run.elapsed >= Duration::from_millis(150),
+        "{}",
+        run.describe()
+    );
+}
+
+/// What `files` prints for a walk of a host directory: WalkDir's lexical
+/// order, a directory before what it holds.
+fn expected_walk(root: &Path, shown: &str, lines: &mut Vec<String>) {
+    lines.push(format!("dir  {shown}"));
+    let mut entries: Vec<_> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|entry| entry.unwrap())
+        .collect();
+    entries.sort_by_key(|entry| entry.file_name());
+    for entry in entries {
+        let name = entry.file_name().into_string().unwrap();
+        let path = if shown == "/" {
+            format!("/{name}")
+        } else {
+            format!("{shown}/{name}")
+        };
+        let kind = entry.file_type().unwrap();
+        if kind.is_symlink() {
+            let target = std::fs::read_link(entry.path()).unwrap();
+            lines.push(format!("link {path} -> {}", target.display()));
+        } else if kind.is_dir() {
+            expected_walk(&entry.path(), &path, lines);
+        } else {
+            lines.push(format!("file {path} {}", entry.metadata().unwrap().len()));
+        }
+    }
+}
+
+fn check_files_output(run: &GoRun) {
+    assert_eq!(run.result, Ok(0), "{}", run.describe());
+    let mut expected = Vec::new();
+    expected_walk(&test_tree_dir(), "/", &mut expected);
+    let walked: Vec<&str> = run
+        .stdout
+        .lines()
+        .take_while(|line| !line.starts_with("walked "))
+        .collect();
+    assert_eq!(walked, expected, "{}", run.describe());
+    for line in [
+        "create refused: open /new-file.txt: Read-only file system",
+        "mkdir refused: mkdir /new-dir: Read-only file system",
+        "open for writing refused: open /README.txt: Read-only file system",
+        "remove refused: remove /README.txt: Read-only file system",
+        "rename refused: rename /README.txt /README.txt.moved: Read-only file system",
+        "missing file: open /does-not-exist: No such file or directory",
+        "files: all checks passed",
+    ] {
+        assert!(
+            run.stdout.lines().any(|printed| printed == line),
+            "no {line:?} in\n{}",
+            run.describe()
+        );
+    }
+}
+
+#[test]
+fn files_walks_and_reads_the_tree_and_cannot_change_it() {
+    let dir = require_go!();
+    let run = run_program(dir, "files", &[], &[], Some(test_tree()));
+    check_files_output(&run);
+}
+
+#[test]
+fn files_reads_a_tree_from_a_tar_file_made_by_system_tar() {
+    let dir = require_go!();
+    for format in ["gnu", "pax", "ustar"] {
+        let output = match Command::new("tar")
+            .args(["--format", format, "-cf", "-", "-C"])
+            .arg(test_tree_dir())
+            .arg(".")
+            .output()
+        {
+            Ok(output) if output.status.success() => output,
+            _ => {
+                println!("SKIPPED: no GNU tar to make a {format} archive with");
+                return;
+            }
+        };
+        let tree =
+            Tree::from_ustar(output.stdout).unwrap_or_else(|error| panic!("{format}: {error}"));
+        check_files_output(&run_program(dir, "files", &[], &[], Some(tree)));
+    }
+}
+
+#[test]
+fn files_walks_a_directory_too_big_for_one_readdir() {
+    let dir = require_go!();
+    let mut builder = ArchiveBuilder::new();
+    for index in 0..1500 {
+        builder
+            .file(
+                &format!("many/entry-with-a-longish-name-{index:04}.txt"),
+                format!("{index}\n").as_bytes(),
+                0,
+            )
+            .unwrap();
+    }
+    let tree = Tree::from_ustar(builder.finish()).unwrap();
+    let run = run_program(dir, "files", &["/many"], &[], Some(tree));
+    assert_eq!(run.result, Ok(0), "{}", run.describe());
+    assert!(
+        run.stdout.contains("walked 1 directories and 1500 files\n"),
+        "{}",
+        run.describe()
+    );
+    for index in [0, 749, 1499] {
+        let line = format!(
+            "file /many/entry-with-a-longish-name-{index:04}.txt {}\n",
+            format!("{index}\n").len()
+        );
+        assert!(run.stdout.contains(&line), "no {line:?}");
+    }
+}
+
+#[test]
+fn stress_survives_goroutines_gc_json_and_big_numbers() {
+    let dir = require_go!();
+    let run = run_program(dir, "stress", &[], &[], None);
+    assert_eq!(run.result, Ok(0), "{}", run.describe());
+    assert!(
+        run.stdout.ends_with("stress: all checks passed\n"),
+        "{}",
+        run.describe()
+    );
+}
+
+#[test]
+fn a_go_panic_exits_2_with_gos_report_on_stderr() {
+    let dir = require_go!();
+    let run = run_program(dir, "panics", &[], &[], None);
+    assert_eq!(run.result, Ok(2), "{}", run.describe());
+    assert_eq!(run.stdout, "panics: about to panic\n");
+    assert!(
+        run.stderr.starts_with(
+            "panic: deliberate panic from the panics program\n\ngoroutine 1 [running]:\nmain.main()"
+        ),
+        "{}",
+        run.describe()
+    );
+}
+
+#[test]
+fn spin_is_stopped_by_the_instruction_budget() {
+    let dir = require_go!();
+    let budget = 300_000_000;
+    let limits = Limits {
+        fuel: Some(budget),
+        ..Limits::default()
+    };
+    let run = run_wasm(&dir.join("spin.wasm"), &[], &[], None, limits);
+    assert_eq!(
+        run.result,
+        Err(RunError::FuelExhausted { budget }),
+        "{}",
+        run.describe()
+    );
+    // wasmi stops before the block that would overdraw the budget.
+    let consumed = run.fuel_consumed.unwrap();
+    assert!(
+        consumed <= budget && consumed > budget / 100 * 99,
+        "consumed {consumed}"
+    );
+    assert_eq!(run.stdout, "spin: spinning\n");
+}
+
+#[test]
+fn a_go_program_over_its_memory_limit_is_stopped() {
+    let dir = require_go!();
+    let limits = Limits {
+        max_memory_pages: 128,
+        ..Limits::default()
+    };
+    let run = run_wasm(&dir.join("stress.wasm"), &["hog"], &[], None, limits);
+    assert_eq!(
+        run.result,
+        Err(RunError::MemoryLimit { max_pages: 128 }),
+        "{}",
+        run.describe()
+    );
+    assert_eq!(run.stdout, "hog: allocating until stopped\n");
+}
+
+/// The packages and flags in go-wasip1/stdtests.txt.
+fn std_packages() -> Vec<(String, Vec<String>)> {
+    let list = std::fs::read_to_string(repo_root().join("go-wasip1/stdtests.txt")).unwrap();
+    list.lines()
+        .map(|line| line.split('#').next().unwrap_or("").trim())
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let mut words = line.split_whitespace().map(String::from);
+            (words.next().unwrap(), words.collect())
+        })
+        .collect()
+}
+
+#[test]
+fn the_std_list_has_the_required_packages() {
+    let packages: Vec<String> = std_packages()
+        .into_iter()
+        .map(|(package, _)| package)
+        .collect();
+    for required in [
+        "strings",
+        "strconv",
+        "bytes",
+        "sort",
+        "encoding/json",
+        "unicode/utf8",
+        "errors",
+        "container/list",
+        "math",
+    ] {
+        assert!(
+            packages.iter().any(|package| package == required),
+            "{required} is missing"
+        );
+    }
+}
+
+fn goroot() -> PathBuf {
+    let output = Command::new("go")
+        .args(["env", "GOROOT"])
+        .output()
+        .expect("go env GOROOT");
+    PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
+}
+
+#[test]
+fn std_test_binaries_pass() {
+    let dir = require_go!();
+    let goroot = goroot();
+    let queue = Mutex::new(std_packages());
+    let failures = Mutex::new(Vec::new());
+    let workers = std::thread::available_parallelism().map_or(2, usize::from);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let Some((package, flags)) = queue.lock().unwrap().pop() else {
+                        break;
+                    };
+                    // As `go test` runs it: in the package's directory, with
+                    // its testdata.
+                    let tree = Tree::from_ustar(
+                        archive_from_dir(&goroot.join("src").join(&package)).unwrap(),
+                    )
+                    .unwrap();
+                    let wasm = dir
+                        .join("std")
+                        .join(format!("{}.test.wasm", package.replace('/', "-")));
+                    let mut args = vec!["-test.v=false"];
+                    args.extend(flags.iter().map(String::as_str));
+                    let run =
+                        run_wasm(&wasm, &args, &[("PWD", "/")], Some(tree), Limits::default());
+                    println!("{package}: {:?} in {:.1?}", run.result, run.elapsed);
+                    if run.result != Ok(0) || !run.stdout.lines().any(|line| line == "PASS") {
+                        failures
+                            .lock()
+                            .unwrap()
+                            .push(format!("{package} {flags:?}: {}", run.describe()));
+                    }
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().unwrap();
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+// ---- the wasm-host-run binary ---------------------------------------------------
+
+fn cli() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_wasm-host-run"))
+}
+
+#[test]
+fn the_cli_runs_a_module_with_a_tree_env_and_args_and_exits_with_its_code() {
+    let dir = require_go!();
+    let output = cli()
+        .args(["--dir"])
+        .arg(test_tree_dir())
+        .args(["--env", "HELLO_GREETING=from the cli"])
+        .arg(dir.join("hello.wasm"))
+        .args(["a", "b"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(stdout.contains("argc=3\n"), "{stdout}");
+    assert!(stdout.contains("arg[2]=\"b\"\n"), "{stdout}");
+    assert!(
+        stdout.contains("HELLO_GREETING=\"from the cli\" set=true\n"),
+        "{stdout}"
+    );
+    assert_eq!(
+        String::from_utf8(output.stderr).unwrap(),
+        "hello: this line goes to stderr\n"
+    );
+
+    let output = cli()
+        .arg("--dir")
+        .arg(test_tree_dir())
+        .arg(dir.join("files.wasm"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+#[test]
+fn the_cli_reports_a_limit_and_exits_137() {
+    let dir = require_go!();
+    let output = cli()
+        .args(["--fuel", "100000000"])
+        .arg(dir.join("spin.wasm"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(137));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("instruction budget of 100000000 fuel units is exhausted"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_cli_refuses_bad_modules_and_bad_options() {
+    let temp = std::env::temp_dir().join(format!("wasm-host-cli-{}.wasm", std::process::id()));
+    std::fs::write(&temp, b"not wasm").unwrap();
+    let output = cli().arg(&temp).output().unwrap();
+    std::fs::remove_file(&temp).unwrap();
+    assert_eq!(output.status.code(), Some(126));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("invalid wasm module"));
+
+    // A trap: 134, as if aborted.
+    let trapping = wat::parse_str(
+        r#"(module (memory (export "memory") 1) (func (export "_start") unreachable))"#,
+    )
+    .unwrap();
+    std::fs::write(&temp, trapping).unwrap();
+    let output = cli().arg(&temp).output().unwrap();
+    std::fs::remove_file(&temp).unwrap();
+    assert_eq!(output.status.code(), Some(134));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unreachable"));
+
+    let output = cli().args(["--fuel", "lots", "x.wasm"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("usage:"));
+    let output = cli().output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let output = cli()
+        .args(["--dir", "/nonexistent/tree", "x.wasm"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(126));
+}
