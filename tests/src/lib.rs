@@ -226,7 +226,7 @@ pub fn go_wasm() -> PathBuf {
                 .expect("scripts/build-go-wasm runs");
             assert!(
                 output.status.success(),
-                "building the Go guests failed (the Go tests need Go 1.21+ on PATH):\n{}",
+                "building the Go guests failed (the Go tests need Go 1.23+ on PATH):\n{}",
                 String::from_utf8_lossy(&output.stderr)
             );
             root.join("build/go")

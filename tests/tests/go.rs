@@ -204,7 +204,9 @@ fn run_std_test(line: &str, goroot: &str) {
             go_wasm().join("std").join(&module).display()
         ),
         format!("data:tree={}", tree.display()),
-        go("gotest", &module, 128, &args),
+        // Test binaries grow linear memory to tens of MiB, and growing it
+        // copies it: the heap holds old and new at once.
+        go("gotest", &module, 384, &args),
     ];
     let run = boot(Firmware::Bios, "qemu-exit", &guests);
     run.assert_exit(ExitCode::Success);
