@@ -460,7 +460,7 @@ fn args_with_bad_pointers_are_efault_or_einval() {
 #[test]
 fn clocks_read_the_system() {
     let realtime = "(call $clock_time_get (i32.const 0) (i64.const 1) (i32.const 0x400))";
-    // The low word of the fake epoch.
+    // The low word of the test epoch.
     assert_eq!(
         value_after(&[], realtime, 0x400),
         1000u32.wrapping_add(FAKE_EPOCH_NANOS as u32)

@@ -5,7 +5,7 @@
 
 use wasm_host::{Clock, Errno, Stream, System};
 
-/// A [`System`] with a fake clock that only moves when the program sleeps,
+/// A [`System`] with a virtual clock that only moves when the program sleeps,
 /// captured console output, scripted console input, and predictable
 /// "random" bytes.
 #[derive(Default)]
@@ -13,7 +13,7 @@ pub struct FakeSystem {
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
     pub stdin: Vec<u8>,
-    /// Nanoseconds since the fake boot.
+    /// Nanoseconds since the virtual boot.
     pub now: u64,
     pub slept: Vec<u64>,
     pub yields: u32,
@@ -21,7 +21,7 @@ pub struct FakeSystem {
     pub console_error: Option<Errno>,
 }
 
-/// 2023-11-14T22:13:20Z, the fake realtime clock's zero.
+/// 2023-11-14T22:13:20Z, the virtual realtime clock's zero.
 pub const FAKE_EPOCH_NANOS: u64 = 1_700_000_000_000_000_000;
 
 impl System for FakeSystem {
