@@ -76,24 +76,10 @@ impl GuestMemory {
         Ok(())
     }
 
-    /// Maps already-allocated frames (the ring, shared with the nucleus).
+    /// Maps already-allocated frames (the ring, shared with the nucleus):
+    /// the guest owns them, so release frees them.
     pub fn map_frames(&mut self, start: u64, first_frame: u64, pages: u64) -> Result<(), MapError> {
-        for page in 0..pages {
-            let virt = start + page * SIZE_4K;
-            memory::map_4k(
-                virt,
-                first_frame + page * SIZE_4K,
-                MappingKind::UserReadWrite,
-                self.key,
-            )?;
-            self.pages.push(virt);
-        }
-        self.regions.push(Region {
-            start,
-            end: start + pages * SIZE_4K,
-            writable: true,
-        });
-        Ok(())
+        self.map_contiguous(start, first_frame, pages, MappingKind::UserReadWrite, true)
     }
 
     /// Maps frames that stay the nucleus's (a boot data module) read-only.
@@ -103,20 +89,31 @@ impl GuestMemory {
         first_frame: u64,
         pages: u64,
     ) -> Result<(), MapError> {
+        self.map_contiguous(start, first_frame, pages, MappingKind::UserRead, false)
+    }
+
+    fn map_contiguous(
+        &mut self,
+        start: u64,
+        first_frame: u64,
+        pages: u64,
+        kind: MappingKind,
+        owned: bool,
+    ) -> Result<(), MapError> {
         for page in 0..pages {
             let virt = start + page * SIZE_4K;
-            memory::map_4k(
-                virt,
-                first_frame + page * SIZE_4K,
-                MappingKind::UserRead,
-                self.key,
-            )?;
-            self.borrowed.push(virt);
+            memory::map_4k(virt, first_frame + page * SIZE_4K, kind, self.key)?;
+            if owned {
+                self.pages.push(virt)
+            } else {
+                self.borrowed.push(virt)
+            }
         }
+        let writable = kind == MappingKind::UserReadWrite;
         self.regions.push(Region {
             start,
             end: start + pages * SIZE_4K,
-            writable: false,
+            writable,
         });
         Ok(())
     }

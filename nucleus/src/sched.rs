@@ -252,17 +252,25 @@ fn wake_due(scheduler: &mut Scheduler) {
     }
 }
 
-fn switch_from_idle(index: usize) {
-    let (from, to) = {
-        let mut scheduler = SCHEDULER.lock();
-        scheduler.current = Some(index);
-        scheduler.slice_started_at_tick = crate::apic::ticks();
-        let idle = &mut scheduler.idle_rsp as *mut u64;
-        let guest = &mut scheduler.guests[index];
+impl Scheduler {
+    /// Makes guest `index` the running one (its kernel stack, FPU state and
+    /// PKRU loaded) and returns the stack pointer to switch to.
+    fn start_running(&mut self, index: usize) -> u64 {
+        self.current = Some(index);
+        self.slice_started_at_tick = crate::apic::ticks();
+        let guest = &mut self.guests[index];
         guest.state = State::Running;
         user::set_kernel_stack(guest.kernel_stack_top);
         guest.enter();
-        (idle, guest.saved_rsp)
+        guest.saved_rsp
+    }
+}
+
+fn switch_from_idle(index: usize) {
+    let (from, to) = {
+        let mut scheduler = SCHEDULER.lock();
+        let to = scheduler.start_running(index);
+        (&mut scheduler.idle_rsp as *mut u64, to)
     };
     // SAFETY: `from` points into the static scheduler (stable), `to` is a
     // stack prepared by `spawn` or saved by `switch_stacks`; interrupts are
@@ -281,15 +289,7 @@ pub fn yield_current() {
         let from = &mut scheduler.guests[current].saved_rsp as *mut u64;
         let next = pick_next(&scheduler, Some(current));
         let to = match next {
-            Some(index) => {
-                scheduler.current = Some(index);
-                scheduler.slice_started_at_tick = crate::apic::ticks();
-                let guest = &mut scheduler.guests[index];
-                guest.state = State::Running;
-                user::set_kernel_stack(guest.kernel_stack_top);
-                guest.enter();
-                guest.saved_rsp
-            }
+            Some(index) => scheduler.start_running(index),
             None => {
                 scheduler.current = None;
                 scheduler.idle_rsp

@@ -25,6 +25,8 @@ fn cap_enter(min_complete: u32, timeout_ns: u64) -> i64 {
             )),
         ),
     };
+    // The CQ size never changes: clamp once, not on every pass.
+    let wanted = sched::with_current(|guest| min_complete.min(guest.domain.cq_entries()));
     loop {
         let progress = sched::process_current();
         let ready = match progress {
@@ -37,7 +39,6 @@ fn cap_enter(min_complete: u32, timeout_ns: u64) -> i64 {
                 format_args!("stopped: it corrupted its ring ({error:?})"),
             ),
         };
-        let wanted = sched::with_current(|guest| min_complete.min(guest.domain.cq_entries()));
         if ready >= wanted || deadline.is_some_and(|d| crate::time::rdtsc() >= d) {
             return ready as i64;
         }

@@ -13,6 +13,22 @@ use std::time::{Duration, Instant};
 
 pub use nucleus_core::qemu::ExitCode;
 
+/// Generates one test per firmware (modules `bios` and `uefi`) for each
+/// `name => check;`, where `check` takes a [`Firmware`].
+#[macro_export]
+macro_rules! on_bios_and_uefi {
+    ($($name:ident => $check:expr;)*) => {
+        mod bios {
+            use super::*;
+            $( #[test] fn $name() { ($check)($crate::Firmware::Bios) } )*
+        }
+        mod uefi {
+            use super::*;
+            $( #[test] fn $name() { ($check)($crate::Firmware::Uefi) } )*
+        }
+    };
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Firmware {
     Bios,

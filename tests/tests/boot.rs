@@ -1,21 +1,7 @@
 //! Boots the nucleus in QEMU under BIOS and UEFI and checks what it prints
 //! and how it exits. Every scenario is its own kernel command line.
 
-use tests::{BootRequest, ExitCode, Firmware, Outcome, boot, run};
-
-/// Generates one test per firmware for a check taking `Firmware`.
-macro_rules! on_bios_and_uefi {
-    ($($name:ident => $check:expr;)*) => {
-        mod bios {
-            use super::*;
-            $( #[test] fn $name() { ($check)(tests::Firmware::Bios) } )*
-        }
-        mod uefi {
-            use super::*;
-            $( #[test] fn $name() { ($check)(tests::Firmware::Uefi) } )*
-        }
-    };
-}
+use tests::{BootRequest, ExitCode, Firmware, Outcome, boot, on_bios_and_uefi, run};
 
 fn boots_ready_with_sane_memory_and_ticks(firmware: Firmware) {
     let run = boot(firmware, "qemu-exit scenario=ticks");

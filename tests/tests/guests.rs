@@ -7,21 +7,7 @@
 /// The command line for several guests.
 const SEVERAL: &str = "qemu-exit allow-unisolated-guests";
 
-use tests::{ExitCode, Firmware, boot_with_guests};
-
-/// Generates one test per firmware for a check taking `Firmware`.
-macro_rules! on_bios_and_uefi {
-    ($($name:ident => $check:expr;)*) => {
-        mod bios {
-            use super::*;
-            $( #[test] fn $name() { ($check)(tests::Firmware::Bios) } )*
-        }
-        mod uefi {
-            use super::*;
-            $( #[test] fn $name() { ($check)(tests::Firmware::Uefi) } )*
-        }
-    };
-}
+use tests::{ExitCode, Firmware, boot_with_guests, on_bios_and_uefi};
 
 /// Index of the first line containing `marker`.
 fn position(output: &str, marker: &str) -> Option<usize> {

@@ -1,7 +1,7 @@
 //! Protection-key domains between guests, fault containment and limits.
 //! PKU tests run under TCG (`-cpu max` has PKU; many KVM hosts do not).
 
-use tests::{BootRequest, ExitCode, Firmware, run};
+use tests::{BootRequest, ExitCode, Firmware, on_bios_and_uefi, run};
 
 fn boot_tcg<'a>(
     firmware: Firmware,
@@ -16,20 +16,6 @@ fn boot_tcg<'a>(
         accel: Some("tcg"),
         ..BootRequest::new(firmware)
     })
-}
-
-/// Generates one test per firmware for a check taking `Firmware`.
-macro_rules! on_bios_and_uefi {
-    ($($name:ident => $check:expr;)*) => {
-        mod bios {
-            use super::*;
-            $( #[test] fn $name() { ($check)(tests::Firmware::Bios) } )*
-        }
-        mod uefi {
-            use super::*;
-            $( #[test] fn $name() { ($check)(tests::Firmware::Uefi) } )*
-        }
-    };
 }
 
 on_bios_and_uefi! {
