@@ -2,14 +2,11 @@
 # test. Both install what is missing first (scripts/setup).
 
 NUCLEUS := target/x86_64-unknown-none/release/nucleus
-GUEST_DIR := target/x86_64-unknown-none/release
-# Guests in the default image (Limine modules, started in order).
-GUESTS ?= hello
-IMAGE := build/nucleus.iso
-# Kernel command line of `make image` (see docs/architecture.md, "Command line").
-CMDLINE ?=
+# The appliance `make image` and `make run` build: config/appliances/NAME.cue.
+APPLIANCE ?= hello
+IMAGE := build/appliances/$(APPLIANCE).iso
 
-.PHONY: all setup nucleus image run run-uefi test check clean
+.PHONY: all setup nucleus go image run run-uefi test check clean
 
 all: image
 
@@ -20,9 +17,14 @@ setup:
 nucleus:
 	cargo build --release --target x86_64-unknown-none -p nucleus -p hello -p testers -p wasm-guest
 
-image: nucleus
-	scripts/build-iso $(NUCLEUS) $(IMAGE) "$(CMDLINE)" $(addprefix $(GUEST_DIR)/,$(GUESTS))
-	@echo "image: $(IMAGE) (hybrid BIOS/UEFI ISO; write it to a USB stick with dd)"
+# The Go programs for wasip1, the CUE evaluator among them (needs Go; with
+# the modules built once, images build without it).
+go:
+	scripts/build-go-wasm --programs
+
+# build/appliances/$(APPLIANCE).iso (hybrid BIOS/UEFI) and .img (raw disk).
+image: nucleus go
+	cargo run --release -q -p appliance -- build $(APPLIANCE)
 
 run: setup image
 	scripts/run-qemu $(IMAGE)

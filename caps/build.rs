@@ -18,6 +18,7 @@ const SCHEMAS: &[&str] = &[
     "boot_info",
     "guest_control",
     "echo",
+    "manifest",
 ];
 
 const ALLOC_PRELUDE: &str = "#[allow(unused_imports)] use ::alloc::{boxed::Box, string::ToString};";

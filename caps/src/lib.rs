@@ -16,6 +16,7 @@ pub mod cap;
 pub mod entry;
 pub mod error;
 pub mod interfaces;
+pub mod manifest;
 pub mod message;
 pub mod ring;
 pub mod start;
@@ -55,6 +56,9 @@ pub mod schema {
     }
     pub mod guest_control_capnp {
         include!(concat!(env!("OUT_DIR"), "/guest_control_capnp.rs"));
+    }
+    pub mod manifest_capnp {
+        include!(concat!(env!("OUT_DIR"), "/manifest_capnp.rs"));
     }
     pub mod echo_capnp {
         include!(concat!(env!("OUT_DIR"), "/echo_capnp.rs"));

@@ -156,87 +156,6 @@ pub fn parse<'a>(line: &'a str, mut on_error: impl FnMut(CmdlineError<'a>)) -> B
     options
 }
 
-/// Per-guest options, from the guest's Limine module string:
-/// `NAME [cpu_ms=N] [heap_mb=N] [stack_kb=N] [data=NAME]... [arg=VALUE]...`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct GuestOptions {
-    /// CPU time after which the guest is stopped.
-    pub cpu_limit_ms: Option<u64>,
-    /// Heap size in MiB, if not the default.
-    pub heap_mb: Option<u64>,
-    /// Stack size in KiB, if not the default.
-    pub stack_kb: Option<u64>,
-}
-
-/// Stack sizes a guest may ask for (mapped when it starts, like the heap).
-pub const STACK_KB_RANGE: core::ops::RangeInclusive<u64> = 16..=65536;
-
-/// Heap sizes a guest may ask for (its heap is mapped when it starts).
-pub const HEAP_MB_RANGE: core::ops::RangeInclusive<u64> = 1..=4096;
-
-/// The repeatable words of a guest's module string, in order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GuestItem<'a> {
-    /// A data module (`data:NAME` on its own module line) to map read-only.
-    Data(&'a str),
-    /// An argument the guest receives (no spaces: module lines split on them).
-    Arg(&'a str),
-}
-
-/// The first word of a data module's module string: `data:NAME`.
-pub fn data_module_name(line: &str) -> Option<&str> {
-    line.split_ascii_whitespace()
-        .next()?
-        .strip_prefix("data:")
-        .filter(|name| !name.is_empty())
-}
-
-/// Parses a guest's module string into its name (if any) and options;
-/// `data=` and `arg=` words go to `on_item` in order.
-pub fn parse_guest<'a>(
-    line: &'a str,
-    mut on_error: impl FnMut(CmdlineError<'a>),
-    mut on_item: impl FnMut(GuestItem<'a>),
-) -> (Option<&'a str>, GuestOptions) {
-    let mut words = line.split_ascii_whitespace();
-    let name = words.next();
-    let mut options = GuestOptions::default();
-    for word in words {
-        match word.split_once('=') {
-            Some(("cpu_ms", value)) => match value.parse::<u64>() {
-                Ok(ms) if ms > 0 => options.cpu_limit_ms = Some(ms),
-                _ => on_error(CmdlineError::BadValue {
-                    key: "cpu_ms",
-                    value,
-                    expected: "a positive integer",
-                }),
-            },
-            Some(("heap_mb", value)) => match value.parse::<u64>() {
-                Ok(mb) if HEAP_MB_RANGE.contains(&mb) => options.heap_mb = Some(mb),
-                _ => on_error(CmdlineError::BadValue {
-                    key: "heap_mb",
-                    value,
-                    expected: "an integer from 1 to 4096",
-                }),
-            },
-            Some(("stack_kb", value)) => match value.parse::<u64>() {
-                Ok(kb) if STACK_KB_RANGE.contains(&kb) && kb % 4 == 0 => {
-                    options.stack_kb = Some(kb)
-                }
-                _ => on_error(CmdlineError::BadValue {
-                    key: "stack_kb",
-                    value,
-                    expected: "a multiple of 4 from 16 to 65536",
-                }),
-            },
-            Some(("data", value)) if !value.is_empty() => on_item(GuestItem::Data(value)),
-            Some(("arg", value)) => on_item(GuestItem::Arg(value)),
-            _ => on_error(CmdlineError::UnknownOption(word)),
-        }
-    }
-    (name, options)
-}
-
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -281,39 +200,6 @@ mod tests {
                 allow_unisolated_guests: false
             }
         );
-    }
-
-    #[test]
-    fn guest_strings_give_name_limits_data_and_args() {
-        let mut errors = Vec::new();
-        let mut items = Vec::new();
-        let parsed = parse_guest("", |e| errors.push(e), |i| items.push(i));
-        assert_eq!(parsed, (None, GuestOptions::default()));
-        let line = "go cpu_ms=200 heap_mb=64 data=hello.wasm arg=hello arg= data=tree";
-        let parsed = parse_guest(line, |e| errors.push(e), |i| items.push(i));
-        let expected = GuestOptions {
-            cpu_limit_ms: Some(200),
-            heap_mb: Some(64),
-            stack_kb: None,
-        };
-        assert_eq!(parsed, (Some("go"), expected));
-        assert!(errors.is_empty());
-        let wanted = [GuestItem::Data("hello.wasm"), GuestItem::Arg("hello")];
-        assert_eq!(items[..2], wanted);
-        assert_eq!(items[2..], [GuestItem::Arg(""), GuestItem::Data("tree")]);
-        assert_eq!(data_module_name("data:tree"), Some("tree"));
-        assert_eq!(data_module_name("data: tree"), None);
-        assert_eq!(data_module_name("hello"), None);
-        let line = "x cpu_ms=0 cpu_ms=abc colour=red heap_mb=0 heap_mb=5000 stack_kb=6 stack_kb=8";
-        let (name, options) = parse_guest(line, |e| errors.push(e), |_| {});
-        assert_eq!((name, options), (Some("x"), GuestOptions::default()));
-        assert_eq!(errors.len(), 7);
-        let (_, options) = parse_guest("x stack_kb=1024", |e| errors.push(e), |_| {});
-        assert_eq!(options.stack_kb, Some(1024));
-        assert!(matches!(
-            errors[2],
-            CmdlineError::UnknownOption("colour=red")
-        ));
     }
 
     #[test]

@@ -52,6 +52,17 @@ pub fn attach_framebuffer(fb: FramebufferConsole) {
     CONSOLE.lock().framebuffer = Some(fb);
 }
 
+/// From here on, only the outputs the appliance asked for.
+pub fn select(outputs: caps::manifest::Console) {
+    use caps::manifest::Console::{Framebuffer, Serial};
+    let mut console = CONSOLE.lock();
+    match outputs {
+        Serial => console.framebuffer = None,
+        Framebuffer => console.serial = None,
+        _ => {}
+    }
+}
+
 /// Writes `args` as-is (no timestamp). Interrupts stay off while the lock is
 /// held so an interrupt handler can never spin on a lock its CPU holds.
 pub fn print(args: fmt::Arguments) {

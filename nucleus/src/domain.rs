@@ -273,6 +273,7 @@ impl Domain {
         data: &[&DataModule],
         args: Vec<String>,
         sizes: crate::guest::Sizes,
+        grants: &[caps::Interface],
     ) -> Result<(Domain, crate::sched::Start), crate::guest::GuestLoadError> {
         let layout = RingLayout::new(SQ_ENTRIES, CQ_ENTRIES).expect("ring sizes are valid");
         let ring_bytes = layout.pages() as u64 * SIZE_4K;
@@ -310,9 +311,17 @@ impl Domain {
             }
         };
         let mut caps = CapTable::new(CAP_QUOTA);
+        // Every initial capability goes in, so each has its known id; then
+        // the ones not granted come out, and their ids are stale.
         for interface in caps::start::INITIAL_CAPABILITIES {
             caps.insert(Capability::Service(interface))
                 .expect("the quota holds the initial capabilities");
+        }
+        for interface in caps::start::INITIAL_CAPABILITIES {
+            if interface != caps::Interface::GuestControl && !grants.contains(&interface) {
+                caps.remove(caps::start::initial_capability(interface))
+                    .expect("inserted above");
+            }
         }
         let start = crate::sched::Start {
             entry: plan.entry,

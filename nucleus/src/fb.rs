@@ -1,7 +1,9 @@
 //! Text console on the linear framebuffer Limine sets up, so a machine
 //! without a serial port still shows the log.
 //!
-//! Text is kept as a grid of cells; scrolling shifts the grid and redraws it.
+//! Text is kept as a grid of cells. At the bottom the grid scrolls by half a
+//! screen at once and is redrawn: a redraw per line would make the log
+//! crawl (tens of milliseconds per line under emulation).
 //! The framebuffer is only ever written, never read: it is mapped
 //! write-combining, where reads are uncached and slow on real hardware.
 
@@ -98,8 +100,12 @@ impl FramebufferConsole {
             self.row += 1;
             return;
         }
-        self.cells.copy_within(1..self.rows, 0);
-        self.cells[self.rows - 1] = [b' '; MAX_COLUMNS];
+        let shift = (self.rows / 2).max(1);
+        self.cells.copy_within(shift..self.rows, 0);
+        for row in self.rows - shift..self.rows {
+            self.cells[row] = [b' '; MAX_COLUMNS];
+        }
+        self.row = self.rows - shift;
         for row in 0..self.rows {
             for column in 0..self.columns {
                 self.draw_cell(row, column);

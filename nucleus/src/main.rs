@@ -9,6 +9,7 @@ use alloc::vec::Vec;
 
 mod acpi;
 mod apic;
+mod appliance;
 mod console;
 mod cpu;
 mod domain;
@@ -278,122 +279,27 @@ extern "C" fn boot() -> ! {
     scenario::run(options.scenario)
 }
 
-/// Starts every guest the bootloader loaded as a module, in order, and runs
-/// them until all have exited. A guest that cannot be loaded is reported and
-/// skipped; the others run. Returns whether any ran.
+/// Runs the appliance the image's manifest describes; returns whether the
+/// boot should end (guests ran, or the manifest was refused).
 fn run_guests(options: &cmdline::BootOptions) -> bool {
-    let Some(modules) = MODULES.get_response().map(|r| r.modules()) else {
-        return false;
-    };
-    if modules.is_empty() {
-        return false;
-    }
-    // Data modules (`data:NAME`) are not guests: guests ask for them by name.
     let hhdm = HHDM.get_response().map_or(0, |h| h.offset());
-    let data: Vec<domain::DataModule> = modules
+    let modules: Vec<appliance::BootModule> = MODULES
+        .get_response()
+        .map(|r| r.modules())
+        .unwrap_or_default()
         .iter()
-        .filter_map(|module| {
-            let name = cmdline::data_module_name(module.string().to_str().unwrap_or(""))?;
-            Some(domain::DataModule {
-                name: name.into(),
-                physical: module.addr() as u64 - hhdm,
-                bytes: module.size(),
-            })
+        .map(|module| appliance::BootModule {
+            name: module.string().to_str().unwrap_or("").into(),
+            physical: module.addr() as u64 - hhdm,
+            // SAFETY: Limine loaded the module at `addr` with `size` bytes,
+            // in memory the nucleus maps read-only and never frees.
+            bytes: unsafe { core::slice::from_raw_parts(module.addr(), module.size() as usize) },
         })
         .collect();
-    let mut started = 0;
-    for module in modules {
-        let line = module.string().to_str().unwrap_or("");
-        if cmdline::data_module_name(line).is_some() {
-            continue;
-        }
-        // The module string is `NAME [options]`; without a name, the file's.
-        let path = module.path().to_str().unwrap_or("");
-        let (mut wanted, mut args) = (Vec::new(), Vec::new());
-        let (named, guest_options) = cmdline::parse_guest(
-            line,
-            |error| log!("guest {path}: {error}"),
-            |item| match item {
-                cmdline::GuestItem::Data(name) => wanted.push(name),
-                cmdline::GuestItem::Arg(arg) => args.push(alloc::string::String::from(arg)),
-            },
-        );
-        let name = named.unwrap_or_else(|| path.rsplit('/').next().unwrap_or("guest"));
-        if started > 0 && !cpu::pku_enabled() && !options.allow_unisolated_guests {
-            log!(
-                "guest ({name}): not started: without protection keys it could not be isolated from the guests \
-                 already running (boot with allow-unisolated-guests to accept that)"
-            );
-            continue;
-        }
-        let mut given = Vec::new();
-        for wanted in &wanted {
-            match data.iter().find(|d| d.name == *wanted) {
-                Some(module) => given.push(module),
-                None => log!(
-                    "guest ({name}): no data module named '{wanted}' (add data:{wanted}=FILE to the image)"
-                ),
-            }
-        }
-        if given.len() < wanted.len() {
-            log!("guest ({name}): not started: its data is missing");
-            continue;
-        }
-        // SAFETY: Limine loaded the module at `addr` with `size` bytes, in
-        // memory the nucleus maps read-only and never frees.
-        let elf = unsafe { core::slice::from_raw_parts(module.addr(), module.size() as usize) };
-        let tick_limit = guest_options
-            .cpu_limit_ms
-            .map(|ms| (ms * apic::tick_hz() as u64).div_ceil(1000).max(1));
-        let sizes = guest::Sizes {
-            heap: guest_options
-                .heap_mb
-                .map_or(guest::DEFAULT_HEAP_BYTES, |mb| mb << 20),
-            stack: guest_options
-                .stack_kb
-                .map_or(guest::DEFAULT_STACK_BYTES, |kb| kb << 10),
-        };
-        match domain::Domain::create(name, elf, &given, args, sizes) {
-            Ok((domain, start)) => {
-                let key = domain.memory.key;
-                match sched::spawn(name.into(), start, domain, tick_limit) {
-                    Ok(id) => {
-                        started += 1;
-                        log!(
-                            "guest {id} ({name}): loaded, {} KiB image, protection key {key}{}",
-                            elf.len() / 1024,
-                            LimitNote(guest_options.cpu_limit_ms)
-                        )
-                    }
-                    Err(error) => log!("guest ({name}): cannot start: {error:?}"),
-                }
-            }
-            Err(error) => log!("guest ({name}): {error}"),
-        }
-    }
-    if started == 0 {
-        return true;
-    }
-    x86_64::instructions::interrupts::disable();
-    let exits = sched::run_until_all_exit();
-    x86_64::instructions::interrupts::enable();
-    log!(
-        "guests: all {} exited; CR3 writes since boot: {}",
-        exits.len(),
-        memory::cr3_writes() - 1
-    );
-    true
-}
-
-/// ", CPU-time limit N ms" when a guest has one.
-struct LimitNote(Option<u64>);
-
-impl core::fmt::Display for LimitNote {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self.0 {
-            Some(ms) => write!(f, ", CPU-time limit {ms} ms"),
-            None => Ok(()),
-        }
+    match appliance::run(&modules, options) {
+        appliance::Outcome::NoManifest => false,
+        appliance::Outcome::Finished => true,
+        appliance::Outcome::Refused => stop::stop(ExitCode::Failure),
     }
 }
 

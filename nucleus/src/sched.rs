@@ -59,6 +59,10 @@ pub struct Guest {
     /// What the guest owns (memory, ring, capabilities): services and the
     /// system-call layer work on it; the scheduler only moves it around.
     pub domain: crate::domain::Domain,
+    /// The caller's name for what this guest runs (the manifest entry).
+    pub tag: usize,
+    /// Its exit has been handed to `run_until_all_exit`'s caller.
+    exit_seen: bool,
 }
 
 struct Scheduler {
@@ -142,6 +146,7 @@ pub fn spawn(
     start: Start,
     domain: crate::domain::Domain,
     tick_limit: Option<u64>,
+    tag: usize,
 ) -> Result<u32, crate::memory::MapError> {
     let kernel_stack_top = crate::memory::allocate_kernel_stack(KERNEL_STACK_PAGES)?;
     // The first switch to the guest pops six callee-saved registers and
@@ -195,13 +200,32 @@ pub fn spawn(
         ticks_used: 0,
         tick_limit,
         domain,
+        tag,
+        exit_seen: false,
     }));
     Ok(id)
 }
 
 /// Runs guests until every one has exited; returns their exit codes.
-pub fn run_until_all_exit() -> Vec<(String, i32)> {
+/// `on_exit(tag, code)` hears of each exit as it happens, from the idle
+/// context, and may spawn guests (a restart).
+pub fn run_until_all_exit(mut on_exit: impl FnMut(usize, i32)) -> Vec<(String, i32)> {
     loop {
+        let exits: Vec<(usize, i32)> = SCHEDULER
+            .lock()
+            .guests
+            .iter_mut()
+            .filter_map(|g| match g.state {
+                State::Exited(code) if !g.exit_seen => {
+                    g.exit_seen = true;
+                    Some((g.tag, code))
+                }
+                _ => None,
+            })
+            .collect();
+        for (tag, code) in exits {
+            on_exit(tag, code);
+        }
         let next = {
             let mut scheduler = SCHEDULER.lock();
             wake_due(&mut scheduler);
@@ -282,12 +306,17 @@ fn switch_from_idle(index: usize) {
 /// Exited) for the next runnable one, or for the idle loop. Returns when
 /// this guest is scheduled again (never, if it exited).
 pub fn yield_current() {
+    leave_current(true);
+}
+
+/// `yield_current`, or with `to_next` false straight to the idle loop.
+fn leave_current(to_next: bool) {
     let (from, to) = {
         let mut scheduler = SCHEDULER.lock();
         let current = scheduler.current.expect("yield with no running guest");
         scheduler.guests[current].fpu.save();
         let from = &mut scheduler.guests[current].saved_rsp as *mut u64;
-        let next = pick_next(&scheduler, Some(current));
+        let next = pick_next(&scheduler, Some(current)).filter(|_| to_next);
         let to = match next {
             Some(index) => scheduler.start_running(index),
             None => {
@@ -375,7 +404,8 @@ pub fn exit_current(code: i32, why: core::fmt::Arguments) -> ! {
         );
         guest.state = State::Exited(code);
     }
-    yield_current();
+    // Through the idle loop, which tells the caller of `run_until_all_exit`.
+    leave_current(false);
     unreachable!("an exited guest was scheduled again");
 }
 

@@ -173,11 +173,15 @@ fn nucleus() -> PathBuf {
         .clone()
 }
 
-/// The ISO for `cmdline` with `guests` as modules, built once per test
-/// process. A guest is a binary name from the guest crates, or NAME=BINARY to
-/// start one binary under another name, optionally followed by `,OPTION`
-/// (e.g. `looper=spinner,cpu_ms=200`); or `data:NAME=FILE` for a data
-/// module from a file in the repository.
+/// The ISO for `cmdline` running `guests`, built once per test process.
+/// A guest is a binary name from the guest crates, or NAME=BINARY to start
+/// one binary under another name, optionally followed by `,OPTION`: the
+/// manifest's fields as `cpu_ms=`, `heap_mb=`, `stack_kb=`, `data=MODULE`,
+/// `arg=VALUE`, `restart=MAX` (on failure), `grants=console+timer` (default:
+/// every grant). `data:NAME=FILE` adds a boot module from a file in the
+/// repository (or an absolute path); `data:manifest=FILE` replaces the
+/// manifest the harness writes. The manifest is written unchecked, so tests
+/// can hand the nucleus manifests it must refuse.
 pub fn image(cmdline: &str, guests: &[&str]) -> PathBuf {
     static IMAGES: OnceLock<Mutex<HashMap<String, Arc<OnceLock<PathBuf>>>>> = OnceLock::new();
     let key = format!("{cmdline} {}", guests.join(" "));
@@ -190,7 +194,6 @@ pub fn image(cmdline: &str, guests: &[&str]) -> PathBuf {
         .clone();
     slot.get_or_init(|| {
         let kernel = nucleus();
-        let binaries = kernel.parent().unwrap();
         // A readable prefix and a hash of the whole key: file names have a length limit.
         let readable: String = key
             .chars()
@@ -201,32 +204,92 @@ pub fn image(cmdline: &str, guests: &[&str]) -> PathBuf {
             (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
         });
         let iso = repo_root().join(format!("build/test-images/{readable}-{hash:016x}.iso"));
-        let mut command = Command::new(repo_root().join("scripts/build-iso"));
-        command.arg(&kernel).arg(&iso).arg(cmdline);
-        for guest in guests {
-            // Data modules name a file in the repository (or an absolute path).
-            if let Some(data) = guest.strip_prefix("data:") {
-                let (name, file) = data.split_once('=').expect("data:NAME=FILE");
-                command.arg(format!("data:{name}={}", repo_root().join(file).display()));
-                continue;
-            }
-            let (spec, options) = match guest.split_once(',') {
-                Some((spec, options)) => (spec, format!(",{options}")),
-                None => (*guest, String::new()),
-            };
-            match spec.split_once('=') {
-                Some((name, binary)) => command.arg(format!(
-                    "{name}={}{options}",
-                    binaries.join(binary).display()
-                )),
-                None => command.arg(format!("{}{options}", binaries.join(spec).display())),
-            };
-        }
-        let status = command.status().expect("scripts/build-iso runs");
-        assert!(status.success(), "building the image for '{key}' failed");
+        let image =
+            test_image(cmdline, guests).unwrap_or_else(|e| panic!("image for '{key}': {e}"));
+        let repo = appliance::Repo { root: repo_root() };
+        image
+            .write(&repo, &kernel, &iso, None)
+            .unwrap_or_else(|e| panic!("building the image for '{key}' failed: {e}"));
         iso
     })
     .clone()
+}
+
+/// The modules and manifest for [`image`]'s guest specs.
+fn test_image(cmdline: &str, specs: &[&str]) -> Result<appliance::Image, String> {
+    use appliance::Contents;
+    use caps::manifest::{self, Guest, Manifest, Restart};
+    let repo = appliance::Repo { root: repo_root() };
+    let mut image = appliance::Image {
+        cmdline: cmdline.into(),
+        modules: Vec::new(),
+    };
+    let mut guests = Vec::new();
+    for spec in specs {
+        if let Some(data) = spec.strip_prefix("data:") {
+            let (name, file) = data.split_once('=').ok_or("data:NAME=FILE")?;
+            image.add(name, Contents::File(repo_root().join(file)))?;
+            continue;
+        }
+        let mut words = spec.split(',');
+        let head = words.next().unwrap_or_default();
+        let (name, binary) = head.split_once('=').unwrap_or((head, head));
+        image.add(binary, Contents::File(repo.native_binaries().join(binary)))?;
+        let mut guest = Guest {
+            name: name.into(),
+            module: binary.into(),
+            grants: caps::Interface::ALL
+                .into_iter()
+                .filter(|i| manifest::grant_name(*i).is_some())
+                .collect(),
+            ..Guest::default()
+        };
+        for word in words {
+            let (key, value) = word.split_once('=').ok_or(format!("option {word}"))?;
+            let number = || {
+                value
+                    .parse::<u64>()
+                    .map_err(|_| format!("{word}: not a number"))
+            };
+            match key {
+                "cpu_ms" => guest.cpu_ms = Some(number()?),
+                "heap_mb" => guest.heap_mib = Some(number()? as u32),
+                "stack_kb" => guest.stack_kib = Some(number()? as u32),
+                "data" => guest.data.push(value.into()),
+                "arg" => guest.args.push(value.into()),
+                "restart" => {
+                    guest.restart = Restart::OnFailure {
+                        max: number()? as u32,
+                    }
+                }
+                "grants" => {
+                    guest.grants = value
+                        .split('+')
+                        .filter(|g| !g.is_empty())
+                        .map(|g| manifest::grant_named(g).ok_or(format!("no grant {g}")))
+                        .collect::<Result<_, _>>()?
+                }
+                _ => return Err(format!("unknown option {word}")),
+            }
+        }
+        guests.push(guest);
+    }
+    let has_manifest = image
+        .modules
+        .iter()
+        .any(|m| m.name == manifest::MODULE_NAME);
+    if !guests.is_empty() && !has_manifest {
+        let manifest = Manifest {
+            name: "test".into(),
+            guests,
+            ..Manifest::default()
+        };
+        image.add(
+            manifest::MODULE_NAME,
+            Contents::Bytes(manifest::encode(&manifest)),
+        )?;
+    }
+    Ok(image)
 }
 
 /// Builds the Go programs and standard-library test binaries for wasip1
@@ -251,8 +314,8 @@ pub fn go_wasm() -> PathBuf {
 }
 
 /// A ustar archive of `dir` (relative to the repository, or absolute), for
-/// a Go program's read-only tree; built once per path. Reproducible: sorted
-/// names, fixed owners and times.
+/// a Go program's read-only tree; built once per path, as appliance images
+/// build theirs (reproducible: sorted names, fixed times).
 pub fn tree_archive(dir: &Path) -> PathBuf {
     static ARCHIVES: OnceLock<Mutex<HashMap<PathBuf, PathBuf>>> = OnceLock::new();
     let mut archives = ARCHIVES.get_or_init(Default::default).lock().unwrap();
@@ -267,23 +330,12 @@ pub fn tree_archive(dir: &Path) -> PathBuf {
                 .collect();
             let out = repo_root().join(format!("build/test-images/{name}.tar"));
             std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-            let status = Command::new("tar")
-                .args([
-                    "--format=ustar",
-                    "--sort=name",
-                    "--mtime=@0",
-                    "--owner=0",
-                    "--group=0",
-                    "--numeric-owner",
-                ])
-                .arg("-C")
-                .arg(&source)
-                .arg("-cf")
-                .arg(&out)
-                .arg(".")
-                .status()
-                .expect("tar runs");
-            assert!(status.success(), "archiving {} failed", source.display());
+            let appliance::Contents::Bytes(bytes) =
+                appliance::tree_module(&source).unwrap_or_else(|e| panic!("{e}"))
+            else {
+                unreachable!("a tree is archived in memory")
+            };
+            std::fs::write(&out, bytes).unwrap();
             out
         })
         .clone()

@@ -111,11 +111,35 @@ on_bios_and_uefi! {
         run.assert_contains("write, protection violation, user mode");
         assert!(!run.output.contains("wrote read-only data"), "{}", run.report());
     };
-    a_guest_asking_for_missing_data_is_not_started => |f: Firmware| {
-        let run = boot_with_guests(f, "qemu-exit", &["datacheck,data=nothing"]);
+    a_manifest_naming_a_missing_module_stops_the_boot => |f: Firmware| {
+        let run = boot_with_guests(f, "qemu-exit", &["hello", "datacheck,data=nothing"]);
+        run.assert_exit(ExitCode::Failure);
+        run.assert_contains(
+            "appliance: boot stopped: manifest: guests[1].data[0]: no boot module named 'nothing' in the image",
+        );
+        assert!(!run.output.contains("(hello): loaded"), "{}", run.report());
+    };
+    a_manifest_that_is_not_cap_n_proto_stops_the_boot => |f: Firmware| {
+        let run = boot_with_guests(f, "qemu-exit", &["data:manifest=tests/data/greeting.txt", "hello"]);
+        run.assert_exit(ExitCode::Failure);
+        run.assert_contains("appliance: boot stopped: manifest: (message): ");
+    };
+    a_failing_guest_is_restarted_as_its_policy_says => |f: Firmware| {
+        let run = boot_with_guests(f, SEVERAL, &["faulter,restart=2", "counter"]);
         run.assert_exit(ExitCode::Success);
-        run.assert_contains("guest (datacheck): no data module named 'nothing'");
-        run.assert_contains("guest (datacheck): not started: its data is missing");
+        run.assert_contains("guest (faulter): restarting after exit code 142 (restart 1 of 2)");
+        run.assert_contains("guest (faulter): restarting after exit code 142 (restart 2 of 2)");
+        run.assert_contains("guest (faulter): not restarted: it failed 3 times");
+        run.assert_contains("(counter): exited; exit code 0");
+        run.assert_contains("guests: all 4 exited; CR3 writes since boot: 0; restarts: 2");
+    };
+    a_guest_calls_only_the_services_it_was_granted => |f: Firmware| {
+        let run = boot_with_guests(f, "qemu-exit", &["hello,grants=console+timer"]);
+        run.assert_exit(ExitCode::Success);
+        run.assert_contains("hello: slept ");
+        run.assert_contains("hello: entropy: transport error: stale capability");
+        run.assert_contains("BootInfo.get");
+        assert!(!run.output.contains("hello: boot info:"), "{}", run.report());
     };
     a_faulting_guest_is_stopped_and_the_nucleus_carries_on => |f: Firmware| {
         let run = boot_with_guests(f, SEVERAL, &["faulter", "counter"]);

@@ -147,9 +147,10 @@ impl System for StdSystem {
 
 /// A ustar image of the host directory `root`: every directory, regular
 /// file and symbolic link under it, in sorted order, with modification
-/// times. Anything else (devices, sockets, FIFOs) or a name that is not
-/// UTF-8 is an error naming the path.
-pub fn archive_from_dir(root: &Path) -> io::Result<Vec<u8>> {
+/// times (or every time `fixed_mtime`, for reproducible images). Anything
+/// else (devices, sockets, FIFOs) or a name that is not UTF-8 is an error
+/// naming the path.
+pub fn archive_from_dir(root: &Path, fixed_mtime: Option<u64>) -> io::Result<Vec<u8>> {
     let mut builder = ArchiveBuilder::new();
     let root_meta = fs::metadata(root)?;
     if !root_meta.is_dir() {
@@ -158,12 +159,18 @@ pub fn archive_from_dir(root: &Path) -> io::Result<Vec<u8>> {
             std::format!("{} is not a directory", root.display()),
         ));
     }
+    let mtime = |meta: &fs::Metadata| fixed_mtime.unwrap_or_else(|| modified(meta));
     builder.directory(".", mtime(&root_meta)).map_err(invalid)?;
-    add_dir(&mut builder, root, "")?;
+    add_dir(&mut builder, root, "", &mtime)?;
     Ok(builder.finish())
 }
 
-fn add_dir(builder: &mut ArchiveBuilder, dir: &Path, prefix: &str) -> io::Result<()> {
+fn add_dir(
+    builder: &mut ArchiveBuilder,
+    dir: &Path,
+    prefix: &str,
+    mtime: &dyn Fn(&fs::Metadata) -> u64,
+) -> io::Result<()> {
     let mut names: Vec<(String, std::path::PathBuf)> = Vec::new();
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
@@ -199,7 +206,7 @@ fn add_dir(builder: &mut ArchiveBuilder, dir: &Path, prefix: &str) -> io::Result
             builder
                 .directory(&archived, mtime(&meta))
                 .map_err(invalid)?;
-            add_dir(builder, &path, &archived)?;
+            add_dir(builder, &path, &archived, mtime)?;
         } else if kind.is_file() {
             let contents = fs::read(&path)?;
             builder
@@ -215,7 +222,7 @@ fn add_dir(builder: &mut ArchiveBuilder, dir: &Path, prefix: &str) -> io::Result
     Ok(())
 }
 
-fn mtime(meta: &fs::Metadata) -> u64 {
+fn modified(meta: &fs::Metadata) -> u64 {
     meta.modified()
         .ok()
         .and_then(|time| time.duration_since(UNIX_EPOCH).ok())

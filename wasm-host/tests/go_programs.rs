@@ -129,7 +129,7 @@ fn test_tree_dir() -> PathBuf {
 }
 
 fn test_tree() -> Tree {
-    Tree::from_ustar(archive_from_dir(&test_tree_dir()).unwrap()).unwrap()
+    Tree::from_ustar(archive_from_dir(&test_tree_dir(), None).unwrap()).unwrap()
 }
 
 #[test]
@@ -437,7 +437,7 @@ fn std_test_binaries_pass() {
                     // As `go test` runs it: in the package's directory, with
                     // its testdata.
                     let tree = Tree::from_ustar(
-                        archive_from_dir(&goroot.join("src").join(&package)).unwrap(),
+                        archive_from_dir(&goroot.join("src").join(&package), None).unwrap(),
                     )
                     .unwrap();
                     let wasm = dir

@@ -89,7 +89,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Options, String> {
 
 fn load_tree(path: &Path) -> Result<Tree, String> {
     let image = if path.is_dir() {
-        archive_from_dir(path).map_err(|error| format!("{}: {error}", path.display()))?
+        archive_from_dir(path, None).map_err(|error| format!("{}: {error}", path.display()))?
     } else {
         std::fs::read(path).map_err(|error| format!("{}: {error}", path.display()))?
     };

@@ -1,0 +1,592 @@
+//! The boot manifest (`schema/manifest.capnp`): what an appliance runs.
+//! [`decode`] checks all of it against the boot modules the image carries
+//! before the nucleus starts anything, and names the field that is wrong;
+//! [`encode`] writes it (the host tool, the test harness).
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt;
+use core::ops::RangeInclusive;
+
+use capnp::message::ReaderOptions;
+
+use crate::interfaces::Interface;
+use crate::schema::manifest_capnp::{self, guest, system_manifest};
+
+/// The boot module that holds the manifest.
+pub const MODULE_NAME: &str = "manifest";
+/// Larger manifests are refused unread.
+pub const MAX_BYTES: usize = 1 << 20;
+pub const MAX_GUESTS: usize = 64;
+pub const MAX_ARGS: usize = 256;
+pub const MAX_ARG_BYTES: usize = 4096;
+pub const MAX_DATA_MODULES: usize = 16;
+pub const HEAP_MIB: RangeInclusive<u32> = 1..=4096;
+/// A multiple of 4 (pages).
+pub const STACK_KIB: RangeInclusive<u32> = 16..=65536;
+/// One day.
+pub const CPU_MS: RangeInclusive<u64> = 1..=86_400_000;
+pub const MAX_RESTARTS: RangeInclusive<u32> = 1..=100;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Manifest {
+    pub name: String,
+    pub console: Console,
+    pub guests: Vec<Guest>,
+    pub devices: Devices,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Console {
+    #[default]
+    Both,
+    Serial,
+    Framebuffer,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Devices {
+    pub network: bool,
+    pub disk: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Guest {
+    pub name: String,
+    /// The boot module with the guest's ELF.
+    pub module: String,
+    pub args: Vec<String>,
+    /// Services granted besides GuestControl, each once, in schema order.
+    pub grants: Vec<Interface>,
+    /// Boot modules mapped read-only into the guest.
+    pub data: Vec<String>,
+    /// `None`: the nucleus's default.
+    pub heap_mib: Option<u32>,
+    pub stack_kib: Option<u32>,
+    pub cpu_ms: Option<u64>,
+    pub restart: Restart,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Restart {
+    #[default]
+    Never,
+    /// Started again after a failure, at most `max` times.
+    OnFailure { max: u32 },
+}
+
+/// What is wrong, and where: `field` is a path such as `guests[1].heapMib`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManifestError {
+    pub field: String,
+    pub problem: String,
+}
+
+impl fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "manifest: {}: {}", self.field, self.problem)
+    }
+}
+
+fn error(field: impl Into<String>, problem: impl Into<String>) -> ManifestError {
+    ManifestError {
+        field: field.into(),
+        problem: problem.into(),
+    }
+}
+
+/// The services a manifest can grant, in `enum Grant` order.
+const GRANTABLE: [Interface; 4] = [
+    Interface::Console,
+    Interface::Timer,
+    Interface::Entropy,
+    Interface::BootInfo,
+];
+
+/// Decodes and checks a manifest; `modules` names the image's boot modules.
+pub fn decode(bytes: &[u8], modules: &[&str]) -> Result<Manifest, ManifestError> {
+    if bytes.len() > MAX_BYTES {
+        return Err(error(
+            "(message)",
+            format!("{} bytes; at most {MAX_BYTES}", bytes.len()),
+        ));
+    }
+    let mut options = ReaderOptions::new();
+    options
+        .traversal_limit_in_words(Some(MAX_BYTES / 8 * 2))
+        .nesting_limit(8);
+    let mut input = bytes;
+    let message = capnp::serialize::read_message(&mut input, options)
+        .map_err(|e| error("(message)", format!("not a Cap'n Proto message: {e}")))?;
+    if !input.is_empty() {
+        return Err(error(
+            "(message)",
+            format!("{} bytes after the message", input.len()),
+        ));
+    }
+    let root = message
+        .get_root::<system_manifest::Reader<'_>>()
+        .map_err(|e| error("(root)", e.to_string()))?;
+    read_manifest(root, modules)
+}
+
+fn read_manifest(
+    root: system_manifest::Reader<'_>,
+    modules: &[&str],
+) -> Result<Manifest, ManifestError> {
+    let name = text("name", root.get_name())?;
+    check_name("name", &name, |c| {
+        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'
+    })?;
+    let console = match root.get_console() {
+        Ok(manifest_capnp::system_manifest::Console::Both) => Console::Both,
+        Ok(manifest_capnp::system_manifest::Console::Serial) => Console::Serial,
+        Ok(manifest_capnp::system_manifest::Console::Framebuffer) => Console::Framebuffer,
+        Err(capnp::NotInSchema(n)) => return Err(error("console", format!("unknown console {n}"))),
+    };
+    let devices = root
+        .get_devices()
+        .map_err(|e| error("devices", e.to_string()))?;
+    let devices = Devices {
+        network: devices.get_network(),
+        disk: devices.get_disk(),
+    };
+    let list = root
+        .get_guests()
+        .map_err(|e| error("guests", e.to_string()))?;
+    if list.is_empty() {
+        return Err(error("guests", "no guests: an appliance runs at least one"));
+    }
+    if list.len() as usize > MAX_GUESTS {
+        return Err(error(
+            "guests",
+            format!("{} guests; at most {MAX_GUESTS}", list.len()),
+        ));
+    }
+    let mut guests: Vec<Guest> = Vec::new();
+    for (index, reader) in list.iter().enumerate() {
+        let guest = read_guest(&format!("guests[{index}]"), reader, modules)?;
+        if let Some(first) = guests.iter().position(|g| g.name == guest.name) {
+            return Err(error(
+                format!("guests[{index}].name"),
+                format!("'{}' is also the name of guests[{first}]", guest.name),
+            ));
+        }
+        guests.push(guest);
+    }
+    Ok(Manifest {
+        name,
+        console,
+        guests,
+        devices,
+    })
+}
+
+fn read_guest(
+    at: &str,
+    reader: guest::Reader<'_>,
+    modules: &[&str],
+) -> Result<Guest, ManifestError> {
+    let field = |name: &str| format!("{at}.{name}");
+    let name = text(&field("name"), reader.get_name())?;
+    check_name(&field("name"), &name, |c| {
+        c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
+    })?;
+    let module = text(&field("module"), reader.get_module())?;
+    check_module(&field("module"), &module, modules)?;
+
+    let args_list = reader
+        .get_args()
+        .map_err(|e| error(field("args"), e.to_string()))?;
+    if args_list.len() as usize > MAX_ARGS {
+        return Err(error(
+            field("args"),
+            format!("{} arguments; at most {MAX_ARGS}", args_list.len()),
+        ));
+    }
+    let mut args = Vec::new();
+    for (i, arg) in args_list.iter().enumerate() {
+        let arg = text(&format!("{at}.args[{i}]"), arg)?;
+        if arg.len() > MAX_ARG_BYTES {
+            return Err(error(
+                format!("{at}.args[{i}]"),
+                format!("{} bytes; at most {MAX_ARG_BYTES}", arg.len()),
+            ));
+        }
+        args.push(arg);
+    }
+
+    let grant_list = reader
+        .get_grants()
+        .map_err(|e| error(field("grants"), e.to_string()))?;
+    let mut grants = Vec::new();
+    for (i, grant) in grant_list.iter().enumerate() {
+        let interface = match grant {
+            Ok(grant) => GRANTABLE[grant as usize],
+            Err(capnp::NotInSchema(n)) => {
+                return Err(error(
+                    format!("{at}.grants[{i}]"),
+                    format!("unknown capability {n}"),
+                ));
+            }
+        };
+        if grants.contains(&interface) {
+            return Err(error(
+                format!("{at}.grants[{i}]"),
+                format!("{interface:?} is granted twice"),
+            ));
+        }
+        grants.push(interface);
+    }
+    grants.sort_by_key(|interface| *interface as u8);
+
+    let data_list = reader
+        .get_data()
+        .map_err(|e| error(field("data"), e.to_string()))?;
+    if data_list.len() as usize > MAX_DATA_MODULES {
+        return Err(error(
+            field("data"),
+            format!("{} modules; at most {MAX_DATA_MODULES}", data_list.len()),
+        ));
+    }
+    let mut data: Vec<String> = Vec::new();
+    for (i, item) in data_list.iter().enumerate() {
+        let item_field = format!("{at}.data[{i}]");
+        let item = text(&item_field, item)?;
+        check_module(&item_field, &item, modules)?;
+        if data.contains(&item) {
+            return Err(error(item_field, format!("'{item}' is listed twice")));
+        }
+        data.push(item);
+    }
+
+    let heap_mib = optional(&field("heapMib"), reader.get_heap_mib(), HEAP_MIB)?;
+    let stack_kib = optional(&field("stackKib"), reader.get_stack_kib(), STACK_KIB)?;
+    if stack_kib.is_some_and(|kib| kib % 4 != 0) {
+        return Err(error(
+            field("stackKib"),
+            format!(
+                "{} is not a multiple of 4 (whole pages)",
+                reader.get_stack_kib()
+            ),
+        ));
+    }
+    let cpu_ms = optional(&field("cpuMs"), reader.get_cpu_ms(), CPU_MS)?;
+    let max_restarts = reader.get_max_restarts();
+    let restart = match reader.get_restart() {
+        Ok(guest::Restart::Never) => {
+            if max_restarts != 0 {
+                return Err(error(
+                    field("maxRestarts"),
+                    "set, but the restart policy is never",
+                ));
+            }
+            Restart::Never
+        }
+        Ok(guest::Restart::OnFailure) => {
+            in_range(&field("maxRestarts"), max_restarts, MAX_RESTARTS)?;
+            Restart::OnFailure { max: max_restarts }
+        }
+        Err(capnp::NotInSchema(n)) => {
+            return Err(error(field("restart"), format!("unknown policy {n}")));
+        }
+    };
+    Ok(Guest {
+        name,
+        module,
+        args,
+        grants,
+        data,
+        heap_mib,
+        stack_kib,
+        cpu_ms,
+        restart,
+    })
+}
+
+fn text(
+    field: &str,
+    reader: capnp::Result<capnp::text::Reader<'_>>,
+) -> Result<String, ManifestError> {
+    let reader = reader.map_err(|e| error(field, e.to_string()))?;
+    reader
+        .to_str()
+        .map(String::from)
+        .map_err(|_| error(field, "not UTF-8"))
+}
+
+fn check_name(
+    field: &str,
+    name: &str,
+    allowed: impl Fn(char) -> bool,
+) -> Result<(), ManifestError> {
+    const MAX_NAME: usize = 64;
+    if name.is_empty() {
+        return Err(error(field, "empty"));
+    }
+    if name.len() > MAX_NAME {
+        return Err(error(field, format!("longer than {MAX_NAME} bytes")));
+    }
+    if let Some(bad) = name.chars().find(|c| !allowed(*c)) {
+        return Err(error(field, format!("'{name}' has the character {bad:?}")));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(error(
+            field,
+            format!("'{name}' must start with a letter or digit"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_module(field: &str, module: &str, modules: &[&str]) -> Result<(), ManifestError> {
+    if module == MODULE_NAME {
+        return Err(error(field, "names the manifest itself"));
+    }
+    if !modules.contains(&module) {
+        return Err(error(
+            field,
+            format!("no boot module named '{module}' in the image"),
+        ));
+    }
+    Ok(())
+}
+
+/// 0 means "not set"; anything else must be in `range`.
+fn optional<T: PartialOrd + Default + fmt::Display + Copy>(
+    field: &str,
+    value: T,
+    range: RangeInclusive<T>,
+) -> Result<Option<T>, ManifestError> {
+    if value == T::default() {
+        return Ok(None);
+    }
+    in_range(field, value, range).map(Some)
+}
+
+fn in_range<T: PartialOrd + fmt::Display + Copy>(
+    field: &str,
+    value: T,
+    range: RangeInclusive<T>,
+) -> Result<T, ManifestError> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(error(
+            field,
+            format!(
+                "{value} is out of range {}..={}",
+                range.start(),
+                range.end()
+            ),
+        ))
+    }
+}
+
+/// The manifest as a Cap'n Proto message (standard framing).
+pub fn encode(manifest: &Manifest) -> Vec<u8> {
+    let mut message = capnp::message::Builder::new_default();
+    let mut root = message.init_root::<system_manifest::Builder<'_>>();
+    root.set_name(manifest.name.as_str());
+    root.set_console(match manifest.console {
+        Console::Both => system_manifest::Console::Both,
+        Console::Serial => system_manifest::Console::Serial,
+        Console::Framebuffer => system_manifest::Console::Framebuffer,
+    });
+    let mut devices = root.reborrow().init_devices();
+    devices.set_network(manifest.devices.network);
+    devices.set_disk(manifest.devices.disk);
+    let mut list = root.init_guests(manifest.guests.len() as u32);
+    for (index, guest) in manifest.guests.iter().enumerate() {
+        let mut builder = list.reborrow().get(index as u32);
+        builder.set_name(guest.name.as_str());
+        builder.set_module(guest.module.as_str());
+        let mut args = builder.reborrow().init_args(guest.args.len() as u32);
+        for (i, arg) in guest.args.iter().enumerate() {
+            args.set(i as u32, arg.as_str());
+        }
+        let mut grants = builder.reborrow().init_grants(guest.grants.len() as u32);
+        for (i, interface) in guest.grants.iter().enumerate() {
+            let grant = match interface {
+                Interface::Console => manifest_capnp::Grant::Console,
+                Interface::Timer => manifest_capnp::Grant::Timer,
+                Interface::Entropy => manifest_capnp::Grant::Entropy,
+                Interface::BootInfo => manifest_capnp::Grant::BootInfo,
+                other => panic!("{other:?} cannot be granted by a manifest"),
+            };
+            grants.set(i as u32, grant);
+        }
+        let mut data = builder.reborrow().init_data(guest.data.len() as u32);
+        for (i, item) in guest.data.iter().enumerate() {
+            data.set(i as u32, item.as_str());
+        }
+        builder.set_heap_mib(guest.heap_mib.unwrap_or(0));
+        builder.set_stack_kib(guest.stack_kib.unwrap_or(0));
+        builder.set_cpu_ms(guest.cpu_ms.unwrap_or(0));
+        match guest.restart {
+            Restart::Never => builder.set_restart(guest::Restart::Never),
+            Restart::OnFailure { max } => {
+                builder.set_restart(guest::Restart::OnFailure);
+                builder.set_max_restarts(max);
+            }
+        }
+    }
+    capnp::serialize::write_message_to_words(&message)
+}
+
+/// The interface a manifest grant names, by its name in the schema.
+pub fn grant_named(name: &str) -> Option<Interface> {
+    GRANTABLE
+        .into_iter()
+        .find(|interface| grant_name(*interface) == Some(name))
+}
+
+/// A grantable interface's name in the schema (`bootInfo`), or `None`.
+pub fn grant_name(interface: Interface) -> Option<&'static str> {
+    match interface {
+        Interface::Console => Some("console"),
+        Interface::Timer => Some("timer"),
+        Interface::Entropy => Some("entropy"),
+        Interface::BootInfo => Some("bootInfo"),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use alloc::vec;
+    use proptest::prelude::*;
+
+    const MODULES: &[&str] = &["hello", "wasm", "cue.wasm", "tree", MODULE_NAME];
+
+    fn sample() -> Manifest {
+        Manifest {
+            name: "cue".into(),
+            console: Console::Serial,
+            guests: vec![
+                Guest {
+                    name: "hello".into(),
+                    module: "hello".into(),
+                    grants: vec![Interface::Console, Interface::Timer],
+                    ..Guest::default()
+                },
+                Guest {
+                    name: "cue-eval".into(),
+                    module: "wasm".into(),
+                    args: vec!["--dir=tree".into(), "cue.wasm".into(), "export".into()],
+                    grants: GRANTABLE.to_vec(),
+                    data: vec!["cue.wasm".into(), "tree".into()],
+                    heap_mib: Some(512),
+                    stack_kib: Some(1024),
+                    cpu_ms: Some(60_000),
+                    restart: Restart::OnFailure { max: 2 },
+                },
+            ],
+            devices: Devices {
+                network: true,
+                disk: false,
+            },
+        }
+    }
+
+    fn rejected(manifest: &Manifest) -> ManifestError {
+        decode(&encode(manifest), MODULES).expect_err("must be refused")
+    }
+
+    #[test]
+    fn round_trips() {
+        let manifest = sample();
+        assert_eq!(decode(&encode(&manifest), MODULES), Ok(manifest));
+    }
+
+    #[test]
+    fn names_the_field_that_is_wrong() {
+        let mut m = sample();
+        m.guests[1].name = "hello".into();
+        let e = rejected(&m);
+        assert_eq!(e.field, "guests[1].name");
+        assert!(e.problem.contains("guests[0]"), "{e}");
+
+        let mut m = sample();
+        m.guests[1].heap_mib = Some(5000);
+        assert_eq!(rejected(&m).field, "guests[1].heapMib");
+
+        let mut m = sample();
+        m.guests[0].stack_kib = Some(18);
+        assert_eq!(rejected(&m).field, "guests[0].stackKib");
+
+        let mut m = sample();
+        m.guests[1].data[1] = "missing".into();
+        let e = rejected(&m);
+        assert_eq!(e.field, "guests[1].data[1]");
+        assert!(e.problem.contains("no boot module named 'missing'"), "{e}");
+
+        let mut m = sample();
+        m.guests[0].module = MODULE_NAME.into();
+        assert_eq!(rejected(&m).field, "guests[0].module");
+
+        let mut m = sample();
+        m.name = "Bad Name".into();
+        assert_eq!(rejected(&m).field, "name");
+
+        let mut m = sample();
+        m.guests.clear();
+        assert_eq!(rejected(&m).field, "guests");
+
+        let mut m = sample();
+        m.guests[1].restart = Restart::OnFailure { max: 0 };
+        assert_eq!(rejected(&m).field, "guests[1].maxRestarts");
+    }
+
+    #[test]
+    fn unknown_enumerants_are_refused() {
+        let mut bytes = encode(&sample());
+        // After the segment table (8 bytes) comes the root pointer; the
+        // console is the first 16 bits of the root struct's data section.
+        let pointer = u64::from_le_bytes(bytes[8..16].try_into().unwrap());
+        let offset_words = ((pointer as u32 as i32) >> 2) as usize;
+        let console_at = 8 + 8 * (1 + offset_words);
+        bytes[console_at..console_at + 2].copy_from_slice(&7u16.to_le_bytes());
+        let e = decode(&bytes, MODULES).expect_err("console 7");
+        assert_eq!(e.field, "console");
+        assert!(e.problem.contains("unknown console 7"), "{e}");
+    }
+
+    #[test]
+    fn garbage_and_trailing_bytes_are_refused() {
+        assert_eq!(decode(b"", MODULES).unwrap_err().field, "(message)");
+        assert_eq!(decode(&[0xff; 64], MODULES).unwrap_err().field, "(message)");
+        let mut bytes = encode(&sample());
+        bytes.extend_from_slice(&[0; 8]);
+        let e = decode(&bytes, MODULES).unwrap_err();
+        assert!(e.problem.contains("after the message"), "{e}");
+    }
+
+    #[test]
+    fn grant_names_round_trip() {
+        for interface in GRANTABLE {
+            assert_eq!(grant_named(grant_name(interface).unwrap()), Some(interface));
+        }
+        assert_eq!(grant_named("guestControl"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode(&bytes, MODULES);
+        }
+
+        #[test]
+        fn corrupted_manifests_never_panic(flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..8)) {
+            let mut bytes = encode(&sample());
+            for (at, value) in flips {
+                let len = bytes.len();
+                bytes[at % len] = value;
+            }
+            let _ = decode(&bytes, MODULES);
+        }
+    }
+}

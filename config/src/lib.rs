@@ -1,0 +1,385 @@
+//! Appliances: one CUE file per appliance in `config/appliances/`, checked
+//! against `config/schema.cue`, turned into a boot manifest and the boot
+//! modules it names, and written as one hybrid BIOS/UEFI image.
+//!
+//! CUE is evaluated by the same evaluator the OS runs (`build/go/cue.wasm`,
+//! from `go-wasip1/cmd/cue`) inside wasm-host's host build, so building an
+//! image needs no Go once that module exists.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use caps::manifest::{self, Console, Devices, Guest, Manifest, Restart};
+use indexmap::IndexMap;
+use serde::Deserialize;
+
+pub mod cue;
+
+/// An error for the user: what is wrong and, where it can, which field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error(pub String);
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<Error> for String {
+    fn from(error: Error) -> String {
+        error.0
+    }
+}
+
+fn fail<T>(message: impl Into<String>) -> Result<T, Error> {
+    Err(Error(message.into()))
+}
+
+/// Where things are in the repository.
+#[derive(Clone, Debug)]
+pub struct Repo {
+    pub root: PathBuf,
+}
+
+impl Repo {
+    /// The repository this tool was built from.
+    pub fn this() -> Repo {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("config/ sits in the repository")
+            .to_path_buf();
+        Repo { root }
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.root.join("config")
+    }
+
+    /// `config/appliances/NAME.cue`.
+    pub fn appliance_file(&self, name: &str) -> PathBuf {
+        self.config().join("appliances").join(format!("{name}.cue"))
+    }
+
+    /// Every appliance name, sorted.
+    pub fn appliances(&self) -> Result<Vec<String>, Error> {
+        let dir = self.config().join("appliances");
+        let entries =
+            std::fs::read_dir(&dir).map_err(|e| Error(format!("{}: {e}", dir.display())))?;
+        let mut names: Vec<String> = entries
+            .filter_map(|entry| {
+                let name = entry.ok()?.file_name().into_string().ok()?;
+                Some(name.strip_suffix(".cue")?.to_string())
+            })
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    pub fn native_binaries(&self) -> PathBuf {
+        self.root.join("target/x86_64-unknown-none/release")
+    }
+
+    pub fn nucleus(&self) -> PathBuf {
+        self.native_binaries().join("nucleus")
+    }
+
+    pub fn go_programs(&self) -> PathBuf {
+        self.root.join("build/go")
+    }
+}
+
+/// An appliance as its CUE definition evaluates (after the schema's
+/// defaults), in the schema's field names.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Appliance {
+    pub name: String,
+    pub cmdline: String,
+    pub console: String,
+    pub guests: IndexMap<String, GuestDefinition>,
+    pub trees: IndexMap<String, String>,
+    pub devices: DeviceDefinition,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DeviceDefinition {
+    pub network: bool,
+    pub disk: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GuestDefinition {
+    pub name: String,
+    pub kind: String,
+    pub args: Vec<String>,
+    pub grants: Vec<String>,
+    pub files: Option<String>,
+    pub heap_mib: Option<u32>,
+    pub stack_kib: Option<u32>,
+    pub cpu_ms: Option<u64>,
+    pub restart: String,
+    pub max_restarts: Option<u32>,
+    /// Native guests.
+    pub binary: Option<String>,
+    /// Go guests.
+    pub program: Option<String>,
+    #[serde(default)]
+    pub env: IndexMap<String, String>,
+    pub memory_mib: Option<u32>,
+    pub fuel: Option<u64>,
+}
+
+/// What goes into a boot module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Contents {
+    File(PathBuf),
+    Bytes(Vec<u8>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Module {
+    pub name: String,
+    pub contents: Contents,
+}
+
+/// Everything one image holds besides Limine and the nucleus.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Image {
+    /// The nucleus command line.
+    pub cmdline: String,
+    /// Boot modules in order; the manifest is one of them.
+    pub modules: Vec<Module>,
+}
+
+/// The native guest that runs Go (wasip1) programs.
+pub const WASM_GUEST: &str = "wasm";
+/// SOURCE_DATE_EPOCH of every image: fixed, so images are reproducible.
+pub const SOURCE_DATE_EPOCH: u64 = 1;
+
+impl Image {
+    /// Adds a module unless one of that name is there (a binary two guests
+    /// share); two different contents under one name is an error.
+    pub fn add(&mut self, name: &str, contents: Contents) -> Result<(), Error> {
+        match self.modules.iter().find(|m| m.name == name) {
+            Some(existing) if existing.contents == contents => Ok(()),
+            Some(_) => fail(format!(
+                "two different boot modules would be named '{name}'"
+            )),
+            None => {
+                self.modules.push(Module {
+                    name: name.into(),
+                    contents,
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// Adds the encoded manifest, checked first against the modules as the
+    /// nucleus will check it.
+    pub fn add_manifest(&mut self, manifest: &Manifest) -> Result<(), Error> {
+        let bytes = manifest::encode(manifest);
+        let mut names: Vec<&str> = self.modules.iter().map(|m| m.name.as_str()).collect();
+        names.push(manifest::MODULE_NAME);
+        manifest::decode(&bytes, &names).map_err(|e| Error(e.to_string()))?;
+        self.add(manifest::MODULE_NAME, Contents::Bytes(bytes))
+    }
+
+    /// Writes the hybrid ISO `iso` (and, with `disk`, a raw disk image) with
+    /// `scripts/build-iso`. Byte modules are staged under `build/staging`.
+    pub fn write(
+        &self,
+        repo: &Repo,
+        nucleus: &Path,
+        iso: &Path,
+        disk: Option<&Path>,
+    ) -> Result<(), Error> {
+        if !nucleus.is_file() {
+            return fail(format!(
+                "no nucleus at {} (build it with `make nucleus`)",
+                nucleus.display()
+            ));
+        }
+        let staging = repo.root.join("build/staging").join(format!(
+            "{}-{}",
+            iso.file_stem().and_then(|s| s.to_str()).unwrap_or("image"),
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&staging)
+            .map_err(|e| Error(format!("{}: {e}", staging.display())))?;
+        let mut command = Command::new(repo.root.join("scripts/build-iso"));
+        command.env("SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH.to_string());
+        if let Some(disk) = disk {
+            command.arg("--disk").arg(disk);
+        }
+        command.arg(nucleus).arg(iso).arg(&self.cmdline);
+        for module in &self.modules {
+            let path = match &module.contents {
+                Contents::File(path) => path.clone(),
+                Contents::Bytes(bytes) => {
+                    let path = staging.join(&module.name);
+                    std::fs::write(&path, bytes)
+                        .map_err(|e| Error(format!("{}: {e}", path.display())))?;
+                    path
+                }
+            };
+            command.arg(format!("{}={}", module.name, path.display()));
+        }
+        let status = command.status();
+        let _ = std::fs::remove_dir_all(&staging);
+        match status {
+            Ok(status) if status.success() => Ok(()),
+            Ok(status) => fail(format!("scripts/build-iso failed ({status})")),
+            Err(e) => fail(format!("scripts/build-iso: {e}")),
+        }
+    }
+}
+
+/// A tree's boot module: a reproducible ustar archive of `dir`.
+pub fn tree_module(dir: &Path) -> Result<Contents, Error> {
+    wasm_host::archive_from_dir(dir, Some(SOURCE_DATE_EPOCH))
+        .map(Contents::Bytes)
+        .map_err(|e| Error(format!("{}: {e}", dir.display())))
+}
+
+impl Appliance {
+    /// Parses what `cue export` printed for an appliance.
+    pub fn from_json(json: &str) -> Result<Appliance, Error> {
+        serde_json::from_str(json).map_err(|e| {
+            Error(format!(
+                "the evaluated appliance does not fit the tool's model ({e}); is config/schema.cue in step with config/src/lib.rs?"
+            ))
+        })
+    }
+
+    /// The manifest and the modules it names. Files must exist: a missing
+    /// one names the field and how to build it.
+    pub fn plan(&self, repo: &Repo) -> Result<Image, Error> {
+        let mut image = Image {
+            cmdline: self.cmdline.clone(),
+            modules: Vec::new(),
+        };
+        for (name, dir) in &self.trees {
+            let path = repo.root.join(dir);
+            if !path.is_dir() {
+                return fail(format!(
+                    "trees.{name}: {} is not a directory",
+                    path.display()
+                ));
+            }
+            image.add(name, tree_module(&path)?)?;
+        }
+        let mut guests = Vec::new();
+        for (key, definition) in &self.guests {
+            guests.push(self.plan_guest(repo, key, definition, &mut image)?);
+        }
+        let manifest = Manifest {
+            name: self.name.clone(),
+            console: match self.console.as_str() {
+                "serial" => Console::Serial,
+                "framebuffer" => Console::Framebuffer,
+                _ => Console::Both,
+            },
+            guests,
+            devices: Devices {
+                network: self.devices.network,
+                disk: self.devices.disk,
+            },
+        };
+        image.add_manifest(&manifest)?;
+        Ok(image)
+    }
+
+    fn plan_guest(
+        &self,
+        repo: &Repo,
+        key: &str,
+        definition: &GuestDefinition,
+        image: &mut Image,
+    ) -> Result<Guest, Error> {
+        let at = format!("guests.{key}");
+        let mut grants = Vec::new();
+        for grant in &definition.grants {
+            match manifest::grant_named(grant) {
+                Some(interface) if !grants.contains(&interface) => grants.push(interface),
+                Some(_) => return fail(format!("{at}.grants: {grant} is listed twice")),
+                None => return fail(format!("{at}.grants: unknown capability {grant}")),
+            }
+        }
+        grants.sort_by_key(|interface| *interface as u8);
+        if let Some(tree) = &definition.files
+            && !self.trees.contains_key(tree)
+        {
+            return fail(format!("{at}.files: no tree named '{tree}' in trees"));
+        }
+        let mut data: Vec<String> = Vec::new();
+        let (module, args) = match definition.kind.as_str() {
+            "go" => {
+                let program = definition.program.as_deref().unwrap_or_default();
+                let file = repo.go_programs().join(format!("{program}.wasm"));
+                if !file.is_file() {
+                    return fail(format!(
+                        "{at}.program: {} is missing (build the Go programs with `make go`, which needs Go 1.25 or newer)",
+                        file.display()
+                    ));
+                }
+                let module = format!("{program}.wasm");
+                image.add(&module, Contents::File(file))?;
+                data.push(module.clone());
+                let mut args: Vec<String> = definition
+                    .env
+                    .iter()
+                    .map(|(k, v)| format!("--env={k}={v}"))
+                    .collect();
+                if let Some(tree) = &definition.files {
+                    args.push(format!("--dir={tree}"));
+                }
+                if let Some(fuel) = definition.fuel {
+                    args.push(format!("--fuel={fuel}"));
+                }
+                if let Some(mib) = definition.memory_mib {
+                    args.push(format!("--max-memory-mb={mib}"));
+                }
+                args.push(module);
+                args.extend(definition.args.iter().cloned());
+                (WASM_GUEST.to_string(), args)
+            }
+            _ => (
+                definition.binary.clone().unwrap_or_default(),
+                definition.args.clone(),
+            ),
+        };
+        let binary = repo.native_binaries().join(&module);
+        if !binary.is_file() {
+            return fail(format!(
+                "{at}: the guest binary {} is missing (build it with `make nucleus`)",
+                binary.display()
+            ));
+        }
+        image.add(&module, Contents::File(binary))?;
+        if let Some(tree) = &definition.files {
+            data.push(tree.clone());
+        }
+        Ok(Guest {
+            name: definition.name.clone(),
+            module,
+            args,
+            grants,
+            data,
+            heap_mib: definition.heap_mib,
+            stack_kib: definition.stack_kib,
+            cpu_ms: definition.cpu_ms,
+            restart: match definition.restart.as_str() {
+                "on-failure" => Restart::OnFailure {
+                    max: definition.max_restarts.unwrap_or(3),
+                },
+                _ => Restart::Never,
+            },
+        })
+    }
+}

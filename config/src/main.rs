@@ -1,0 +1,149 @@
+//! `appliance`: the appliances in config/appliances/ as bootable images.
+//!
+//!     appliance list                      the appliances there are
+//!     appliance show NAME                 its evaluated definition (JSON)
+//!     appliance build NAME [--iso OUT] [--disk OUT]
+//!                                         build/appliances/NAME.iso and .img
+//!     appliance run NAME [--uefi]         build, then boot it in QEMU
+//!
+//! NAME may also be the file, config/appliances/NAME.cue. The nucleus and
+//! the guests must be built (`make nucleus`, and `make go` for Go guests);
+//! `make image APPLIANCE=NAME` does all of it.
+
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+
+use appliance::{Appliance, Error, Repo, cue};
+
+const USAGE: &str = "usage: appliance list
+       appliance show NAME
+       appliance build NAME [--iso OUT.iso] [--disk OUT.img]
+       appliance run NAME [--uefi]";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(message)) => {
+            eprintln!("appliance: {message}\n{USAGE}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Error(error)) => {
+            eprintln!("appliance: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+enum Failure {
+    Usage(String),
+    Error(Error),
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure::Error(error)
+    }
+}
+
+/// NAME or config/appliances/NAME.cue -> NAME.
+fn appliance_name(arg: &str) -> String {
+    let path = std::path::Path::new(arg);
+    if arg.ends_with(".cue") {
+        path.file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or(arg)
+            .to_string()
+    } else {
+        arg.to_string()
+    }
+}
+
+fn run(args: &[String]) -> Result<(), Failure> {
+    let repo = Repo::this();
+    let (command, rest) = args
+        .split_first()
+        .ok_or_else(|| Failure::Usage("no command".into()))?;
+    match command.as_str() {
+        "list" => {
+            for name in repo.appliances()? {
+                println!("{name}");
+            }
+            Ok(())
+        }
+        "show" => {
+            let [name] = rest else {
+                return Err(Failure::Usage("show takes one NAME".into()));
+            };
+            print!("{}", cue::appliance_json(&repo, &appliance_name(name))?);
+            Ok(())
+        }
+        "build" | "run" => {
+            let (name, options) = rest
+                .split_first()
+                .ok_or_else(|| Failure::Usage(format!("{command} needs a NAME")))?;
+            let name = appliance_name(name);
+            let out = repo.root.join("build/appliances");
+            let mut iso = out.join(format!("{name}.iso"));
+            let mut disk = Some(out.join(format!("{name}.img")));
+            let mut uefi = false;
+            let mut options = options.iter();
+            while let Some(option) = options.next() {
+                let mut value = || {
+                    options
+                        .next()
+                        .map(PathBuf::from)
+                        .ok_or_else(|| Failure::Usage(format!("{option} needs a file")))
+                };
+                match (command.as_str(), option.as_str()) {
+                    ("build", "--iso") => iso = value()?,
+                    ("build", "--disk") => disk = Some(value()?),
+                    ("run", "--uefi") => uefi = true,
+                    _ => return Err(Failure::Usage(format!("unknown option {option}"))),
+                }
+            }
+            if command == "run" {
+                disk = None;
+            }
+            build(&repo, &name, &iso, disk.as_deref())?;
+            if command == "run" {
+                let mut qemu = Command::new(repo.root.join("scripts/run-qemu"));
+                if uefi {
+                    qemu.arg("--uefi");
+                }
+                let status = qemu
+                    .arg(&iso)
+                    .status()
+                    .map_err(|e| Error(format!("scripts/run-qemu: {e}")))?;
+                if !status.success() {
+                    return Err(Error(format!("QEMU ended with {status}")).into());
+                }
+            }
+            Ok(())
+        }
+        other => Err(Failure::Usage(format!("unknown command '{other}'"))),
+    }
+}
+
+fn build(
+    repo: &Repo,
+    name: &str,
+    iso: &std::path::Path,
+    disk: Option<&std::path::Path>,
+) -> Result<(), Error> {
+    let json = cue::appliance_json(repo, name)?;
+    let appliance = Appliance::from_json(&json)?;
+    let image = appliance.plan(repo)?;
+    if let Some(dir) = iso.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error(format!("{}: {e}", dir.display())))?;
+    }
+    image.write(repo, &repo.nucleus(), iso, disk)?;
+    println!("appliance {name}: {}", iso.display());
+    if let Some(disk) = disk {
+        println!(
+            "appliance {name}: {} (raw disk image: dd it to a USB stick)",
+            disk.display()
+        );
+    }
+    Ok(())
+}
