@@ -1,8 +1,9 @@
 module nucleus.local/go-wasip1
 
-// 1.23: the oldest Go whose default GODEBUG (asynctimerchan=0) lets the
-// standard library's own tests (testing/synctest) run; built with the
-// machine's toolchain (GOTOOLCHAIN=local).
+// 1.25: what cuelang.org/go v0.17 needs; its default GODEBUG
+// (asynctimerchan=0, from 1.23) is also what the standard library's own
+// tests (testing/synctest) need. Built with the machine's toolchain
+// (GOTOOLCHAIN=local).
 go 1.25.0
 
 require cuelang.org/go v0.17.1

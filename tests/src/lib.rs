@@ -396,13 +396,47 @@ impl BootRequest<'_> {
     }
 }
 
+/// Builds the image for `request.cmdline` and `request.guests`, and boots it.
 pub fn run(request: BootRequest) -> Run {
-    let iso = image(request.cmdline, request.guests);
+    run_image(&image(request.cmdline, request.guests), request)
+}
+
+/// The ISO of appliance `name` (config/appliances/NAME.cue) with `extra`
+/// appended to its command line, built once per test process with the
+/// appliance tool's library (so also needs the Go programs).
+pub fn appliance_image(name: &str, extra: &str) -> PathBuf {
+    static IMAGES: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let kernel = nucleus();
+    go_wasm();
+    let mut images = IMAGES.get_or_init(Default::default).lock().unwrap();
+    images
+        .entry(format!("{name} {extra}"))
+        .or_insert_with(|| {
+            let repo = appliance::Repo { root: repo_root() };
+            let built = appliance::cue::appliance_json(&repo, name)
+                .and_then(|json| appliance::Appliance::from_json(&json))
+                .and_then(|appliance| appliance.plan(&repo));
+            let mut image = built.unwrap_or_else(|e| panic!("appliance {name}: {e}"));
+            image.cmdline = format!("{} {extra}", image.cmdline).trim().to_string();
+            let iso = repo_root().join(format!(
+                "build/test-images/appliance-{name}-{}.iso",
+                extra.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+            ));
+            image
+                .write(&repo, &kernel, &iso, None)
+                .unwrap_or_else(|e| panic!("appliance {name}: {e}"));
+            iso
+        })
+        .clone()
+}
+
+/// Boots `iso` as `request` says (its cmdline and guests are the image's).
+pub fn run_image(iso: &Path, request: BootRequest) -> Run {
     let mut command = Command::new(repo_root().join("scripts/run-qemu"));
     if request.firmware == Firmware::Uefi {
         command.arg("--uefi");
     }
-    command.arg(&iso).args(request.qemu_args);
+    command.arg(iso).args(request.qemu_args);
     if let Some(accel) = request.accel {
         command.env("ACCEL", accel);
     }

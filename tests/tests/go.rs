@@ -100,21 +100,6 @@ fn go_files_walks_the_read_only_tree() {
 }
 
 #[test]
-fn go_stress_runs_goroutines_gc_json_and_big_numbers() {
-    let run = boot(
-        Firmware::Bios,
-        "qemu-exit",
-        &[
-            program("stress"),
-            go("stress", "stress.wasm", 64, &["stress.wasm"]),
-        ],
-    );
-    run.assert_exit(ExitCode::Success);
-    run.assert_contains("stress: stress: all checks passed");
-    run.assert_contains("(stress): exited; exit code 0");
-}
-
-#[test]
 fn a_go_panic_exits_2_with_the_panic_message() {
     let run = boot(
         Firmware::Bios,

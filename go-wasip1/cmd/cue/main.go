@@ -22,6 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -206,7 +207,7 @@ func parseInputs(inputs []string) ([]*ast.File, error) {
 		if input != "-" {
 			info, err := os.Stat(input)
 			if err != nil {
-				return nil, err
+				return nil, fileError(input, err)
 			}
 			if info.IsDir() {
 				names, err = cueFilesIn(input)
@@ -224,7 +225,7 @@ func parseInputs(inputs []string) ([]*ast.File, error) {
 				src, err = os.ReadFile(name)
 			}
 			if err != nil {
-				return nil, err
+				return nil, fileError(name, err)
 			}
 			file, err := parser.ParseFile(name, src, parser.ParseComments)
 			if err != nil {
@@ -257,7 +258,7 @@ func eachFile(inputs []string) ([][]string, error) {
 func cueFilesIn(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, err
+		return nil, fileError(dir, err)
 	}
 	var names []string
 	for _, entry := range entries {
@@ -270,6 +271,18 @@ func cueFilesIn(dir string) ([]string, error) {
 	}
 	sort.Strings(names)
 	return names, nil
+}
+
+// fileError words a file system error the same on every GOOS (wasip1's
+// syscall messages are capitalised, Linux's are not).
+func fileError(name string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%s: no such file or directory", name)
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("%s: permission denied", name)
+	}
+	return err
 }
 
 // printError prints every error with its positions relative to the

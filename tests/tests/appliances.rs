@@ -1,0 +1,146 @@
+//! The appliances in config/appliances, built as their images and booted:
+//! the CUE evaluator's output in the OS equals the native build's, and the
+//! benchmark appliances still boot (a short run, no timing checks).
+
+use std::process::Command;
+use std::time::Duration;
+
+use tests::{BootRequest, ExitCode, Firmware, Run, appliance_image, go_wasm, repo_root, run_image};
+
+/// Boots appliance `name`, ending QEMU when its guests have.
+fn boot(name: &str, firmware: Firmware) -> Run {
+    let iso = appliance_image(name, "qemu-exit");
+    run_image(
+        &iso,
+        BootRequest {
+            cmdline: name,
+            // Go under wasmi under TCG is slow: allow for it.
+            timeout: Duration::from_secs(600),
+            ..BootRequest::new(firmware)
+        },
+    )
+}
+
+/// What guest `guest` printed, without timestamps and prefixes, leaving
+/// out lines that start with `skip`.
+fn printed_by(run: &Run, guest: &str, skip: &str) -> String {
+    let prefix = format!("] {guest}: ");
+    run.output
+        .lines()
+        .filter_map(|line| line.split_once(&prefix).map(|(_, text)| text))
+        .filter(|text| !text.starts_with(skip))
+        .map(|text| format!("{text}\n"))
+        .collect()
+}
+
+/// The native evaluator's stdout and stderr together, as the console
+/// shows them, and its exit status.
+fn native_cue(dir: &str, args: &[&str]) -> (String, i32) {
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} \"$@\" 2>&1",
+            go_wasm().join("native/cue").display()
+        ))
+        .arg("cue")
+        .args(args)
+        .current_dir(repo_root().join("config/cue").join(dir))
+        .output()
+        .expect("the native evaluator runs");
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        output.status.code().unwrap_or(-1),
+    )
+}
+
+#[test]
+fn cue_in_the_os_prints_what_native_cue_prints() {
+    let run = boot("cue", Firmware::Bios);
+    run.assert_exit(ExitCode::Success);
+
+    let (expected, status) = native_cue("examples", &["export", "--each", "."]);
+    assert_eq!(status, 0);
+    assert_eq!(
+        printed_by(&run, "cue", "cue: timing: "),
+        expected,
+        "{}",
+        run.report()
+    );
+    run.assert_contains("cue: cue: timing: start-up ");
+    run.assert_contains("cue: cue: timing: services.cue ");
+    run.assert_contains("(cue): exited; exit code 0");
+
+    // The broken inputs: CUE's errors, exit 1, and the rest carries on.
+    let (expected, status) = native_cue("broken", &["export", "--each", "."]);
+    assert_eq!(status, 1);
+    assert!(expected.contains("conflict.cue:5:11"), "{expected}");
+    assert_eq!(
+        printed_by(&run, "cue-broken", "\u{0}"),
+        expected,
+        "{}",
+        run.report()
+    );
+    run.assert_contains("(cue-broken): exited; exit code 1");
+    run.assert_contains("guests: all 2 exited; CR3 writes since boot: 0");
+}
+
+#[test]
+fn hello_appliance_boots() {
+    let run = boot("hello", Firmware::Uefi);
+    run.assert_exit(ExitCode::Success);
+    run.assert_contains("appliance hello: 1 guests");
+    run.assert_contains("(hello): exited; exit code 7");
+}
+
+#[test]
+fn hello_go_appliance_boots() {
+    let run = boot("hello-go", Firmware::Bios);
+    run.assert_exit(ExitCode::Success);
+    run.assert_contains("hello-go: HELLO_GREETING=\"hello from the appliance\" set=true");
+    run.assert_contains("hello-go: arg[1]=\"world\"");
+    run.assert_contains("(hello-go): exited; exit code 3");
+}
+
+#[test]
+fn benchmark_appliances_boot() {
+    let run = boot("bench-ring", Firmware::Bios);
+    run.assert_exit(ExitCode::Success);
+    run.assert_contains("nopbench: ");
+    run.assert_contains("(nopbench): exited; exit code 0");
+
+    let run = boot("bench-go", Firmware::Bios);
+    run.assert_exit(ExitCode::Success);
+    run.assert_contains("stress: stress: all checks passed");
+    run.assert_contains("(stress): exited; exit code 0");
+}
+
+/// Two builds of one appliance are the same bytes, ISO and disk image.
+#[test]
+fn images_are_reproducible() {
+    let repo = appliance::Repo { root: repo_root() };
+    go_wasm();
+    appliance_image("hello-go", ""); // builds the nucleus
+    let image = appliance::cue::appliance_json(&repo, "hello-go")
+        .and_then(|json| appliance::Appliance::from_json(&json))
+        .and_then(|a| a.plan(&repo))
+        .unwrap();
+    let out = repo_root().join("build/test-images");
+    let mut builds = Vec::new();
+    for n in 0..2 {
+        let iso = out.join(format!("reproducible-{n}.iso"));
+        let disk = out.join(format!("reproducible-{n}.img"));
+        image
+            .write(&repo, &repo.nucleus(), &iso, Some(&disk))
+            .unwrap();
+        builds.push((std::fs::read(&iso).unwrap(), std::fs::read(&disk).unwrap()));
+        // Newer mtimes on every input must not show in the next build.
+        std::thread::sleep(Duration::from_millis(1100));
+        for module in &image.modules {
+            if let appliance::Contents::File(path) = &module.contents {
+                let _ = Command::new("touch").arg(path).status();
+            }
+        }
+    }
+    assert!(builds[0].0 == builds[1].0, "the ISOs differ");
+    assert!(builds[0].1 == builds[1].1, "the disk images differ");
+}
