@@ -2,8 +2,9 @@
 //!
 //!     appliance list                      the appliances there are
 //!     appliance show NAME                 its evaluated definition (JSON)
-//!     appliance build NAME [--iso OUT] [--disk OUT]
-//!                                         build/appliances/NAME.iso and .img
+//!     appliance build NAME [--iso OUT] [--disk OUT] [--cmdline WORDS]
+//!                                         build/appliances/NAME.iso and .img;
+//!                                         WORDS are added to its command line
 //!     appliance run NAME [--uefi]         build, then boot it in QEMU
 //!
 //! NAME may also be the file, config/appliances/NAME.cue. The nucleus and
@@ -17,7 +18,7 @@ use appliance::{Appliance, Error, Repo, cue};
 
 const USAGE: &str = "usage: appliance list
        appliance show NAME
-       appliance build NAME [--iso OUT.iso] [--disk OUT.img]
+       appliance build NAME [--iso OUT.iso] [--disk OUT.img] [--cmdline WORDS]
        appliance run NAME [--uefi]";
 
 fn main() -> ExitCode {
@@ -87,6 +88,7 @@ fn run(args: &[String]) -> Result<(), Failure> {
             let mut iso = out.join(format!("{name}.iso"));
             let mut disk = Some(out.join(format!("{name}.img")));
             let mut uefi = false;
+            let mut extra_cmdline = String::new();
             let mut options = options.iter();
             while let Some(option) = options.next() {
                 let mut value = || {
@@ -98,6 +100,9 @@ fn run(args: &[String]) -> Result<(), Failure> {
                 match (command.as_str(), option.as_str()) {
                     ("build", "--iso") => iso = value()?,
                     ("build", "--disk") => disk = Some(value()?),
+                    ("build", "--cmdline") => {
+                        extra_cmdline = value()?.to_string_lossy().into_owned()
+                    }
                     ("run", "--uefi") => uefi = true,
                     _ => return Err(Failure::Usage(format!("unknown option {option}"))),
                 }
@@ -105,7 +110,7 @@ fn run(args: &[String]) -> Result<(), Failure> {
             if command == "run" {
                 disk = None;
             }
-            build(&repo, &name, &iso, disk.as_deref())?;
+            build(&repo, &name, &extra_cmdline, &iso, disk.as_deref())?;
             if command == "run" {
                 let mut qemu = Command::new(repo.root.join("scripts/run-qemu"));
                 if uefi {
@@ -128,12 +133,16 @@ fn run(args: &[String]) -> Result<(), Failure> {
 fn build(
     repo: &Repo,
     name: &str,
+    extra_cmdline: &str,
     iso: &std::path::Path,
     disk: Option<&std::path::Path>,
 ) -> Result<(), Error> {
     let json = cue::appliance_json(repo, name)?;
     let appliance = Appliance::from_json(&json)?;
-    let image = appliance.plan(repo)?;
+    let mut image = appliance.plan(repo)?;
+    image.cmdline = format!("{} {extra_cmdline}", image.cmdline)
+        .trim()
+        .to_string();
     if let Some(dir) = iso.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error(format!("{}: {e}", dir.display())))?;
     }

@@ -21,14 +21,15 @@ fn boot(name: &str, firmware: Firmware) -> Run {
     )
 }
 
-/// What guest `guest` printed, without timestamps and prefixes, leaving
-/// out lines that start with `skip`.
+/// What the Go program in guest `guest` printed, without timestamps and
+/// prefixes, leaving out the wasm guest's own report and lines that start
+/// with `skip`.
 fn printed_by(run: &Run, guest: &str, skip: &str) -> String {
     let prefix = format!("] {guest}: ");
     run.output
         .lines()
         .filter_map(|line| line.split_once(&prefix).map(|(_, text)| text))
-        .filter(|text| !text.starts_with(skip))
+        .filter(|text| !text.starts_with(skip) && !text.starts_with("wasm: peak heap "))
         .map(|text| format!("{text}\n"))
         .collect()
 }

@@ -10,7 +10,7 @@
 extern crate alloc;
 
 pub mod clients;
-mod heap;
+pub mod heap;
 pub mod ring;
 pub mod syscall;
 

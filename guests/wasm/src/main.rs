@@ -164,7 +164,14 @@ fn main() -> i32 {
             return 126;
         }
     };
-    match host.run(&program, wasi).result {
+    let result = host.run(&program, wasi).result;
+    let (_, peak, size) = guest_rt::heap::usage();
+    println!(
+        "wasm: peak heap {:.1} MiB of {} MiB",
+        peak as f64 / (1 << 20) as f64,
+        size >> 20
+    );
+    match result {
         Ok(code) => code as i32,
         Err(
             error @ (RunError::FuelExhausted { .. }
