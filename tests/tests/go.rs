@@ -138,7 +138,7 @@ fn an_endless_go_loop_is_stopped_by_its_limit() {
 fn go_standard_library_tests_pass() {
     let list = std::fs::read_to_string(tests::repo_root().join("go-wasip1/stdtests.txt")).unwrap();
     let goroot = String::from_utf8(
-        std::process::Command::new("go")
+        std::process::Command::new(tests::repo_root().join("scripts/go"))
             .args(["env", "GOROOT"])
             .output()
             .unwrap()

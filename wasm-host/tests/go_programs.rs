@@ -413,7 +413,8 @@ fn the_std_list_has_the_required_packages() {
 }
 
 fn goroot() -> PathBuf {
-    let output = Command::new("go")
+    let scripts_go = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/go");
+    let output = Command::new(scripts_go)
         .args(["env", "GOROOT"])
         .output()
         .expect("go env GOROOT");

@@ -16,10 +16,12 @@ extern crate alloc;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use guest_rt::caps::TransportError;
 use guest_rt::clients::{
     console_write, data, entropy_fill, start_info, timer_now, timer_realtime, timer_sleep,
 };
 use guest_rt::println;
+use guest_rt::ring::CallError;
 use wasm_host::{Clock, Errno, Host, Image, Limits, RunError, Stream, System, Tree, WasiBuilder};
 
 guest_rt::entry!(main);
@@ -32,7 +34,11 @@ impl System for RingSystem {
         // Console lines carry the guest's name; stdout and stderr share it.
         console_write(&String::from_utf8_lossy(bytes))
             .map(|_| ())
-            .map_err(|_| Errno::Io)
+            .map_err(|error| match error {
+                // The appliance did not grant Console.
+                CallError::Transport(TransportError::StaleCap) => Errno::NotCapable,
+                _ => Errno::Io,
+            })
     }
 
     fn now_nanos(&mut self, clock: Clock) -> u64 {
