@@ -6,7 +6,7 @@ NUCLEUS := target/x86_64-unknown-none/release/nucleus
 APPLIANCE ?= hello
 IMAGE := build/appliances/$(APPLIANCE).iso
 
-.PHONY: all setup nucleus go image run run-uefi test check clean
+.PHONY: all setup nucleus go image run run-uefi test check bench clean
 
 all: image
 
@@ -36,11 +36,17 @@ run-uefi: setup image
 check:
 	cargo fmt --all --check
 	cargo clippy --all-targets -- -D warnings
+	cargo clippy -p linux-baselines --all-targets -- -D warnings
 	cargo clippy --release --target x86_64-unknown-none -p nucleus -p guest-rt -p hello -p testers -p wasm-guest -- -D warnings
 
 test: setup check nucleus
 	@scripts/accel >/dev/null
 	cargo test
+
+# Ring latency: single address space, page-table switching, Linux
+# (bench/results/<date>-<host>.md and .svg).
+bench: setup
+	bench/ring-latency
 
 clean:
 	cargo clean

@@ -2,9 +2,10 @@
 //!
 //!     appliance list                      the appliances there are
 //!     appliance show NAME                 its evaluated definition (JSON)
-//!     appliance build NAME [--iso OUT] [--disk OUT] [--cmdline WORDS]
+//!     appliance build NAME [--iso OUT] [--disk OUT] [--cmdline WORDS] [--nucleus ELF]
 //!                                         build/appliances/NAME.iso and .img;
-//!                                         WORDS are added to its command line
+//!                                         WORDS are added to its command line;
+//!                                         ELF replaces the nucleus (a variant)
 //!     appliance run NAME [--uefi]         build, then boot it in QEMU
 //!
 //! NAME may also be the file, config/appliances/NAME.cue. The nucleus and
@@ -18,7 +19,7 @@ use appliance::{Appliance, Error, Repo, cue};
 
 const USAGE: &str = "usage: appliance list
        appliance show NAME
-       appliance build NAME [--iso OUT.iso] [--disk OUT.img] [--cmdline WORDS]
+       appliance build NAME [--iso OUT.iso] [--disk OUT.img] [--cmdline WORDS] [--nucleus ELF]
        appliance run NAME [--uefi]";
 
 fn main() -> ExitCode {
@@ -89,6 +90,7 @@ fn run(args: &[String]) -> Result<(), Failure> {
             let mut disk = Some(out.join(format!("{name}.img")));
             let mut uefi = false;
             let mut extra_cmdline = String::new();
+            let mut nucleus = repo.nucleus();
             let mut options = options.iter();
             while let Some(option) = options.next() {
                 let mut value = || {
@@ -100,6 +102,7 @@ fn run(args: &[String]) -> Result<(), Failure> {
                 match (command.as_str(), option.as_str()) {
                     ("build", "--iso") => iso = value()?,
                     ("build", "--disk") => disk = Some(value()?),
+                    ("build", "--nucleus") => nucleus = value()?,
                     ("build", "--cmdline") => {
                         extra_cmdline = value()?.to_string_lossy().into_owned()
                     }
@@ -110,7 +113,14 @@ fn run(args: &[String]) -> Result<(), Failure> {
             if command == "run" {
                 disk = None;
             }
-            build(&repo, &name, &extra_cmdline, &iso, disk.as_deref())?;
+            build(
+                &repo,
+                &name,
+                &extra_cmdline,
+                &nucleus,
+                &iso,
+                disk.as_deref(),
+            )?;
             if command == "run" {
                 let mut qemu = Command::new(repo.root.join("scripts/run-qemu"));
                 if uefi {
@@ -134,6 +144,7 @@ fn build(
     repo: &Repo,
     name: &str,
     extra_cmdline: &str,
+    nucleus: &std::path::Path,
     iso: &std::path::Path,
     disk: Option<&std::path::Path>,
 ) -> Result<(), Error> {
@@ -146,7 +157,7 @@ fn build(
     if let Some(dir) = iso.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error(format!("{}: {e}", dir.display())))?;
     }
-    image.write(repo, &repo.nucleus(), iso, disk)?;
+    image.write(repo, nucleus, iso, disk)?;
     println!("appliance {name}: {}", iso.display());
     if let Some(disk) = disk {
         println!(

@@ -215,9 +215,10 @@ struct Ring {
     completions: CompletionProducer<'static>,
 }
 
-/// Ring size per guest until appliances choose.
-const SQ_ENTRIES: u32 = 64;
-const CQ_ENTRIES: u32 = 128;
+/// Ring size per guest: room for a batch of 256 SQEs (the largest the
+/// benchmarks submit at once) and twice as many completions.
+const SQ_ENTRIES: u32 = 256;
+const CQ_ENTRIES: u32 = 512;
 /// Capabilities a guest may hold.
 const CAP_QUOTA: u16 = 256;
 
@@ -255,6 +256,8 @@ pub struct Domain {
     pub waiting_for: u32,
     /// What GuestControl.startInfo answers.
     start_info: StartInfoResults,
+    /// Its own page table, in the page-table-switching variant only.
+    pub private_table: Option<memory::PrivateTable>,
 }
 
 /// A boot data module a guest asked for: its name and where Limine put it.
@@ -333,11 +336,26 @@ impl Domain {
                 plan.heap.end - plan.heap.start,
             ],
         };
+        // Everything is mapped now: the switching variant's own table can
+        // take the slot's page directories as they are.
+        let private_table = if crate::user::SWITCH_TABLES {
+            match memory::PrivateTable::new(plan.slot.clone()) {
+                Ok(table) => Some(table),
+                Err(error) => {
+                    memory.release();
+                    crate::guest::release_placement(slot, memory.key);
+                    return Err(error.into());
+                }
+            }
+        } else {
+            None
+        };
         let domain = Domain {
             name: name.into(),
             memory,
             slot,
             slot_range: plan.slot.clone(),
+            private_table,
             ring: Some(ring),
             caps,
             pending: Vec::new(),
@@ -546,6 +564,7 @@ impl Domain {
             }
         }
         self.caps = CapTable::new(CAP_QUOTA);
+        self.private_table = None;
         self.memory.release();
         crate::guest::release_placement(self.slot, self.memory.key);
     }

@@ -24,7 +24,9 @@ use x86_64::structures::paging::{
 use x86_64::{PhysAddr, VirtAddr};
 
 static HHDM_OFFSET: AtomicU64 = AtomicU64::new(0);
-static CR3_WRITES: AtomicU64 = AtomicU64::new(0);
+/// Also counted by the entry and exit paths of the page-table-switching
+/// variant (`user::SWITCH_TABLES`).
+pub static CR3_WRITES: AtomicU64 = AtomicU64::new(0);
 static FRAMES: Mutex<Option<FrameAllocator<'static>>> = Mutex::new(None);
 static PAGE_TABLE: Mutex<Option<OffsetPageTable<'static>>> = Mutex::new(None);
 
@@ -347,7 +349,81 @@ fn activate(table: OffsetPageTable<'static>) -> u64 {
         Cr4::write(cr4);
     }
     *PAGE_TABLE.lock() = Some(table);
+    NUCLEUS_TABLE.store(pml4_phys, Ordering::Relaxed);
     pml4_phys
+}
+
+/// Physical address of the nucleus's PML4 (the one page table).
+pub static NUCLEUS_TABLE: AtomicU64 = AtomicU64::new(0);
+
+/// A guest's own page table, for the page-table-switching variant: the
+/// nucleus's upper half, and of the lower half only the guest's slot,
+/// through private PML4 and PDPT pages that point at the slot's page
+/// directories (which hold that guest's mappings alone). Built once the
+/// guest's memory is all mapped; the nucleus never maps into a slot later.
+pub struct PrivateTable {
+    pub pml4: u64,
+    frames: alloc::vec::Vec<u64>,
+}
+
+impl PrivateTable {
+    pub fn new(slot: core::ops::Range<u64>) -> Result<PrivateTable, MapError> {
+        const ENTRIES: usize = 512;
+        let entry_index = |address: u64, shift: u32| ((address >> shift) as usize) % ENTRIES;
+        let table_at = |phys: u64| phys_to_virt(phys) as *mut PageTable;
+        let pml4 = allocate_zeroed_frame().ok_or(MapError::OutOfMemory)?;
+        let mut private = PrivateTable {
+            pml4,
+            frames: alloc::vec![pml4],
+        };
+        let nucleus = NUCLEUS_TABLE.load(Ordering::Relaxed);
+        // SAFETY: both PML4s are page-table frames reached through the
+        // direct map; the new one is ours alone, the nucleus's is only read
+        // (interrupts are off, nothing maps concurrently).
+        unsafe {
+            let (source, target) = (&mut *table_at(nucleus), &mut *table_at(pml4));
+            // The upper half is shared by reference to its PDPTs: give every
+            // empty upper entry one now (once), so what the nucleus maps
+            // later (a guest's kernel stack) is seen through every table.
+            for index in ENTRIES / 2..ENTRIES {
+                if source[index].is_unused() {
+                    let pdpt = allocate_zeroed_frame().ok_or(MapError::OutOfMemory)?;
+                    source[index].set_addr(
+                        PhysAddr::new(pdpt),
+                        PageTableFlags::PRESENT | PageTableFlags::WRITABLE,
+                    );
+                }
+                target[index] = source[index].clone();
+            }
+            let mut gigabyte = slot.start & !(SIZE_1G - 1);
+            while gigabyte < slot.end {
+                let (l4, l3) = (entry_index(gigabyte, 39), entry_index(gigabyte, 30));
+                let Ok(pdpt) = source[l4].frame() else {
+                    gigabyte += SIZE_1G;
+                    continue;
+                };
+                if target[l4].is_unused() {
+                    let private_pdpt = allocate_zeroed_frame().ok_or(MapError::OutOfMemory)?;
+                    private.frames.push(private_pdpt);
+                    target[l4].set_addr(PhysAddr::new(private_pdpt), source[l4].flags());
+                }
+                let shared = &*table_at(pdpt.start_address().as_u64());
+                let own = &mut *table_at(target[l4].addr().as_u64());
+                own[l3] = shared[l3].clone();
+                gigabyte += SIZE_1G;
+            }
+        }
+        Ok(private)
+    }
+}
+
+impl Drop for PrivateTable {
+    /// Never while loaded: guests are released from the nucleus's table.
+    fn drop(&mut self) {
+        for frame in self.frames.drain(..) {
+            free_frame(frame);
+        }
+    }
 }
 
 /// Makes `[phys, phys + length)` reachable at its direct-map address with

@@ -285,6 +285,9 @@ impl Scheduler {
         let guest = &mut self.guests[index];
         guest.state = State::Running;
         user::set_kernel_stack(guest.kernel_stack_top);
+        if let Some(table) = &guest.domain.private_table {
+            user::GUEST_TABLE.store(table.pml4, core::sync::atomic::Ordering::Relaxed);
+        }
         guest.enter();
         guest.saved_rsp
     }

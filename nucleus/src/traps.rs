@@ -44,6 +44,9 @@ pub struct TrapFrame {
     pub ss: u64,
 }
 
+/// Where `cs` sits in a [`TrapFrame`], for the entry and exit assembly.
+const FRAME_CS_OFFSET: usize = core::mem::offset_of!(TrapFrame, cs);
+
 macro_rules! trap_stubs {
     ($($name:ident = $vector:literal),* $(,)?) => {
         $(
@@ -135,10 +138,23 @@ extern "C" fn trap_entry_common() {
     naked_asm!(
         "push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
         "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
+        // The switching variant: from ring 3, onto the nucleus's table.
+        ".if {switch}",
+        "test byte ptr [rsp + {cs}], 3",
+        "jz 2f",
+        "mov rax, [rip + {nucleus_table}]",
+        "mov cr3, rax",
+        "lock inc qword ptr [rip + {cr3_writes}]",
+        "2:",
+        ".endif",
         "mov rdi, rsp",
         "cld",
         "call {dispatch}",
         "jmp {restore}",
+        switch = const crate::user::SWITCH_TABLES as u8,
+        cs = const FRAME_CS_OFFSET,
+        nucleus_table = sym crate::memory::NUCLEUS_TABLE,
+        cr3_writes = sym crate::memory::CR3_WRITES,
         dispatch = sym trap_dispatch,
         restore = sym return_from_trap,
     );
@@ -149,6 +165,15 @@ extern "C" fn trap_entry_common() {
 #[unsafe(naked)]
 pub extern "C" fn return_from_trap() {
     naked_asm!(
+        // The switching variant: back to ring 3, onto the guest's table.
+        ".if {switch}",
+        "test byte ptr [rsp + {cs}], 3",
+        "jz 2f",
+        "mov rax, [rip + {guest_table}]",
+        "mov cr3, rax",
+        "lock inc qword ptr [rip + {cr3_writes}]",
+        "2:",
+        ".endif",
         "pop r15",
         "pop r14",
         "pop r13",
@@ -166,6 +191,10 @@ pub extern "C" fn return_from_trap() {
         "pop rax",
         "add rsp, 16",
         "iretq",
+        switch = const crate::user::SWITCH_TABLES as u8,
+        cs = const FRAME_CS_OFFSET,
+        guest_table = sym crate::user::GUEST_TABLE,
+        cr3_writes = sym crate::memory::CR3_WRITES,
     );
 }
 

@@ -23,6 +23,13 @@ use crate::traps::{TrapFrame, return_from_trap};
 /// never be mistaken for an interrupt).
 pub const SYSCALL_VECTOR: u64 = 0x100;
 
+/// Whether this is the page-table-switching variant (feature
+/// `page-table-switching`): then every entry from ring 3 loads the
+/// nucleus's table and every return to ring 3 the guest's own.
+pub const SWITCH_TABLES: bool = cfg!(feature = "page-table-switching");
+/// The running guest's own page table (the switching variant only).
+pub static GUEST_TABLE: AtomicU64 = AtomicU64::new(0);
+
 /// Top of the running guest's kernel stack (also in the TSS as RSP0).
 static SYSCALL_KERNEL_RSP: AtomicU64 = AtomicU64::new(0);
 /// The guest's RSP between `syscall` and the push onto the kernel stack.
@@ -75,9 +82,17 @@ extern "C" fn syscall_entry() {
         "push {vector}",
         "push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
         "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
+        ".if {switch}",
+        "mov rax, [rip + {nucleus_table}]",
+        "mov cr3, rax",
+        "lock inc qword ptr [rip + {cr3_writes}]",
+        ".endif",
         "mov rdi, rsp",
         "call {dispatch}",
         "jmp {restore}",
+        switch = const SWITCH_TABLES as u8,
+        nucleus_table = sym crate::memory::NUCLEUS_TABLE,
+        cr3_writes = sym crate::memory::CR3_WRITES,
         user_rsp = sym SYSCALL_USER_RSP,
         kernel_rsp = sym SYSCALL_KERNEL_RSP,
         user_ss = const USER_DATA_SELECTOR,

@@ -109,10 +109,70 @@ fn benchmark_appliances_boot() {
     run.assert_contains("nopbench: ");
     run.assert_contains("(nopbench): exited; exit code 0");
 
+    let run = boot("bench-echo", Firmware::Bios);
+    run.assert_exit(ExitCode::Success);
+    run.assert_contains("echo-client: guest-call batch=1: min ");
+    run.assert_contains("guests: all 2 exited; CR3 writes since boot: 0");
+
     let run = boot("bench-go", Firmware::Bios);
     run.assert_exit(ExitCode::Success);
     run.assert_contains("stress: stress: all checks passed");
     run.assert_contains("(stress): exited; exit code 0");
+}
+
+/// The page-table-switching variant (the benchmarks' baseline) runs the
+/// ring benchmarks and the guest-to-guest call, writing CR3 on every
+/// nucleus entry and exit instead of never.
+#[test]
+fn the_page_table_switching_variant_runs_the_benchmarks() {
+    let variant_dir = repo_root().join("target/page-table-switching");
+    let status = Command::new("cargo")
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "x86_64-unknown-none",
+            "-p",
+            "nucleus",
+        ])
+        .args(["--features", "page-table-switching", "--target-dir"])
+        .arg(&variant_dir)
+        .current_dir(repo_root())
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the variant failed");
+    let variant = variant_dir.join("x86_64-unknown-none/release/nucleus");
+    let repo = appliance::Repo { root: repo_root() };
+    go_wasm();
+    appliance_image("bench-ring", ""); // the native guests are built
+    for name in ["bench-ring", "bench-echo"] {
+        let image = appliance::cue::appliance_json(&repo, name)
+            .and_then(|json| appliance::Appliance::from_json(&json))
+            .and_then(|a| a.plan(&repo))
+            .unwrap();
+        let iso = repo_root().join(format!("build/test-images/variant-{name}.iso"));
+        image.write(&repo, &variant, &iso, None).unwrap();
+        let run = run_image(
+            &iso,
+            BootRequest {
+                cmdline: name,
+                ..BootRequest::new(Firmware::Bios)
+            },
+        );
+        run.assert_exit(ExitCode::Success);
+        let line = run.line_with("CR3 writes since boot: ");
+        let writes: u64 = line
+            .split("CR3 writes since boot: ")
+            .nth(1)
+            .and_then(|rest| rest.split(';').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert!(
+            writes > 1000,
+            "{name}: only {writes} CR3 writes\n{}",
+            run.report()
+        );
+    }
 }
 
 /// Two builds of one appliance are the same bytes, ISO and disk image.

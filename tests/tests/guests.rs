@@ -91,7 +91,7 @@ on_bios_and_uefi! {
         run.assert_exit(ExitCode::Success);
         run.assert_contains("echo-server: serving echo");
         run.assert_contains("echo-client: echoed: hello through another guest");
-        run.assert_contains("echo-client: guest-to-guest echo round trip: median ");
+        run.assert_contains("echo-client: guest-call batch=1: min ");
         run.assert_contains("echo-server: served 502 calls; quitting");
         run.assert_contains("echo-client: after quit: disconnected (the guest serving 'echo' is gone)");
         run.assert_contains("guest 1 (echo-server): exited; exit code 0");

@@ -1,5 +1,9 @@
-//! Ring NOP round trips: one SQE per `cap_enter`, and batches of 32.
-//! Prints min / median / p99 in TSC cycles and nanoseconds.
+//! Ring round trips, for bench/: NOPs submitted in batches of 1 to 256 with
+//! one `cap_enter` per batch, and a typed Cap'n Proto call to a nucleus
+//! service (Timer.now). Prints min / median / p99 per operation in TSC
+//! cycles and nanoseconds, one line per measurement:
+//! `NAME batch=B: min C cycles (N ns), median C cycles (N ns), p99 C cycles (N ns)`.
+//! Its argument is the rounds per measurement (default 2000).
 #![no_std]
 #![no_main]
 
@@ -8,21 +12,21 @@ extern crate alloc;
 use alloc::vec::Vec;
 
 use guest_rt::caps::Sqe;
-use guest_rt::clients::boot_info;
+use guest_rt::clients::{boot_info, start_info, timer_now};
 use guest_rt::println;
 use guest_rt::ring::with_ring;
-use guest_rt::syscall::cap_enter;
+use guest_rt::syscall::{cap_enter, cycles};
 
 guest_rt::entry!(main);
 
-const ROUNDS: usize = 2000;
-
-use guest_rt::syscall::cycles as tsc;
+const DEFAULT_ROUNDS: usize = 2000;
+const WARM_UP_ROUNDS: usize = 100;
+const BATCHES: [u32; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 
 /// Cycles for `batch` NOPs submitted and completed with one `cap_enter`.
-fn round(batch: u32) -> u64 {
+fn nop_round(batch: u32) -> u64 {
     with_ring(|ring| {
-        let start = tsc();
+        let start = cycles();
         for _ in 0..batch {
             ring.submissions
                 .push(&Sqe::nop(0))
@@ -33,7 +37,7 @@ fn round(batch: u32) -> u64 {
         while ring.completions.pop().is_some() {
             completed += 1;
         }
-        let end = tsc();
+        let end = cycles();
         assert!(
             ready >= batch as i64 && completed == batch,
             "lost completions"
@@ -42,29 +46,41 @@ fn round(batch: u32) -> u64 {
     })
 }
 
-fn report(name: &str, batch: u32, hz: u64) {
-    for _ in 0..100 {
-        round(batch); // warm up
+/// Cycles for one Timer.now call: encode, submit, `cap_enter`, decode.
+fn timer_round() -> u64 {
+    let start = cycles();
+    timer_now().expect("Timer.now");
+    cycles() - start
+}
+
+/// Runs `round` (which does `batch` operations) and prints the summary.
+fn report(name: &str, batch: u32, rounds: usize, hz: u64, mut round: impl FnMut() -> u64) {
+    for _ in 0..WARM_UP_ROUNDS {
+        round();
     }
-    let mut samples: Vec<u64> = (0..ROUNDS).map(|_| round(batch)).collect();
+    let mut samples: Vec<u64> = (0..rounds).map(|_| round() / batch as u64).collect();
     samples.sort_unstable();
-    let per_op = |cycles: u64| cycles / batch as u64;
     let ns = |cycles: u64| cycles * 1_000_000_000 / hz;
-    let (min, median, p99) = (samples[0], samples[ROUNDS / 2], samples[ROUNDS * 99 / 100]);
+    let (min, median, p99) = (samples[0], samples[rounds / 2], samples[rounds * 99 / 100]);
     println!(
-        "{name}: per operation min {} cycles ({} ns), median {} cycles ({} ns), p99 {} cycles ({} ns)",
-        per_op(min),
-        ns(per_op(min)),
-        per_op(median),
-        ns(per_op(median)),
-        per_op(p99),
-        ns(per_op(p99))
+        "{name} batch={batch}: min {min} cycles ({} ns), median {median} cycles ({} ns), p99 {p99} cycles ({} ns)",
+        ns(min),
+        ns(median),
+        ns(p99)
     );
 }
 
 fn main() -> i32 {
     let hz = boot_info().expect("BootInfo.get").tsc_hz;
-    report("nop round trip, batch 1", 1, hz);
-    report("nop round trip, batch 32", 32, hz);
+    let rounds = start_info()
+        .ok()
+        .and_then(|info| info.args.first().and_then(|a| a.parse().ok()))
+        .filter(|&n: &usize| n >= 1)
+        .unwrap_or(DEFAULT_ROUNDS);
+    println!("tsc {hz} Hz, {rounds} rounds per measurement");
+    for batch in BATCHES {
+        report("nop", batch, rounds, hz, || nop_round(batch));
+    }
+    report("timer-now", 1, rounds, hz, timer_round);
     0
 }
