@@ -101,7 +101,7 @@ fn run(iterations: usize) -> io::Result<()> {
     // cross cores and the scheduler does not move the measuring thread.
     sys::pin_to(first)?;
     let hz = calibrate_tsc();
-    println!("linux: tsc {hz}");
+    println!("linux: tsc {hz} Hz");
     println!("linux: cpus {}", cpus.len());
     if !std::fs::read_to_string("/proc/cpuinfo").is_ok_and(|s| s.contains("constant_tsc")) {
         eprintln!("linux-baselines: warning: no constant_tsc; cycles may not track time");
