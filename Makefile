@@ -13,9 +13,13 @@ all: image
 setup:
 	@scripts/setup
 
-# The nucleus and every native guest (they share the target).
+# The nucleus and every native guest (they share the target). The paths of
+# this clone and of cargo's registry are remapped, so the binaries (and the
+# images) are the same bytes wherever they are built.
+CARGO_HOME ?= $(HOME)/.cargo
+REPRODUCIBLE_RUSTFLAGS := --remap-path-prefix=$(CURDIR)=. --remap-path-prefix=$(CARGO_HOME)=/cargo
 nucleus:
-	cargo build --release --target x86_64-unknown-none -p nucleus -p hello -p testers -p wasm-guest
+	RUSTFLAGS="$(REPRODUCIBLE_RUSTFLAGS)" cargo build --release --target x86_64-unknown-none -p nucleus -p hello -p testers -p wasm-guest
 
 # The Go programs for wasip1, the CUE evaluator among them (needs Go; with
 # the modules built once, images build without it).
