@@ -574,16 +574,31 @@ pub fn unmap_4k(virt: u64) -> Option<u64> {
 
 /// Kernel stacks for guests live here, each above an unmapped guard page.
 const KERNEL_STACKS_BASE: u64 = 0xffff_fe00_0000_0000;
+/// Pages per guest kernel stack: system calls and interrupts run on it.
+pub const KERNEL_STACK_PAGES: u64 = 8;
 static NEXT_KERNEL_STACK: AtomicU64 = AtomicU64::new(KERNEL_STACKS_BASE);
+/// Tops of the stacks of guests that have exited, mapped and ready again.
+static FREE_KERNEL_STACKS: Mutex<alloc::vec::Vec<u64>> = Mutex::new(alloc::vec::Vec::new());
 
-/// Maps a fresh kernel stack of `pages` pages and returns its top.
-pub fn allocate_kernel_stack(pages: u64) -> Result<u64, MapError> {
+/// A kernel stack of [`KERNEL_STACK_PAGES`]: one an exited guest left, else
+/// freshly mapped. Returns its top.
+pub fn allocate_kernel_stack() -> Result<u64, MapError> {
+    if let Some(top) = FREE_KERNEL_STACKS.lock().pop() {
+        return Ok(top);
+    }
+    let pages = KERNEL_STACK_PAGES;
     let base = NEXT_KERNEL_STACK.fetch_add((pages + 1) * SIZE_4K, Ordering::Relaxed) + SIZE_4K;
     for page in 0..pages {
         let phys = allocate_zeroed_frame().ok_or(MapError::OutOfMemory)?;
         map_4k(base + page * SIZE_4K, phys, MappingKind::Data, 0)?;
     }
     Ok(base + pages * SIZE_4K)
+}
+
+/// Takes back the kernel stack whose top is `top`, which nothing runs on
+/// any more (its guest has exited and the CPU has left it).
+pub fn release_kernel_stack(top: u64) {
+    FREE_KERNEL_STACKS.lock().push(top);
 }
 
 /// `count` physically contiguous zeroed frames (for rings, which the nucleus

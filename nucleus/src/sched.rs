@@ -22,8 +22,6 @@ use crate::gdt::{USER_CODE_SELECTOR, USER_DATA_SELECTOR};
 use crate::traps::{TrapFrame, return_from_trap};
 use crate::{log, user};
 
-/// Kernel stack per guest: system calls and interrupts run on it.
-const KERNEL_STACK_PAGES: u64 = 8;
 /// Time slice in timer ticks before a runnable guest is preempted.
 const SLICE_TICKS: u64 = 1;
 
@@ -148,7 +146,7 @@ pub fn spawn(
     tick_limit: Option<u64>,
     tag: usize,
 ) -> Result<u32, crate::memory::MapError> {
-    let kernel_stack_top = crate::memory::allocate_kernel_stack(KERNEL_STACK_PAGES)?;
+    let kernel_stack_top = crate::memory::allocate_kernel_stack()?;
     // The first switch to the guest pops six callee-saved registers and
     // "returns" into `return_from_trap`, which iretqs with this frame.
     let frame = TrapFrame {
@@ -218,6 +216,9 @@ pub fn run_until_all_exit(mut on_exit: impl FnMut(usize, i32)) -> Vec<(String, i
             .filter_map(|g| match g.state {
                 State::Exited(code) if !g.exit_seen => {
                     g.exit_seen = true;
+                    // The idle loop runs on the boot stack: the exited
+                    // guest's kernel stack is free for the next guest.
+                    crate::memory::release_kernel_stack(g.kernel_stack_top);
                     Some((g.tag, code))
                 }
                 _ => None,
