@@ -97,7 +97,7 @@ fn error(field: impl Into<String>, problem: impl Into<String>) -> ManifestError 
 }
 
 /// The services a manifest can grant, in `enum Grant` order.
-const GRANTABLE: [Interface; 4] = [
+pub const GRANTABLE: [Interface; 4] = [
     Interface::Console,
     Interface::Timer,
     Interface::Entropy,

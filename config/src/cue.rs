@@ -29,8 +29,7 @@ pub fn run(repo: &Repo, dir: &Path, args: &[&str]) -> Result<Evaluation, Error> 
             module.display()
         ))
     })?;
-    let archive = wasm_host::archive_from_dir(dir, Some(crate::SOURCE_DATE_EPOCH))
-        .map_err(|e| Error(format!("{}: {e}", dir.display())))?;
+    let archive = crate::tree_archive(dir)?;
     let tree = Tree::from_ustar(archive).map_err(|e| Error(format!("{}: {e}", dir.display())))?;
     let wasi = Wasi::builder(StdSystem::capturing())
         .arg("cue")

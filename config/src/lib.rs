@@ -241,10 +241,15 @@ impl Image {
 }
 
 /// A tree's boot module: a reproducible ustar archive of `dir`.
-pub fn tree_module(dir: &Path) -> Result<Contents, Error> {
+pub fn tree_archive(dir: &Path) -> Result<Vec<u8>, Error> {
     wasm_host::archive_from_dir(dir, Some(SOURCE_DATE_EPOCH))
-        .map(Contents::Bytes)
         .map_err(|e| Error(format!("{}: {e}", dir.display())))
+}
+
+/// Appliance `name` evaluated, checked and planned: what its image holds.
+pub fn plan_appliance(repo: &Repo, name: &str) -> Result<Image, Error> {
+    let json = cue::appliance_json(repo, name)?;
+    Appliance::from_json(&json)?.plan(repo)
 }
 
 impl Appliance {
@@ -272,7 +277,7 @@ impl Appliance {
                     path.display()
                 ));
             }
-            image.add(name, tree_module(&path)?)?;
+            image.add(name, Contents::Bytes(tree_archive(&path)?))?;
         }
         let mut guests = Vec::new();
         for (key, definition) in &self.guests {

@@ -15,7 +15,7 @@
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
-use appliance::{Appliance, Error, Repo, cue};
+use appliance::{Error, Repo, cue};
 
 const USAGE: &str = "usage: appliance list
        appliance show NAME
@@ -148,9 +148,7 @@ fn build(
     iso: &std::path::Path,
     disk: Option<&std::path::Path>,
 ) -> Result<(), Error> {
-    let json = cue::appliance_json(repo, name)?;
-    let appliance = Appliance::from_json(&json)?;
-    let mut image = appliance.plan(repo)?;
+    let mut image = appliance::plan_appliance(repo, name)?;
     image.cmdline = format!("{} {extra_cmdline}", image.cmdline)
         .trim()
         .to_string();

@@ -3,21 +3,13 @@
 //! what grants and limits. It is checked whole before anything starts; a
 //! bad manifest stops the boot with the field that is wrong.
 
-use alloc::string::String;
 use alloc::vec::Vec;
 
 use caps::manifest::{self, Console, Manifest, Restart};
 use nucleus_core::cmdline::BootOptions;
 
-use crate::domain::DataModule;
+use crate::domain::BootModule;
 use crate::{apic, cpu, domain, guest, log, memory, sched};
-
-/// A boot module: the name it was given (its Limine string) and its bytes.
-pub struct BootModule {
-    pub name: String,
-    pub physical: u64,
-    pub bytes: &'static [u8],
-}
 
 /// What came of the appliance.
 pub enum Outcome {
@@ -123,19 +115,7 @@ fn start(manifest: &Manifest, index: usize, modules: &[BootModule]) {
             .expect("the manifest names only modules the image has")
     };
     let elf = find(&spec.module).bytes;
-    let data: Vec<DataModule> = spec
-        .data
-        .iter()
-        .map(|wanted| {
-            let module = find(wanted);
-            DataModule {
-                name: module.name.clone(),
-                physical: module.physical,
-                bytes: module.bytes.len() as u64,
-            }
-        })
-        .collect();
-    let data: Vec<&DataModule> = data.iter().collect();
+    let data: Vec<&BootModule> = spec.data.iter().map(|wanted| find(wanted)).collect();
     let tick_limit = spec
         .cpu_ms
         .map(|ms| (ms * apic::tick_hz() as u64).div_ceil(1000).max(1));

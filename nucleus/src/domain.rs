@@ -260,11 +260,12 @@ pub struct Domain {
     pub private_table: Option<memory::PrivateTable>,
 }
 
-/// A boot data module a guest asked for: its name and where Limine put it.
-pub struct DataModule {
+/// A boot module: the name it was given (its Limine string), where Limine
+/// put it, and its bytes (mapped read-only, never freed).
+pub struct BootModule {
     pub name: String,
     pub physical: u64,
-    pub bytes: u64,
+    pub bytes: &'static [u8],
 }
 
 impl Domain {
@@ -273,7 +274,7 @@ impl Domain {
     pub fn create(
         name: &str,
         elf: &[u8],
-        data: &[&DataModule],
+        data: &[&BootModule],
         args: Vec<String>,
         sizes: crate::guest::Sizes,
         grants: &[caps::Interface],
@@ -286,7 +287,7 @@ impl Domain {
             slot,
         } = crate::guest::place(elf, ring_bytes, sizes.heap, sizes.stack)?;
         let mapped = Self::map_ring(&mut memory, plan.ring.start, layout).and_then(|ring| {
-            let sizes: Vec<u64> = data.iter().map(|d| d.bytes).collect();
+            let sizes: Vec<u64> = data.iter().map(|d| d.bytes.len() as u64).collect();
             let regions = plan
                 .add_data(&sizes)
                 .map_err(crate::guest::GuestLoadError::Elf)?;
@@ -300,7 +301,7 @@ impl Domain {
                 described.push(DataRegion {
                     name: module.name.clone(),
                     base: region.start,
-                    size: module.bytes,
+                    size: module.bytes.len() as u64,
                 });
             }
             Ok((ring, described))

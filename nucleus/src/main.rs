@@ -283,12 +283,12 @@ extern "C" fn boot() -> ! {
 /// boot should end (guests ran, or the manifest was refused).
 fn run_guests(options: &cmdline::BootOptions) -> bool {
     let hhdm = HHDM.get_response().map_or(0, |h| h.offset());
-    let modules: Vec<appliance::BootModule> = MODULES
+    let modules: Vec<domain::BootModule> = MODULES
         .get_response()
         .map(|r| r.modules())
         .unwrap_or_default()
         .iter()
-        .map(|module| appliance::BootModule {
+        .map(|module| domain::BootModule {
             name: module.string().to_str().unwrap_or("").into(),
             physical: module.addr() as u64 - hhdm,
             // SAFETY: Limine loaded the module at `addr` with `size` bytes,

@@ -139,14 +139,7 @@ extern "C" fn trap_entry_common() {
         "push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
         "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
         // The switching variant: from ring 3, onto the nucleus's table.
-        ".if {switch}",
-        "test byte ptr [rsp + {cs}], 3",
-        "jz 2f",
-        "mov rax, [rip + {nucleus_table}]",
-        "mov cr3, rax",
-        "lock inc qword ptr [rip + {cr3_writes}]",
-        "2:",
-        ".endif",
+        crate::user::load_table!("nucleus_table", if_user),
         "mov rdi, rsp",
         "cld",
         "call {dispatch}",
@@ -166,14 +159,7 @@ extern "C" fn trap_entry_common() {
 pub extern "C" fn return_from_trap() {
     naked_asm!(
         // The switching variant: back to ring 3, onto the guest's table.
-        ".if {switch}",
-        "test byte ptr [rsp + {cs}], 3",
-        "jz 2f",
-        "mov rax, [rip + {guest_table}]",
-        "mov cr3, rax",
-        "lock inc qword ptr [rip + {cr3_writes}]",
-        "2:",
-        ".endif",
+        crate::user::load_table!("guest_table", if_user),
         "pop r15",
         "pop r14",
         "pop r13",

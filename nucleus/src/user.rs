@@ -30,6 +30,40 @@ pub const SWITCH_TABLES: bool = cfg!(feature = "page-table-switching");
 /// The running guest's own page table (the switching variant only).
 pub static GUEST_TABLE: AtomicU64 = AtomicU64::new(0);
 
+/// The switching variant's CR3 load, as one assembly template string: when
+/// the `{switch}` operand is 1, loads the table stored at the `sym` operand
+/// named `$table` and counts the write (`{cr3_writes}`); with `if_user`,
+/// only when the trap frame at RSP came from ring 3 (`{cs}` is the offset
+/// of its CS). Clobbers RAX, which the callers have saved or will restore.
+macro_rules! load_table {
+    ($table:literal) => {
+        concat!(
+            ".if {switch}\n",
+            "mov rax, [rip + {",
+            $table,
+            "}]\n",
+            "mov cr3, rax\n",
+            "lock inc qword ptr [rip + {cr3_writes}]\n",
+            ".endif",
+        )
+    };
+    ($table:literal, if_user) => {
+        concat!(
+            ".if {switch}\n",
+            "test byte ptr [rsp + {cs}], 3\n",
+            "jz 2f\n",
+            "mov rax, [rip + {",
+            $table,
+            "}]\n",
+            "mov cr3, rax\n",
+            "lock inc qword ptr [rip + {cr3_writes}]\n",
+            "2:\n",
+            ".endif",
+        )
+    };
+}
+pub(crate) use load_table;
+
 /// Top of the running guest's kernel stack (also in the TSS as RSP0).
 static SYSCALL_KERNEL_RSP: AtomicU64 = AtomicU64::new(0);
 /// The guest's RSP between `syscall` and the push onto the kernel stack.
@@ -82,11 +116,7 @@ extern "C" fn syscall_entry() {
         "push {vector}",
         "push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
         "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
-        ".if {switch}",
-        "mov rax, [rip + {nucleus_table}]",
-        "mov cr3, rax",
-        "lock inc qword ptr [rip + {cr3_writes}]",
-        ".endif",
+        load_table!("nucleus_table"),
         "mov rdi, rsp",
         "call {dispatch}",
         "jmp {restore}",

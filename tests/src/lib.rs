@@ -238,10 +238,7 @@ fn test_image(cmdline: &str, specs: &[&str]) -> Result<appliance::Image, String>
         let mut guest = Guest {
             name: name.into(),
             module: binary.into(),
-            grants: caps::Interface::ALL
-                .into_iter()
-                .filter(|i| manifest::grant_name(*i).is_some())
-                .collect(),
+            grants: manifest::GRANTABLE.to_vec(),
             ..Guest::default()
         };
         for word in words {
@@ -330,12 +327,8 @@ pub fn tree_archive(dir: &Path) -> PathBuf {
                 .collect();
             let out = repo_root().join(format!("build/test-images/{name}.tar"));
             std::fs::create_dir_all(out.parent().unwrap()).unwrap();
-            let appliance::Contents::Bytes(bytes) =
-                appliance::tree_module(&source).unwrap_or_else(|e| panic!("{e}"))
-            else {
-                unreachable!("a tree is archived in memory")
-            };
-            std::fs::write(&out, bytes).unwrap();
+            let archive = appliance::tree_archive(&source).unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(&out, archive).unwrap();
             out
         })
         .clone()
@@ -413,10 +406,8 @@ pub fn appliance_image(name: &str, extra: &str) -> PathBuf {
         .entry(format!("{name} {extra}"))
         .or_insert_with(|| {
             let repo = appliance::Repo { root: repo_root() };
-            let built = appliance::cue::appliance_json(&repo, name)
-                .and_then(|json| appliance::Appliance::from_json(&json))
-                .and_then(|appliance| appliance.plan(&repo));
-            let mut image = built.unwrap_or_else(|e| panic!("appliance {name}: {e}"));
+            let mut image = appliance::plan_appliance(&repo, name)
+                .unwrap_or_else(|e| panic!("appliance {name}: {e}"));
             image.cmdline = format!("{} {extra}", image.cmdline).trim().to_string();
             let iso = repo_root().join(format!(
                 "build/test-images/appliance-{name}-{}.iso",

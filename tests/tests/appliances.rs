@@ -146,10 +146,7 @@ fn the_page_table_switching_variant_runs_the_benchmarks() {
     go_wasm();
     appliance_image("bench-ring", ""); // the native guests are built
     for name in ["bench-ring", "bench-echo"] {
-        let image = appliance::cue::appliance_json(&repo, name)
-            .and_then(|json| appliance::Appliance::from_json(&json))
-            .and_then(|a| a.plan(&repo))
-            .unwrap();
+        let image = appliance::plan_appliance(&repo, name).unwrap();
         let iso = repo_root().join(format!("build/test-images/variant-{name}.iso"));
         image.write(&repo, &variant, &iso, None).unwrap();
         let run = run_image(
@@ -181,10 +178,7 @@ fn images_are_reproducible() {
     let repo = appliance::Repo { root: repo_root() };
     go_wasm();
     appliance_image("hello-go", ""); // builds the nucleus
-    let image = appliance::cue::appliance_json(&repo, "hello-go")
-        .and_then(|json| appliance::Appliance::from_json(&json))
-        .and_then(|a| a.plan(&repo))
-        .unwrap();
+    let image = appliance::plan_appliance(&repo, "hello-go").unwrap();
     let out = repo_root().join("build/test-images");
     let mut builds = Vec::new();
     for n in 0..2 {

@@ -5,6 +5,7 @@ extern crate alloc;
 
 use guest_rt::caps::interfaces::echo::{Echo, EchoParams};
 use guest_rt::clients::connect;
+use guest_rt::println;
 use guest_rt::ring::call;
 
 /// Asks the victim guest where its secret and its secret-reading function
@@ -20,4 +21,20 @@ pub fn victim_addresses() -> (u64, u64) {
     .expect("victim answers");
     let word = |at: usize| u64::from_le_bytes(reply.data[at..at + 8].try_into().expect("16 bytes"));
     (word(0), word(8))
+}
+
+/// Prints min / median / p99 of `samples` (cycles per operation) in cycles
+/// and nanoseconds, in the one line format bench/report reads:
+/// `NAME batch=B: min C cycles (N ns), median C cycles (N ns), p99 C cycles (N ns)`.
+pub fn print_summary(name: &str, batch: u32, samples: &mut [u64], tsc_hz: u64) {
+    samples.sort_unstable();
+    let n = samples.len();
+    let ns = |cycles: u64| cycles * 1_000_000_000 / tsc_hz;
+    let (min, median, p99) = (samples[0], samples[n / 2], samples[n * 99 / 100]);
+    println!(
+        "{name} batch={batch}: min {min} cycles ({} ns), median {median} cycles ({} ns), p99 {p99} cycles ({} ns)",
+        ns(min),
+        ns(median),
+        ns(p99)
+    );
 }

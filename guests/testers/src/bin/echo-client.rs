@@ -46,16 +46,7 @@ fn main() -> i32 {
             cycles() - start
         })
         .collect();
-    samples.sort_unstable();
-    // The format of nopbench's lines, which bench/ reads.
-    let ns = |cycles: u64| cycles * 1_000_000_000 / hz;
-    let (min, median, p99) = (samples[0], samples[ROUNDS / 2], samples[ROUNDS * 99 / 100]);
-    println!(
-        "guest-call batch=1: min {min} cycles ({} ns), median {median} cycles ({} ns), p99 {p99} cycles ({} ns)",
-        ns(min),
-        ns(median),
-        ns(p99)
-    );
+    testers::print_summary("guest-call", 1, &mut samples, hz);
 
     call::<Echo>(
         echo,

@@ -1,8 +1,7 @@
 //! Ring round trips, for bench/: NOPs submitted in batches of 1 to 256 with
 //! one `cap_enter` per batch, and a typed Cap'n Proto call to a nucleus
-//! service (Timer.now). Prints min / median / p99 per operation in TSC
-//! cycles and nanoseconds, one line per measurement:
-//! `NAME batch=B: min C cycles (N ns), median C cycles (N ns), p99 C cycles (N ns)`.
+//! service (Timer.now). Prints min / median / p99 per operation, one line
+//! per measurement (`testers::print_summary`).
 //! Its argument is the rounds per measurement (default 2000).
 #![no_std]
 #![no_main]
@@ -59,15 +58,7 @@ fn report(name: &str, batch: u32, rounds: usize, hz: u64, mut round: impl FnMut(
         round();
     }
     let mut samples: Vec<u64> = (0..rounds).map(|_| round() / batch as u64).collect();
-    samples.sort_unstable();
-    let ns = |cycles: u64| cycles * 1_000_000_000 / hz;
-    let (min, median, p99) = (samples[0], samples[rounds / 2], samples[rounds * 99 / 100]);
-    println!(
-        "{name} batch={batch}: min {min} cycles ({} ns), median {median} cycles ({} ns), p99 {p99} cycles ({} ns)",
-        ns(min),
-        ns(median),
-        ns(p99)
-    );
+    testers::print_summary(name, batch, &mut samples, hz);
 }
 
 fn main() -> i32 {
