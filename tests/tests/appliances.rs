@@ -54,9 +54,8 @@ fn native_cue(dir: &str, args: &[&str]) -> (String, i32) {
     )
 }
 
-#[test]
-fn cue_in_the_os_prints_what_native_cue_prints() {
-    let run = boot("cue", Firmware::Bios);
+fn cue_in_the_os_prints_what_native_cue_prints(firmware: Firmware) {
+    let run = boot("cue", firmware);
     run.assert_exit(ExitCode::Success);
 
     let (expected, status) = native_cue("examples", &["export", "--each", "."]);
@@ -85,21 +84,25 @@ fn cue_in_the_os_prints_what_native_cue_prints() {
     run.assert_contains("guests: all 2 exited; CR3 writes since boot: 0");
 }
 
-#[test]
-fn hello_appliance_boots() {
-    let run = boot("hello", Firmware::Uefi);
+fn hello_appliance_boots(firmware: Firmware) {
+    let run = boot("hello", firmware);
     run.assert_exit(ExitCode::Success);
     run.assert_contains("appliance hello: 1 guests");
     run.assert_contains("(hello): exited; exit code 7");
 }
 
-#[test]
-fn hello_go_appliance_boots() {
-    let run = boot("hello-go", Firmware::Bios);
+fn hello_go_appliance_boots(firmware: Firmware) {
+    let run = boot("hello-go", firmware);
     run.assert_exit(ExitCode::Success);
     run.assert_contains("hello-go: HELLO_GREETING=\"hello from the appliance\" set=true");
     run.assert_contains("hello-go: arg[1]=\"world\"");
     run.assert_contains("(hello-go): exited; exit code 3");
+}
+
+tests::on_bios_and_uefi! {
+    cue_prints_what_native_cue_prints => cue_in_the_os_prints_what_native_cue_prints;
+    hello => hello_appliance_boots;
+    hello_go => hello_go_appliance_boots;
 }
 
 #[test]
