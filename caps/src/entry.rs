@@ -219,6 +219,15 @@ impl Sqe {
         }
     }
 
+    /// A NOP with every field but `user_data` zero: the one form of NOP
+    /// [`validate`](crate::validate::validate) accepts, checked in a few
+    /// instructions so the nucleus can answer it without the full path.
+    #[inline]
+    pub const fn is_plain_nop(&self) -> bool {
+        let w = self.to_words();
+        (w[0] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7]) == 0
+    }
+
     pub fn to_bytes(&self) -> [u8; 64] {
         words_to_bytes(self.to_words())
     }

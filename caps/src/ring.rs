@@ -419,6 +419,9 @@ pub struct SubmissionQueue<'r> {
     header: &'r RingHeader,
     slots: &'r [SqeSlot],
     tail: u32,
+    /// Free slots last seen: the nucleus only ever frees more, so this is a
+    /// lower bound, and the head is read again only when it runs out.
+    known_space: u32,
 }
 
 impl<'r> SubmissionQueue<'r> {
@@ -434,6 +437,7 @@ impl<'r> SubmissionQueue<'r> {
             header,
             slots,
             tail: header.sq_tail.value.load(Ordering::Relaxed),
+            known_space: 0,
         })
     }
 
@@ -448,10 +452,14 @@ impl<'r> SubmissionQueue<'r> {
     /// Writes the SQE and publishes it; the nucleus sees it at its next
     /// look at the ring (`cap_enter`).
     pub fn push(&mut self, sqe: &Sqe) -> Result<(), QueueFull> {
-        // Acquire: the nucleus has finished copying the slot we reuse.
-        if self.space() == 0 {
-            return Err(QueueFull);
+        if self.known_space == 0 {
+            // Acquire: the nucleus has finished copying the slots we reuse.
+            self.known_space = self.space();
+            if self.known_space == 0 {
+                return Err(QueueFull);
+            }
         }
+        self.known_space -= 1;
         self.slots[self.layout.sq_slot(self.tail)].store(sqe);
         self.tail = self.tail.wrapping_add(1);
         // Release: the entry's words are visible before the new tail is.
@@ -479,6 +487,9 @@ pub struct SubmissionConsumer<'r> {
     slots: &'r [SqeSlot],
     /// Ours: the copy in the ring is only ever stored, never read back.
     head: u32,
+    /// Published SQEs last seen and not yet taken: the tail is read (and
+    /// checked) again only when these run out.
+    known_pending: u32,
 }
 
 impl<'r> SubmissionConsumer<'r> {
@@ -494,6 +505,7 @@ impl<'r> SubmissionConsumer<'r> {
             header,
             slots,
             head: header.sq_head.value.load(Ordering::Relaxed),
+            known_pending: 0,
         })
     }
 
@@ -521,12 +533,16 @@ impl<'r> SubmissionConsumer<'r> {
         &mut self,
         completions: &mut CompletionProducer<'_>,
     ) -> Result<Option<(Sqe, CqReservation)>, RingError> {
-        if self.pending()? == 0 {
-            return Ok(None);
+        if self.known_pending == 0 {
+            self.known_pending = self.pending()?;
+            if self.known_pending == 0 {
+                return Ok(None);
+            }
         }
         let Some(reservation) = completions.try_reserve() else {
             return Ok(None);
         };
+        self.known_pending -= 1;
         let sqe = self.slots[self.layout.sq_slot(self.head)].load();
         self.head = self.head.wrapping_add(1);
         // Release: our copy is complete before the guest may reuse the slot.
@@ -546,6 +562,9 @@ pub struct CompletionProducer<'r> {
     /// Ours: the copy in the ring is only ever stored, never read back.
     tail: u32,
     reserved: u32,
+    /// Free, unreserved entries last seen: the guest only ever frees more,
+    /// so the head is read again only when these run out.
+    known_space: u32,
 }
 
 impl<'r> CompletionProducer<'r> {
@@ -562,6 +581,7 @@ impl<'r> CompletionProducer<'r> {
             slots,
             tail: header.cq_tail.value.load(Ordering::Relaxed),
             reserved: 0,
+            known_space: 0,
         })
     }
 
@@ -584,9 +604,13 @@ impl<'r> CompletionProducer<'r> {
     }
 
     pub fn try_reserve(&mut self) -> Option<CqReservation> {
-        if self.space() == 0 {
-            return None;
+        if self.known_space == 0 {
+            self.known_space = self.space();
+            if self.known_space == 0 {
+                return None;
+            }
         }
+        self.known_space -= 1;
         self.reserved += 1;
         Some(CqReservation { _private: () })
     }
@@ -617,6 +641,9 @@ pub struct CompletionQueue<'r> {
     header: &'r RingHeader,
     slots: &'r [CqeSlot],
     head: u32,
+    /// Completions last seen and not yet read: the tail is read again only
+    /// when these run out.
+    known_ready: u32,
 }
 
 impl<'r> CompletionQueue<'r> {
@@ -632,6 +659,7 @@ impl<'r> CompletionQueue<'r> {
             header,
             slots,
             head: header.cq_head.value.load(Ordering::Relaxed),
+            known_ready: 0,
         })
     }
 
@@ -642,11 +670,13 @@ impl<'r> CompletionQueue<'r> {
     }
 
     pub fn pop(&mut self) -> Option<Cqe> {
-        // Acquire: pairs with the nucleus's Release of the tail.
-        let tail = self.header.cq_tail.value.load(Ordering::Acquire);
-        if tail == self.head {
-            return None;
+        if self.known_ready == 0 {
+            self.known_ready = self.pending();
+            if self.known_ready == 0 {
+                return None;
+            }
         }
+        self.known_ready -= 1;
         let cqe = self.slots[self.layout.cq_slot(self.head)].load();
         self.head = self.head.wrapping_add(1);
         // Release: our copy is complete before the nucleus may reuse the slot.

@@ -533,7 +533,9 @@ mod tests {
         #[test]
         fn arbitrary_sqes_never_panic(bytes in any::<[u8; 64]>()) {
             let sqe = Sqe::from_bytes(&bytes);
-            match validate(&sqe, &CALLER) {
+            let answer = validate(&sqe, &CALLER);
+            prop_assert_eq!(sqe.is_plain_nop(), answer == Ok(Request::Nop));
+            match answer {
                 Ok(_) => {}
                 Err(e) => prop_assert!(TransportError::ALL.contains(&e)),
             }
@@ -549,6 +551,7 @@ mod tests {
             params in buffer(),
             results in buffer(),
             token in prop_oneof![Just(0u64), any::<u64>()],
+            user_data in any::<u64>(),
         ) {
             let sqe = Sqe {
                 opcode,
@@ -559,9 +562,12 @@ mod tests {
                 results_addr: results.addr,
                 results_len: results.len,
                 token,
-                ..Sqe::nop(0)
+                ..Sqe::nop(user_data)
             };
-            match validate(&sqe, &CALLER) {
+            let answer = validate(&sqe, &CALLER);
+            // The nucleus's NOP shortcut answers exactly the NOPs validate accepts.
+            prop_assert_eq!(sqe.is_plain_nop(), answer == Ok(Request::Nop));
+            match answer {
                 Ok(Request::Call { params: p, results: r, .. }) => {
                     for b in [p, r].into_iter().flatten() {
                         prop_assert!(b.len <= MAX_MESSAGE_BYTES);

@@ -2,10 +2,12 @@
 //!
 //!     appliance list                      the appliances there are
 //!     appliance show NAME                 its evaluated definition (JSON)
-//!     appliance build NAME [--iso OUT] [--disk OUT] [--cmdline WORDS] [--nucleus ELF]
+//!     appliance build NAME [--iso OUT] [--disk OUT | --no-disk] [--cmdline WORDS]
+//!                          [--nucleus ELF] [--args GUEST=WORDS]...
 //!                                         build/appliances/NAME.iso and .img;
 //!                                         WORDS are added to its command line;
-//!                                         ELF replaces the nucleus (a variant)
+//!                                         ELF replaces the nucleus (a variant);
+//!                                         --args replaces a guest's arguments
 //!     appliance run NAME [--uefi]         build, then boot it in QEMU
 //!
 //! NAME may also be the file, config/appliances/NAME.cue. The nucleus and
@@ -15,11 +17,12 @@
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
-use appliance::{Error, Repo, cue};
+use appliance::{Appliance, Error, Repo, cue};
 
 const USAGE: &str = "usage: appliance list
        appliance show NAME
-       appliance build NAME [--iso OUT.iso] [--disk OUT.img] [--cmdline WORDS] [--nucleus ELF]
+       appliance build NAME [--iso OUT.iso] [--disk OUT.img | --no-disk] [--cmdline WORDS]
+                            [--nucleus ELF] [--args GUEST=WORDS]...
        appliance run NAME [--uefi]";
 
 fn main() -> ExitCode {
@@ -90,6 +93,7 @@ fn run(args: &[String]) -> Result<(), Failure> {
             let mut disk = Some(out.join(format!("{name}.img")));
             let mut uefi = false;
             let mut extra_cmdline = String::new();
+            let mut guest_args: Vec<(String, Vec<String>)> = Vec::new();
             let mut nucleus = repo.nucleus();
             let mut options = options.iter();
             while let Some(option) = options.next() {
@@ -102,9 +106,18 @@ fn run(args: &[String]) -> Result<(), Failure> {
                 match (command.as_str(), option.as_str()) {
                     ("build", "--iso") => iso = value()?,
                     ("build", "--disk") => disk = Some(value()?),
+                    ("build", "--no-disk") => disk = None,
                     ("build", "--nucleus") => nucleus = value()?,
                     ("build", "--cmdline") => {
                         extra_cmdline = value()?.to_string_lossy().into_owned()
+                    }
+                    ("build", "--args") => {
+                        let value = value()?.to_string_lossy().into_owned();
+                        let (guest, words) = value.split_once('=').ok_or_else(|| {
+                            Failure::Usage(format!("--args takes GUEST=WORDS, not '{value}'"))
+                        })?;
+                        let words = words.split_whitespace().map(String::from).collect();
+                        guest_args.push((guest.to_string(), words));
                     }
                     ("run", "--uefi") => uefi = true,
                     _ => return Err(Failure::Usage(format!("unknown option {option}"))),
@@ -117,6 +130,7 @@ fn run(args: &[String]) -> Result<(), Failure> {
                 &repo,
                 &name,
                 &extra_cmdline,
+                &guest_args,
                 &nucleus,
                 &iso,
                 disk.as_deref(),
@@ -144,11 +158,23 @@ fn build(
     repo: &Repo,
     name: &str,
     extra_cmdline: &str,
+    guest_args: &[(String, Vec<String>)],
     nucleus: &std::path::Path,
     iso: &std::path::Path,
     disk: Option<&std::path::Path>,
 ) -> Result<(), Error> {
-    let mut image = appliance::plan_appliance(repo, name)?;
+    let mut appliance = Appliance::from_json(&cue::appliance_json(repo, name)?)?;
+    for (guest, args) in guest_args {
+        let known: Vec<&str> = appliance.guests.keys().map(String::as_str).collect();
+        let known = known.join(", ");
+        let definition = appliance.guests.get_mut(guest).ok_or_else(|| {
+            Error(format!(
+                "--args: appliance {name} has no guest '{guest}' (it has {known})"
+            ))
+        })?;
+        definition.args = args.clone();
+    }
+    let mut image = appliance.plan(repo)?;
     image.cmdline = format!("{} {extra_cmdline}", image.cmdline)
         .trim()
         .to_string();

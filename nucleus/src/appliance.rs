@@ -130,9 +130,10 @@ fn start(manifest: &Manifest, index: usize, modules: &[BootModule]) {
     match domain::Domain::create(name, elf, &data, spec.args.clone(), sizes, &spec.grants) {
         Ok((domain, start)) => {
             let key = domain.memory.key;
+            let base = domain.image_base;
             match sched::spawn(name.into(), start, domain, tick_limit, index) {
                 Ok(id) => log!(
-                    "guest {id} ({name}): loaded, {} KiB image, protection key {key}{}",
+                    "guest {id} ({name}): loaded, {} KiB image at {base:#x}, protection key {key}{}",
                     elf.len() / 1024,
                     LimitNote(spec.cpu_ms)
                 ),

@@ -23,6 +23,20 @@ pub fn victim_addresses() -> (u64, u64) {
     (word(0), word(8))
 }
 
+/// The rounds a benchmark guest measures: its first argument, else
+/// `default`. `None` (after saying why) when the argument is not a number
+/// from 1.
+pub fn rounds_argument(args: &[alloc::string::String], default: usize) -> Option<usize> {
+    match args.first().map(|a| a.parse::<usize>()) {
+        None => Some(default),
+        Some(Ok(n)) if n >= 1 => Some(n),
+        Some(_) => {
+            println!("bad ROUNDS '{}': expected a number from 1", args[0]);
+            None
+        }
+    }
+}
+
 /// Prints min / median / p99 of `samples` (cycles per operation) in cycles
 /// and nanoseconds, in the one line format bench/report reads:
 /// `NAME batch=B: min C cycles (N ns), median C cycles (N ns), p99 C cycles (N ns)`.

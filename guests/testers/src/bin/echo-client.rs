@@ -1,6 +1,7 @@
 //! Calls the Echo another guest serves: checks the reply, measures the
 //! guest-to-guest round trip, asks the server to quit, and checks that a
-//! call after that fails as disconnected.
+//! call after that fails as disconnected. Its argument is the rounds
+//! measured (default 500).
 #![no_std]
 #![no_main]
 
@@ -10,14 +11,14 @@ use alloc::vec::Vec;
 
 use guest_rt::caps::ExceptionCode;
 use guest_rt::caps::interfaces::echo::{Echo, EchoParams};
-use guest_rt::clients::{boot_info, connect};
+use guest_rt::clients::{boot_info, connect, start_info};
 use guest_rt::println;
 use guest_rt::ring::{CallError, call};
 use guest_rt::syscall::cycles;
 
 guest_rt::entry!(main);
 
-const ROUNDS: usize = 500;
+const DEFAULT_ROUNDS: usize = 500;
 
 fn main() -> i32 {
     let echo = connect("echo", 100).expect("GuestControl.connect");
@@ -32,8 +33,12 @@ fn main() -> i32 {
         core::str::from_utf8(&reply.data).unwrap_or("?")
     );
 
+    let args = start_info().map(|info| info.args).unwrap_or_default();
+    let Some(rounds) = testers::rounds_argument(&args, DEFAULT_ROUNDS) else {
+        return 2;
+    };
     let hz = boot_info().expect("BootInfo.get").tsc_hz;
-    let mut samples: Vec<u64> = (0..ROUNDS)
+    let mut samples: Vec<u64> = (0..rounds)
         .map(|_| {
             let start = cycles();
             call::<Echo>(

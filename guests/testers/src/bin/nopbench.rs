@@ -2,7 +2,9 @@
 //! one `cap_enter` per batch, and a typed Cap'n Proto call to a nucleus
 //! service (Timer.now). Prints min / median / p99 per operation, one line
 //! per measurement (`testers::print_summary`).
-//! Its argument is the rounds per measurement (default 2000).
+//! Arguments: `[ROUNDS [ONLY]]`: rounds per measurement (default 2000), and
+//! with ONLY (`nop:BATCH` or `timer-now`) just that measurement, as
+//! bench/profile uses it.
 #![no_std]
 #![no_main]
 
@@ -63,15 +65,29 @@ fn report(name: &str, batch: u32, rounds: usize, hz: u64, mut round: impl FnMut(
 
 fn main() -> i32 {
     let hz = boot_info().expect("BootInfo.get").tsc_hz;
-    let rounds = start_info()
-        .ok()
-        .and_then(|info| info.args.first().and_then(|a| a.parse().ok()))
-        .filter(|&n: &usize| n >= 1)
-        .unwrap_or(DEFAULT_ROUNDS);
+    let args = start_info().map(|info| info.args).unwrap_or_default();
+    let Some(rounds) = testers::rounds_argument(&args, DEFAULT_ROUNDS) else {
+        return 2;
+    };
+    let only = args.get(1).map(|a| a.as_str());
     println!("tsc {hz} Hz, {rounds} rounds per measurement");
+    let mut measured = false;
     for batch in BATCHES {
-        report("nop", batch, rounds, hz, || nop_round(batch));
+        if only.is_none_or(|o| o.strip_prefix("nop:").and_then(|b| b.parse().ok()) == Some(batch)) {
+            report("nop", batch, rounds, hz, || nop_round(batch));
+            measured = true;
+        }
     }
-    report("timer-now", 1, rounds, hz, timer_round);
+    if only.is_none_or(|o| o == "timer-now") {
+        report("timer-now", 1, rounds, hz, timer_round);
+        measured = true;
+    }
+    if !measured {
+        println!(
+            "no measurement '{}': expected nop:N (N one of {BATCHES:?}) or timer-now",
+            only.unwrap_or_default()
+        );
+        return 2;
+    }
     0
 }
