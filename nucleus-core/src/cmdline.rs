@@ -79,6 +79,10 @@ pub struct BootOptions {
     /// Start several native guests even without protection keys, when they
     /// cannot be isolated from each other.
     pub allow_unisolated_guests: bool,
+    /// Manage FPU state with FXSAVE (x87 and SSE, no AVX) even where CPUID
+    /// offers XSAVE: some nested hypervisors advertise XSAVE but stop the
+    /// virtual machine at the first XGETBV or XRSTOR.
+    pub no_xsave: bool,
 }
 
 impl Default for BootOptions {
@@ -88,6 +92,7 @@ impl Default for BootOptions {
             scenario: Scenario::Idle,
             tick_hz: DEFAULT_TICK_HZ,
             allow_unisolated_guests: false,
+            no_xsave: false,
         }
     }
 }
@@ -134,6 +139,7 @@ pub fn parse<'a>(line: &'a str, mut on_error: impl FnMut(CmdlineError<'a>)) -> B
         match (key, value) {
             ("qemu-exit", None) => options.qemu_exit = true,
             ("allow-unisolated-guests", None) => options.allow_unisolated_guests = true,
+            ("noxsave", None) => options.no_xsave = true,
             ("scenario", Some(v)) => match Scenario::from_name(v) {
                 Some(s) => options.scenario = s,
                 None => on_error(CmdlineError::BadValue {
@@ -197,7 +203,8 @@ mod tests {
                 qemu_exit: true,
                 scenario: Scenario::PageFault,
                 tick_hz: 1000,
-                allow_unisolated_guests: false
+                allow_unisolated_guests: false,
+                no_xsave: false,
             }
         );
     }
@@ -206,6 +213,15 @@ mod tests {
     fn allow_unisolated_guests_is_a_flag() {
         let (o, e) = parse_collect("allow-unisolated-guests");
         assert!(e.is_empty() && o.allow_unisolated_guests);
+    }
+
+    #[test]
+    fn noxsave_is_a_flag() {
+        let (o, e) = parse_collect("noxsave");
+        assert!(e.is_empty() && o.no_xsave);
+        let (o, e) = parse_collect("noxsave=1");
+        assert!(!o.no_xsave);
+        assert!(matches!(e[0], CmdlineError::UnknownOption("noxsave=1")));
     }
 
     #[test]

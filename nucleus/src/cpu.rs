@@ -121,8 +121,9 @@ pub struct FpuState {
 
 /// Turns on x87, SSE and (when present) AVX state. The nucleus itself is
 /// built soft-float and never touches these registers; guests (the wasm
-/// interpreter) will.
-pub fn enable_fpu(features: &Features) -> Result<FpuState, &'static str> {
+/// interpreter) will. `use_xsave: false` (`noxsave`) keeps to FXSAVE, and so
+/// without AVX, even where the CPU has XSAVE.
+pub fn enable_fpu(features: &Features, use_xsave: bool) -> Result<FpuState, &'static str> {
     if !features.fxsave {
         return Err("the CPU has no FXSAVE/FXRSTOR; SSE state cannot be managed");
     }
@@ -131,7 +132,8 @@ pub fn enable_fpu(features: &Features) -> Result<FpuState, &'static str> {
     cr0.insert(Cr0Flags::MONITOR_COPROCESSOR | Cr0Flags::NUMERIC_ERROR);
     let mut cr4 = Cr4::read();
     cr4.insert(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE);
-    if features.xsave {
+    let xsave = features.xsave && use_xsave;
+    if xsave {
         cr4.insert(Cr4Flags::OSXSAVE);
     }
     // SAFETY: these bits only enable FPU/SSE/XSAVE state, which the CPU
@@ -140,7 +142,7 @@ pub fn enable_fpu(features: &Features) -> Result<FpuState, &'static str> {
         Cr0::write(cr0);
         Cr4::write(cr4);
     }
-    if !features.xsave {
+    if !xsave {
         return Ok(FpuState {
             xsave: false,
             avx: false,
@@ -151,9 +153,12 @@ pub fn enable_fpu(features: &Features) -> Result<FpuState, &'static str> {
     if features.avx {
         xcr0 |= XCr0Flags::AVX;
     }
+    // Written whole, without reading it first (`XCr0::write` would XGETBV
+    // to keep reserved bits, which are zero after reset anyway): some nested
+    // hypervisors fail to emulate XGETBV and stop the virtual machine.
     // SAFETY: CR4.OSXSAVE is set and every component written is supported
-    // (x87 and SSE always with XSAVE, AVX checked).
-    unsafe { XCr0::write(xcr0) };
+    // (x87 and SSE always with XSAVE, AVX checked); AVX comes with SSE.
+    unsafe { XCr0::write_raw(xcr0.bits()) };
     let area_bytes = CpuId::new()
         .get_extended_state_info()
         .map(|s| s.xsave_area_size_enabled_features())

@@ -105,6 +105,9 @@ extern "C" fn boot() -> ! {
     console::init_serial();
     gdt::init();
     traps::init();
+    // Log timestamps need the TSC frequency: find it before the first line.
+    let features = cpu::Features::detect();
+    let tsc_calibration = time::calibrate_tsc(&features);
     attach_framebuffer();
 
     let bootloader = BOOTLOADER_INFO.get_response();
@@ -146,7 +149,6 @@ extern "C" fn boot() -> ! {
         options.tick_hz
     );
 
-    let features = cpu::Features::detect();
     log!(
         "cpu: {} ({}); x2apic {}, tsc-deadline {}, invariant tsc {}, 1g pages {}, pku {}, pcid {}",
         features.brand(),
@@ -158,7 +160,7 @@ extern "C" fn boot() -> ! {
         yes_no(features.pku),
         yes_no(features.pcid),
     );
-    match time::calibrate_tsc(&features) {
+    match tsc_calibration {
         Ok((hz, source)) => log!(
             "tsc: {}.{:03} MHz ({source:?})",
             hz / 1_000_000,
@@ -183,13 +185,16 @@ extern "C" fn boot() -> ! {
         on_off(protections.smep),
         on_off(protections.smap)
     );
-    let fpu = cpu::enable_fpu(&features).unwrap_or_else(|why| panic!("{why}"));
+    let fpu = cpu::enable_fpu(&features, !options.no_xsave).unwrap_or_else(|why| panic!("{why}"));
     match &fpu {
         fpu if fpu.xsave => log!(
             "fpu: XSAVE with x87, SSE{}; {} byte save area",
             if fpu.avx { ", AVX" } else { "" },
             fpu.area_bytes
         ),
+        _ if features.xsave => {
+            log!("fpu: FXSAVE with x87, SSE (XSAVE present but off: noxsave); 512 byte save area")
+        }
         _ => log!("fpu: FXSAVE with x87, SSE (no XSAVE); 512 byte save area"),
     }
     cpu::FPU.call_once(|| fpu);

@@ -279,6 +279,7 @@ fn stop_guest(frame: &TrapFrame) -> ! {
         .then(|| crate::sched::owner_of(address))
         .flatten();
     let key = KeyOwner(owner.as_ref().map(|(name, key)| (name.as_str(), *key)));
+    print_registers(frame);
     crate::sched::exit_current(
         128 + vector as i32,
         format_args!(
@@ -303,8 +304,16 @@ fn report_and_stop(frame: &TrapFrame) -> ! {
         frame.error_code,
         ErrorCodeMeaning(frame)
     ));
+    print_registers(frame);
+    crate::log!("nucleus stopped: unhandled {mnemonic} in the nucleus");
+    crate::stop::stop(ExitCode::Failure)
+}
+
+/// The registers of `frame` (and CR2 for a page fault), one block of
+/// indented lines on every console.
+fn print_registers(frame: &TrapFrame) {
     let f = frame;
-    if vector == 14 {
+    if f.vector == 14 {
         crate::console::print(format_args!("  cr2 {:#018x}\n", Cr2::read_raw()));
     }
     crate::console::print(format_args!(
@@ -332,8 +341,6 @@ fn report_and_stop(frame: &TrapFrame) -> ! {
         f.r14,
         f.r15
     ));
-    crate::log!("nucleus stopped: unhandled {mnemonic} in the nucleus");
-    crate::stop::stop(ExitCode::Failure)
 }
 
 /// ", key N of guest X" for a protection-key fault.

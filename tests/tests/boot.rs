@@ -30,6 +30,17 @@ fn boots_ready_with_sane_memory_and_ticks(firmware: Firmware) {
             "untimed line '{line}'"
         );
     }
+    // The TSC frequency is known before the first line: times never go back.
+    let times: Vec<f64> = run
+        .output
+        .lines()
+        .filter_map(|l| l.strip_prefix('[')?.split_once(']')?.0.trim().parse().ok())
+        .collect();
+    assert!(times.len() > 10, "{}", run.report());
+    assert!(
+        times.windows(2).all(|pair| pair[0] <= pair[1]),
+        "timestamps go back: {times:?}"
+    );
 
     // QEMU runs with 512 MiB: the usable total must be most of it, never more.
     let memory = run.line_with("memory: ");

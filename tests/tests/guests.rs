@@ -151,3 +151,19 @@ on_bios_and_uefi! {
         run.assert_contains("guest 2 (counter): exited; exit code 0");
     };
 }
+
+/// `noxsave` keeps FPU state to FXSAVE even where the CPU has XSAVE, and
+/// guests are switched with it.
+#[test]
+fn noxsave_switches_guests_with_fxsave() {
+    let run = boot_with_guests(
+        Firmware::Bios,
+        "qemu-exit allow-unisolated-guests noxsave",
+        &["counter", "hello"],
+    );
+    run.assert_exit(ExitCode::Success);
+    let fpu = run.line_with("fpu: ");
+    assert!(fpu.contains("fpu: FXSAVE with x87, SSE ("), "{fpu}");
+    run.assert_contains("guest 2 (hello): exited; exit code 7");
+    run.assert_contains("guests: all 2 exited");
+}

@@ -44,6 +44,9 @@ on_bios_and_uefi! {
         run.assert_contains("guests may not change their protection keys");
         run.assert_contains("(privileged): stopped by #GP general protection");
         run.assert_contains("(faulter): stopped by #PF page fault");
+        // The report shows the guest's registers at the fault.
+        run.assert_contains("  cr2 0xffffffff80000000");
+        run.assert_contains("  rip 0x00001000");
         assert!(!run.output.contains("is broken"), "{}", run.report());
         run.assert_contains("victim: secret intact");
         run.assert_contains("guest 1 (victim): exited; exit code 0");
