@@ -13,11 +13,21 @@
 //! Decoding always copies into an aligned buffer of its own first: the
 //! message is then the nucleus's (a guest thread cannot change it mid-read),
 //! and its alignment no longer depends on the guest's addresses.
+//!
+//! Neither direction allocates in the common case: messages are built in one
+//! reusable, zeroed first segment ([`SCRATCH_WORDS`]; the builder re-zeroes
+//! only the words it used) and read from one reusable aligned buffer that
+//! grows to the largest message seen. Each is taken for the length of one
+//! encode or decode; a nested one (an interrupt handler's, another thread's)
+//! finds it taken and uses the heap instead, so there is no lock to wait on.
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
-use capnp::message::{HeapAllocator, ReaderOptions};
+use capnp::Word;
+use capnp::message::{ReaderOptions, ScratchSpaceHeapAllocator};
 use capnp::traits::Owned;
+use spin::Mutex;
 
 use crate::error::TransportError;
 use crate::schema::exception_capnp::exception;
@@ -55,6 +65,15 @@ pub trait Message: Sized {
         encode_with(out, |builder| self.write(builder.init_root()))
     }
 
+    /// The message in a buffer of exactly its length (empty for a struct
+    /// without fields). `MessageTooLarge` beyond [`MAX_MESSAGE_BYTES`].
+    fn to_bytes(&self) -> Result<Vec<u8>, TransportError> {
+        if Self::NO_FIELDS {
+            return Ok(Vec::new());
+        }
+        encode_to_vec(|builder| self.write(builder.init_root()))
+    }
+
     /// Reads a message from exactly `bytes`. `MalformedMessage` for anything
     /// that is not one single-segment message of this struct.
     fn decode(bytes: &[u8]) -> Result<Self, TransportError> {
@@ -62,52 +81,156 @@ pub trait Message: Sized {
     }
 }
 
-type Builder = capnp::message::Builder<HeapAllocator>;
+type Allocator = ScratchSpaceHeapAllocator<'static>;
+type Builder = capnp::message::Builder<Allocator>;
 
-/// The framing and the single-segment rule around a message `build` makes.
-/// Tries a small first segment, then one as large as `out` allows, so small
-/// messages do not allocate 64 KiB each.
+/// Words of the reusable first segment: every message of the schemas but
+/// bulk data (console text, entropy, Echo payloads) fits in far fewer.
+pub const SCRATCH_WORDS: usize = 512;
+
+/// The one reusable first segment (made on first use, kept for the
+/// program's life).
+enum Scratch {
+    Unmade,
+    Free(Allocator),
+    /// An encode holds it.
+    Taken,
+}
+
+static SCRATCH: Mutex<Scratch> = Mutex::new(Scratch::Unmade);
+
+/// The scratch's allocator if it is free (`true`: give it back with
+/// [`return_scratch`]), else one on the heap.
+fn take_scratch() -> (Allocator, bool) {
+    if let Some(mut scratch) = SCRATCH.try_lock() {
+        match core::mem::replace(&mut *scratch, Scratch::Taken) {
+            Scratch::Free(allocator) => return (allocator, true),
+            Scratch::Unmade => {
+                let words = Box::leak(Word::allocate_zeroed_vec(SCRATCH_WORDS).into_boxed_slice());
+                return (
+                    ScratchSpaceHeapAllocator::new(Word::words_to_bytes_mut(words)),
+                    true,
+                );
+            }
+            Scratch::Taken => {}
+        }
+    }
+    (heap_allocator(SCRATCH_WORDS), false)
+}
+
+/// Gives the scratch back; the builder's drop has re-zeroed what it used.
+/// (Whoever holds the lock holds it for a swap, never across an encode.)
+fn return_scratch(allocator: Allocator) {
+    *SCRATCH.lock() = Scratch::Free(allocator);
+}
+
+/// An allocator without scratch whose first segment has `words` words.
+fn heap_allocator(words: usize) -> Allocator {
+    // An empty scratch, aligned as a word (capnp checks it even when empty).
+    let no_scratch: &'static mut [Word] = &mut [];
+    ScratchSpaceHeapAllocator::new(Word::words_to_bytes_mut(no_scratch))
+        .second_segment_words(words as u32)
+}
+
+/// Builds a message with `build` and hands `emit` its one segment: `None`
+/// if it took more than one (it outgrew the first segment), `Err` if
+/// building failed (a field too large for any message). Gives the
+/// allocator back for reuse.
+fn build_single_segment<T>(
+    allocator: Allocator,
+    build: &impl Fn(&mut Builder) -> capnp::Result<()>,
+    emit: &mut impl FnMut(&[u8]) -> T,
+) -> (Result<Option<T>, TransportError>, Allocator) {
+    let mut message = Builder::new(allocator);
+    let outcome = match build(&mut message) {
+        Err(_) => Err(TransportError::MessageTooLarge),
+        Ok(()) => match &message.get_segments_for_output()[..] {
+            [segment] => Ok(Some(emit(segment))),
+            _ => Ok(None),
+        },
+    };
+    (outcome, message.into_allocator())
+}
+
+/// Builds the message `build` makes in one segment of at most
+/// `capacity_words` and hands it to `emit`: in the scratch segment first,
+/// then, if the message outgrew it, in one as large as the capacity.
+/// `too_small` if it does not fit.
+fn encode_segment<T>(
+    capacity_words: usize,
+    too_small: TransportError,
+    build: impl Fn(&mut Builder) -> capnp::Result<()>,
+    mut emit: impl FnMut(&[u8]) -> T,
+) -> Result<T, TransportError> {
+    let mut fitting =
+        |segment: &[u8]| (segment.len() / WORD <= capacity_words).then(|| emit(segment));
+    let (allocator, is_scratch) = take_scratch();
+    let (outcome, allocator) = build_single_segment(allocator, &build, &mut fitting);
+    if is_scratch {
+        return_scratch(allocator);
+    }
+    let outcome = match outcome? {
+        Some(emitted) => emitted,
+        // It outgrew a first segment at least as large as the capacity.
+        None if capacity_words <= SCRATCH_WORDS => None,
+        None => build_single_segment(heap_allocator(capacity_words), &build, &mut fitting)
+            .0?
+            .flatten(),
+    };
+    outcome.ok_or(too_small)
+}
+
+/// The framing and the single-segment rule around a message `build` makes,
+/// written to the start of `out`; returns the length.
 pub fn encode_with(
     out: &mut [u8],
     build: impl Fn(&mut Builder) -> capnp::Result<()>,
 ) -> Result<usize, TransportError> {
-    const SMALL_FIRST_SEGMENT_WORDS: usize = 64;
     let usable = out.len().min(MAX_BYTES);
     // The frame header takes one word; the root pointer another.
     let Some(capacity_words) = (usable / WORD).checked_sub(1).filter(|w| *w >= 1) else {
         return Err(TransportError::ResultsTooSmall);
     };
-    let mut tries = [
-        SMALL_FIRST_SEGMENT_WORDS.min(capacity_words),
-        capacity_words,
-    ];
-    if tries[0] == tries[1] {
-        tries[0] = 0;
-    }
-    for first_segment_words in tries.into_iter().filter(|w| *w > 0) {
-        let mut message =
-            Builder::new(HeapAllocator::new().first_segment_words(first_segment_words as u32));
-        // Building fails only for fields too large for any message.
-        build(&mut message).map_err(|_| TransportError::MessageTooLarge)?;
-        let segments = message.get_segments_for_output();
-        let [segment] = &segments[..] else {
-            continue; // spilled into a second segment: does not fit this try
-        };
-        let total = WORD + segment.len();
-        if total > usable {
-            break;
-        }
-        out[..4].copy_from_slice(&0u32.to_le_bytes());
-        out[4..8].copy_from_slice(&((segment.len() / WORD) as u32).to_le_bytes());
-        out[WORD..total].copy_from_slice(segment);
-        return Ok(total);
-    }
-    if out.len() > MAX_BYTES {
-        Err(TransportError::MessageTooLarge)
+    let too_small = if out.len() > MAX_BYTES {
+        TransportError::MessageTooLarge
     } else {
-        Err(TransportError::ResultsTooSmall)
-    }
+        TransportError::ResultsTooSmall
+    };
+    encode_segment(capacity_words, too_small, build, |segment| {
+        let total = WORD + segment.len();
+        out[..WORD].copy_from_slice(&frame_header(segment));
+        out[WORD..total].copy_from_slice(segment);
+        total
+    })
 }
+
+/// As [`encode_with`], into a buffer of exactly the message's length.
+pub fn encode_to_vec(
+    build: impl Fn(&mut Builder) -> capnp::Result<()>,
+) -> Result<Vec<u8>, TransportError> {
+    encode_segment(
+        MAX_BYTES / WORD - 1,
+        TransportError::MessageTooLarge,
+        build,
+        |segment| {
+            let mut bytes = Vec::with_capacity(WORD + segment.len());
+            bytes.extend_from_slice(&frame_header(segment));
+            bytes.extend_from_slice(segment);
+            bytes
+        },
+    )
+}
+
+/// The stream framing's header for one segment.
+fn frame_header(segment: &[u8]) -> [u8; WORD] {
+    let mut header = [0; WORD];
+    header[4..].copy_from_slice(&((segment.len() / WORD) as u32).to_le_bytes());
+    header
+}
+
+/// The reusable aligned buffer messages are read from: it grows to the
+/// largest message seen and is never zeroed again.
+static READ_BUFFER: Mutex<Vec<Word>> = Mutex::new(Vec::new());
 
 /// Checks the framing of `bytes`, copies the segment into aligned memory of
 /// our own, and hands `read` the root struct.
@@ -115,23 +238,45 @@ pub fn decode_with<S: Owned, R>(
     bytes: &[u8],
     read: impl FnOnce(S::Reader<'_>) -> capnp::Result<R>,
 ) -> Result<R, TransportError> {
-    let words = copy_segment(bytes)?;
-    let segments = [capnp::Word::words_to_bytes(&words)];
-    let mut options = ReaderOptions::new();
-    options
-        .traversal_limit_in_words(Some(TRAVERSAL_LIMIT_WORDS))
-        .nesting_limit(NESTING_LIMIT);
-    let message = capnp::message::Reader::new(&segments[..], options);
-    let root = message
-        .get_root::<S::Reader<'_>>()
-        .map_err(|_| TransportError::MalformedMessage)?;
-    read(root).map_err(|_| TransportError::MalformedMessage)
+    let segment_bytes = segment_of(bytes)?;
+    let read_words = |words: &[Word]| {
+        let segments = [Word::words_to_bytes(words)];
+        let mut options = ReaderOptions::new();
+        options
+            .traversal_limit_in_words(Some(TRAVERSAL_LIMIT_WORDS))
+            .nesting_limit(NESTING_LIMIT);
+        let message = capnp::message::Reader::new(&segments[..], options);
+        let root = message
+            .get_root::<S::Reader<'_>>()
+            .map_err(|_| TransportError::MalformedMessage)?;
+        read(root).map_err(|_| TransportError::MalformedMessage)
+    };
+    let words = segment_bytes.len() / WORD;
+    // Taken for this one read; a nested read copies to the heap instead.
+    match READ_BUFFER.try_lock() {
+        Some(mut buffer) => {
+            if buffer.len() < words {
+                buffer.resize(words, capnp::word(0, 0, 0, 0, 0, 0, 0, 0));
+            }
+            let words = &mut buffer[..words];
+            Word::words_to_bytes_mut(words).copy_from_slice(segment_bytes);
+            read_words(words)
+        }
+        None => {
+            let mut copy = Word::allocate_zeroed_vec(words);
+            Word::words_to_bytes_mut(&mut copy).copy_from_slice(segment_bytes);
+            read_words(&copy)
+        }
+    }
 }
 
-fn copy_segment(bytes: &[u8]) -> Result<Vec<capnp::Word>, TransportError> {
+/// The segment of a framed message (a message without a segment, for an
+/// empty buffer, is one null root pointer: every field at its default).
+/// `MalformedMessage` for anything but exactly one whole segment.
+fn segment_of(bytes: &[u8]) -> Result<&[u8], TransportError> {
+    const NULL_ROOT: [u8; WORD] = [0; WORD];
     if bytes.is_empty() {
-        // One null root pointer: every field at its default.
-        return Ok(capnp::Word::allocate_zeroed_vec(1));
+        return Ok(&NULL_ROOT);
     }
     if bytes.len() > MAX_BYTES {
         return Err(TransportError::MessageTooLarge);
@@ -146,9 +291,7 @@ fn copy_segment(bytes: &[u8]) -> Result<Vec<capnp::Word>, TransportError> {
     if segments_minus_one != 0 || segment_words as usize != bytes.len() / WORD - 1 {
         return Err(malformed);
     }
-    let mut words = capnp::Word::allocate_zeroed_vec(segment_words as usize);
-    capnp::Word::words_to_bytes_mut(&mut words).copy_from_slice(&bytes[WORD..]);
-    Ok(words)
+    Ok(&bytes[WORD..])
 }
 
 /// Refuses to build a Data or Text field larger than any message could be.
@@ -479,6 +622,50 @@ mod tests {
         );
     }
 
+    /// What capnp's own serializer makes of the same message, built on the
+    /// heap in one segment: the reference for the scratch-built bytes.
+    fn reference_bytes(message: &console::WriteParams) -> Vec<u8> {
+        let mut builder = capnp::message::Builder::new(
+            capnp::message::HeapAllocator::new().first_segment_words((MAX_BYTES / WORD) as u32),
+        );
+        message.write(builder.init_root()).unwrap();
+        capnp::serialize::write_message_to_words(&builder)
+    }
+
+    #[test]
+    fn to_bytes_matches_encode_and_is_exact() {
+        for len in [0, 1, 7, 8, 100, SCRATCH_WORDS * WORD, 20_000] {
+            let message = console::WriteParams {
+                text: vec![b'x'; len],
+            };
+            let bytes = message.to_bytes().unwrap();
+            assert_eq!(bytes, encoded(&message), "length {len}");
+            assert_eq!(bytes, reference_bytes(&message), "length {len}");
+            assert_eq!(bytes.capacity(), bytes.len());
+        }
+        assert_eq!(timer::NowParams.to_bytes(), Ok(Vec::new()));
+        let too_big = entropy::FillResults {
+            bytes: vec![7; MAX_BYTES],
+        };
+        assert_eq!(too_big.to_bytes(), Err(TransportError::MessageTooLarge));
+    }
+
+    #[test]
+    fn a_nested_encode_or_decode_uses_the_heap() {
+        let message = console::WriteParams { text: vec![3; 40] };
+        let expected = encoded(&message);
+        // As an interrupt handler would find them: taken.
+        let (held, is_scratch) = take_scratch();
+        let guard = READ_BUFFER.lock();
+        assert_eq!(message.to_bytes().unwrap(), expected);
+        assert_eq!(console::WriteParams::decode(&expected), Ok(message.clone()));
+        drop(guard);
+        if is_scratch {
+            return_scratch(held);
+        }
+        assert_eq!(message.to_bytes().unwrap(), expected);
+    }
+
     #[test]
     fn unknown_exception_codes_read_as_failed() {
         assert_eq!(ExceptionCode::from_u32(0), ExceptionCode::Failed);
@@ -554,6 +741,20 @@ mod tests {
             round_trip(guest_control::RegionParams)?;
             round_trip(guest_control::RegionResults { base: words[0], size: words[1] })?;
             round_trip(Exception { code: ExceptionCode::from_u32(exception_code), message })?;
+        }
+
+        /// The reused scratch segment is clean for every message after
+        /// another, large or small: each encodes as capnp's serializer would.
+        #[test]
+        fn consecutive_encodes_match_the_reference(
+            lengths in proptest::collection::vec(0usize..6000, 1..12),
+        ) {
+            for len in lengths {
+                let message = console::WriteParams { text: vec![0xa5; len] };
+                let bytes = message.to_bytes().unwrap();
+                prop_assert_eq!(&bytes, &reference_bytes(&message));
+                prop_assert_eq!(console::WriteParams::decode(&bytes), Ok(message));
+            }
         }
 
         /// Whatever a guest puts in a params buffer: a value or

@@ -44,12 +44,13 @@ pub struct Caller<'a> {
     pub start_info: &'a guest_control::StartInfoResults,
 }
 
-/// Encodes results into at most `capacity` bytes (the caller's buffer).
+/// Encodes results that must fit in `capacity` bytes (the caller's buffer).
 fn results<M: Message>(message: &M, capacity: usize) -> Result<Reply, TransportError> {
-    let mut out = alloc::vec![0u8; capacity];
-    let len = message.encode(&mut out)?;
-    out.truncate(len);
-    Ok(Reply::Results(out))
+    let bytes = message.to_bytes()?;
+    if bytes.len() > capacity {
+        return Err(TransportError::ResultsTooSmall);
+    }
+    Ok(Reply::Results(bytes))
 }
 
 pub fn call(

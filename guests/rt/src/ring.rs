@@ -1,6 +1,5 @@
 //! The guest's end of its ring, and calls through it.
 
-use alloc::vec;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -16,6 +15,9 @@ pub struct Ring {
     pub submissions: SubmissionQueue<'static>,
     pub completions: CompletionQueue<'static>,
     next_user_data: u64,
+    /// The results buffer typed calls lend the nucleus, kept between calls
+    /// (it grows to the largest size a call needed).
+    results: Vec<u8>,
 }
 
 static RING: Mutex<Option<Ring>> = Mutex::new(None);
@@ -44,6 +46,7 @@ pub(crate) fn attach(address: u64) {
         submissions: SubmissionQueue::new(layout, header, sq).expect("layout matches"),
         completions: CompletionQueue::new(layout, header, cq).expect("layout matches"),
         next_user_data: 1,
+        results: Vec::new(),
     };
     *RING.lock() = Some(ring);
 }
@@ -121,55 +124,47 @@ impl Ring {
         let encoded = encode(params)?;
         let mut capacity = 256;
         loop {
-            let mut results: Vec<u8> = vec![0u8; capacity];
+            if self.results.len() < capacity {
+                self.results.resize(capacity, 0);
+            }
+            // Taken out for the call, so the ring can be borrowed meanwhile.
+            let mut results = core::mem::take(&mut self.results);
             let sqe = Sqe::call(
                 cap.raw(),
                 M::ORDINAL,
                 buffer(&encoded),
-                buffer_mut(&mut results),
+                buffer_mut(&mut results[..capacity]),
                 0,
             );
             let cqe = self.submit_and_wait(sqe);
-            match cqe.outcome() {
-                Outcome::Done { written, aux } => {
-                    let decoded = M::Results::decode(&results[..written as usize])
-                        .map_err(CallError::Transport)?;
-                    return Ok((decoded, aux));
-                }
-                Outcome::Exception { len } => {
-                    let exception = Exception::decode(&results[..len as usize])
-                        .map_err(CallError::Transport)?;
-                    return Err(CallError::Exception(exception));
-                }
+            let outcome = match cqe.outcome() {
+                Outcome::Done { written, aux } => M::Results::decode(&results[..written as usize])
+                    .map(|decoded| (decoded, aux))
+                    .map_err(CallError::Transport),
+                Outcome::Exception { len } => match Exception::decode(&results[..len as usize]) {
+                    Ok(exception) => Err(CallError::Exception(exception)),
+                    Err(error) => Err(CallError::Transport(error)),
+                },
                 Outcome::Failed(TransportError::ResultsTooSmall) if capacity < LARGEST => {
                     capacity = LARGEST;
+                    self.results = results;
+                    continue;
                 }
-                Outcome::Failed(error) => return Err(CallError::Transport(error)),
-                Outcome::Unknown { result, .. } => {
-                    return Err(CallError::Transport(
-                        TransportError::from_code(result).unwrap_or(TransportError::NotSupported),
-                    ));
-                }
-            }
+                Outcome::Failed(error) => Err(CallError::Transport(error)),
+                Outcome::Unknown { result, .. } => Err(CallError::Transport(
+                    TransportError::from_code(result).unwrap_or(TransportError::NotSupported),
+                )),
+            };
+            self.results = results;
+            return outcome;
         }
     }
 }
 
-/// Encodes a message: into a small buffer first, the largest only if needed
-/// (most messages are a few words; zeroing 64 KiB per call would dominate).
+/// Encodes a message into a buffer of exactly its length (none for a
+/// struct without fields).
 pub fn encode<M: Message>(message: &M) -> Result<Vec<u8>, CallError> {
-    for size in [512, MAX_MESSAGE_BYTES as usize] {
-        let mut encoded = vec![0u8; size];
-        match message.encode(&mut encoded) {
-            Ok(length) => {
-                encoded.truncate(length);
-                return Ok(encoded);
-            }
-            Err(TransportError::ResultsTooSmall) if size < MAX_MESSAGE_BYTES as usize => continue,
-            Err(error) => return Err(CallError::Transport(error)),
-        }
-    }
-    unreachable!("the last size either fits or fails")
+    message.to_bytes().map_err(CallError::Transport)
 }
 
 /// The buffer an SQE names for params the nucleus reads (none if empty).
