@@ -156,6 +156,26 @@ impl GuestMemory {
         }
     }
 
+    /// Copies `length` bytes of `source`'s memory at `from` into this
+    /// guest's writable memory at `to`: one guest to another (or within one),
+    /// with no nucleus buffer between. Both ranges were checked by the
+    /// callers; a guest thread changing the source mid-copy changes only
+    /// what the other guest receives, which it could have sent anyway.
+    pub fn copy_from_guest(&self, to: u64, source: &GuestMemory, from: u64, length: usize) {
+        if length == 0 {
+            return;
+        }
+        assert!(
+            self.contains(to, length as u64, true) && source.contains(from, length as u64, false)
+        );
+        // SAFETY: both ranges are mapped user memory (checked above; guests
+        // cannot unmap), the destination writable. `copy` allows overlap, for
+        // a guest that serves itself.
+        unsafe {
+            user_access(|| core::ptr::copy(from as *const u8, to as *mut u8, length));
+        }
+    }
+
     /// Unmaps everything and returns the frames (the ring's frames too: the
     /// nucleus drops its own view of the ring before calling this).
     pub fn release(&mut self) {
@@ -627,18 +647,15 @@ fn execute(
             Ok(_) => failed(TransportError::WrongCapKind),
             Err(error) => failed(error),
         },
+        // The reply and a call's params go from guest to guest when the
+        // routing runs, right after this step (`Endpoints::route`): the
+        // buffers are checked here, in this guest's memory.
         Request::Return { cap, token, reply } => match caps.get(cap) {
-            Ok(Capability::Serve(endpoint)) => {
-                let mut copied = alloc::vec![0u8; reply.map_or(0, |r| r.len as usize)];
-                if let Some(reply) = reply {
-                    memory.copy_in(reply.addr, &mut copied);
-                }
-                Executed::Route(RouteKind::Return {
-                    endpoint: *endpoint,
-                    token,
-                    reply: copied,
-                })
-            }
+            Ok(Capability::Serve(endpoint)) => Executed::Route(RouteKind::Return {
+                endpoint: *endpoint,
+                token,
+                reply: reply.unwrap_or(Buffer::NONE),
+            }),
             Ok(_) => failed(TransportError::WrongCapKind),
             Err(error) => failed(error),
         },
@@ -656,25 +673,24 @@ fn execute(
             if results.len > 0 && !memory.contains(results.addr, results.len as u64, true) {
                 return failed(TransportError::BufferOutsideCaller);
             }
-            // The params are copied once and decoded (or passed on) from the
-            // copy: another guest thread rewriting them mid-call changes
-            // nothing here.
-            let mut copied = alloc::vec![0u8; params.map_or(0, |p| p.len as usize)];
-            if let Some(params) = params {
-                memory.copy_in(params.addr, &mut copied);
-            }
             let interface = match capability {
                 Capability::Service(interface) => interface,
                 Capability::Call(endpoint) => {
                     return Executed::Route(RouteKind::Call {
                         endpoint,
                         method,
-                        params: copied,
+                        params: params.unwrap_or(Buffer::NONE),
                         results,
                     });
                 }
                 Capability::Serve(_) => return failed(TransportError::WrongCapKind),
             };
+            // The params are copied once and decoded from the copy: another
+            // guest thread rewriting them mid-call changes nothing here.
+            let mut copied = alloc::vec![0u8; params.map_or(0, |p| p.len as usize)];
+            if let Some(params) = params {
+                memory.copy_in(params.addr, &mut copied);
+            }
             let method = match MethodId::resolve(interface, method) {
                 Ok(method) => method,
                 Err(error) => return failed(error),

@@ -3,11 +3,14 @@
 //! it through the same ring ABI as a nucleus service. The server takes calls
 //! with RECV and answers them with RETURN; the nucleus copies params and
 //! results between the two guests' buffers and posts both completions.
+//! Params go straight from the caller's buffer to the server's when a RECV
+//! is waiting (else they wait in a nucleus copy), and a reply straight from
+//! the server's buffer to the caller's.
 //!
 //! A RECV completion's aux is the call token: bits 0-15 the method ordinal
 //! the caller named, bits 16-63 a per-endpoint call number (never 0).
 
-use alloc::collections::{BTreeMap, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -38,20 +41,22 @@ pub struct Routed {
 }
 
 pub enum RouteKind {
+    /// `params` and `results` lie in the caller's memory (checked).
     Call {
         endpoint: EndpointId,
         method: u16,
-        params: Vec<u8>,
+        params: Buffer,
         results: Buffer,
     },
     Recv {
         endpoint: EndpointId,
         buffer: Buffer,
     },
+    /// `reply` lies in the server's memory (checked).
     Return {
         endpoint: EndpointId,
         token: u64,
-        reply: Vec<u8>,
+        reply: Buffer,
     },
     Serve {
         name: String,
@@ -78,12 +83,10 @@ struct Receiver {
 }
 
 struct WaitingCall {
-    client: u32,
-    user_data: u64,
     method: u16,
+    /// The nucleus's copy of the params, taken when the call was submitted.
     params: Vec<u8>,
-    results: Buffer,
-    reservation: CqReservation,
+    call: InFlight,
 }
 
 struct InFlight {
@@ -99,7 +102,8 @@ struct Endpoint {
     open: bool,
     receivers: VecDeque<Receiver>,
     waiting: VecDeque<WaitingCall>,
-    in_flight: BTreeMap<u64, InFlight>,
+    /// By token; a server has few calls in hand at once.
+    in_flight: Vec<(u64, InFlight)>,
     next_call: u64,
 }
 
@@ -109,6 +113,10 @@ pub struct Endpoints {
 
 fn guest(guests: &mut [alloc::boxed::Box<Guest>], id: u32) -> &mut Guest {
     &mut guests[id as usize - 1]
+}
+
+fn guest_ref(guests: &[alloc::boxed::Box<Guest>], id: u32) -> &Guest {
+    &guests[id as usize - 1]
 }
 
 fn disconnected(name: &str) -> Exception {
@@ -155,7 +163,7 @@ impl Endpoints {
                                 open: true,
                                 receivers: VecDeque::new(),
                                 waiting: VecDeque::new(),
-                                in_flight: BTreeMap::new(),
+                                in_flight: Vec::new(),
                                 next_call: 1,
                             });
                             Cqe::done(user_data, 0, cap.raw() as u64)
@@ -204,13 +212,35 @@ impl Endpoints {
                     me.post(reservation, &cqe);
                     return;
                 }
-                target.waiting.push_back(WaitingCall {
+                let call = InFlight {
                     client: current,
                     user_data,
-                    method,
-                    params,
                     results,
                     reservation,
+                };
+                let receiver_fits = target
+                    .receivers
+                    .front()
+                    .is_some_and(|r| params.len <= r.buffer.len);
+                if target.waiting.is_empty() && receiver_fits {
+                    let receiver = target.receivers.pop_front().expect("checked non-empty");
+                    let into = receiver.buffer.addr;
+                    Self::deliver(target, guests, receiver, method, call, |guests, to| {
+                        let client = &guest_ref(guests, current).domain.memory;
+                        to.copy_from_guest(into, client, params.addr, params.len as usize);
+                        params.len
+                    });
+                    return;
+                }
+                let mut copied = alloc::vec![0u8; params.len as usize];
+                guest(guests, current)
+                    .domain
+                    .memory
+                    .copy_in(params.addr, &mut copied);
+                target.waiting.push_back(WaitingCall {
+                    method,
+                    params: copied,
+                    call,
                 });
                 Self::match_calls(target, guests);
             }
@@ -229,7 +259,7 @@ impl Endpoints {
                 reply,
             } => {
                 let target = &mut self.list[endpoint.0 as usize];
-                let Some(call) = target.in_flight.remove(&token) else {
+                let Some(index) = target.in_flight.iter().position(|(t, _)| *t == token) else {
                     let me = &mut guest(guests, current).domain;
                     me.post(
                         reservation,
@@ -237,16 +267,20 @@ impl Endpoints {
                     );
                     return;
                 };
+                let (_, call) = target.in_flight.swap_remove(index);
+                let fits = reply.len <= call.results.len;
+                if fits && guest_ref(guests, call.client).domain.is_running() {
+                    let server = &guest_ref(guests, current).domain.memory;
+                    guest_ref(guests, call.client)
+                        .domain
+                        .memory
+                        .copy_from_guest(call.results.addr, server, reply.addr, reply.len as usize);
+                }
                 let client = guest(guests, call.client);
-                let fits = reply.len() <= call.results.len as usize;
                 if fits {
-                    if client.domain.is_running() {
-                        client.domain.memory.copy_out(call.results.addr, &reply);
-                    }
-                    client.domain.post(
-                        call.reservation,
-                        &Cqe::done(call.user_data, reply.len() as u32, 0),
-                    );
+                    client
+                        .domain
+                        .post(call.reservation, &Cqe::done(call.user_data, reply.len, 0));
                 } else {
                     client.domain.post(
                         call.reservation,
@@ -274,10 +308,10 @@ impl Endpoints {
     fn match_calls(endpoint: &mut Endpoint, guests: &mut [alloc::boxed::Box<Guest>]) {
         while !endpoint.receivers.is_empty() && !endpoint.waiting.is_empty() {
             let receiver = endpoint.receivers.pop_front().expect("checked non-empty");
-            let server = guest(guests, endpoint.server);
             if endpoint.waiting[0].params.len() > receiver.buffer.len as usize {
                 // The server's buffer cannot take this call: it learns so;
                 // the call waits for a larger RECV.
+                let server = guest(guests, endpoint.server);
                 server.domain.post(
                     receiver.reservation,
                     &Cqe::failed(receiver.user_data, TransportError::ResultsTooSmall),
@@ -285,28 +319,43 @@ impl Endpoints {
                 server.wake_if_ready();
                 continue;
             }
-            let call = endpoint.waiting.pop_front().expect("checked non-empty");
-            let token = (endpoint.next_call << 16) | call.method as u64;
-            endpoint.next_call += 1;
-            server
-                .domain
-                .memory
-                .copy_out(receiver.buffer.addr, &call.params);
-            server.domain.post(
-                receiver.reservation,
-                &Cqe::done(receiver.user_data, call.params.len() as u32, token),
-            );
-            server.wake_if_ready();
-            endpoint.in_flight.insert(
-                token,
-                InFlight {
-                    client: call.client,
-                    user_data: call.user_data,
-                    results: call.results,
-                    reservation: call.reservation,
+            let waiting = endpoint.waiting.pop_front().expect("checked non-empty");
+            let (params, into) = (waiting.params, receiver.buffer.addr);
+            Self::deliver(
+                endpoint,
+                guests,
+                receiver,
+                waiting.method,
+                waiting.call,
+                |_, to| {
+                    to.copy_out(into, &params);
+                    params.len() as u32
                 },
             );
         }
+    }
+
+    /// Hands `call` to `receiver`: `copy_params` puts its params in the
+    /// server's memory and says how many bytes; the server's RECV completes
+    /// with the call's token, and the call waits in flight for its RETURN.
+    fn deliver(
+        endpoint: &mut Endpoint,
+        guests: &mut [alloc::boxed::Box<Guest>],
+        receiver: Receiver,
+        method: u16,
+        call: InFlight,
+        copy_params: impl FnOnce(&[alloc::boxed::Box<Guest>], &crate::domain::GuestMemory) -> u32,
+    ) {
+        let token = (endpoint.next_call << 16) | method as u64;
+        endpoint.next_call += 1;
+        let length = copy_params(guests, &guest_ref(guests, endpoint.server).domain.memory);
+        let server = guest(guests, endpoint.server);
+        server.domain.post(
+            receiver.reservation,
+            &Cqe::done(receiver.user_data, length, token),
+        );
+        server.wake_if_ready();
+        endpoint.in_flight.push((token, call));
     }
 
     /// Closes an endpoint: its callers get a disconnected exception, its
@@ -318,21 +367,19 @@ impl Endpoints {
         }
         endpoint.open = false;
         let exception = disconnected(&endpoint.name);
-        let waiting = endpoint
-            .waiting
-            .drain(..)
-            .map(|c| (c.client, c.user_data, c.results, c.reservation));
+        let waiting = endpoint.waiting.drain(..).map(|w| w.call);
         let in_flight = core::mem::take(&mut endpoint.in_flight)
-            .into_values()
-            .map(|c| (c.client, c.user_data, c.results, c.reservation));
-        let callers: Vec<_> = waiting.chain(in_flight).collect();
-        for (client, user_data, results, reservation) in callers {
-            let client = guest(guests, client);
+            .into_iter()
+            .map(|(_, call)| call);
+        let callers: Vec<InFlight> = waiting.chain(in_flight).collect();
+        for call in callers {
+            let client = guest(guests, call.client);
             if client.domain.is_running() {
-                let cqe = client
-                    .domain
-                    .exception_completion(user_data, results, &exception);
-                client.domain.post(reservation, &cqe);
+                let cqe =
+                    client
+                        .domain
+                        .exception_completion(call.user_data, call.results, &exception);
+                client.domain.post(call.reservation, &cqe);
                 client.wake_if_ready();
             }
         }
@@ -350,8 +397,8 @@ impl Endpoints {
                 self.close(index, guests);
             }
             let endpoint = &mut self.list[index];
-            endpoint.waiting.retain(|call| call.client != id);
-            endpoint.in_flight.retain(|_, call| call.client != id);
+            endpoint.waiting.retain(|waiting| waiting.call.client != id);
+            endpoint.in_flight.retain(|(_, call)| call.client != id);
         }
     }
 }
