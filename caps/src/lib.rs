@@ -31,7 +31,9 @@ pub use ring::{
     CompletionProducer, CompletionQueue, CqReservation, CqeSlot, OwnedRing, QueueFull, RingError,
     RingHeader, RingLayout, SqeSlot, SubmissionConsumer, SubmissionQueue,
 };
-pub use validate::{CallerMemory, MAX_MESSAGE_BYTES, Region, Request, validate};
+pub use validate::{
+    Access, CallerMemory, MAX_MESSAGE_BYTES, Region, RegionError, RegionSet, Request, validate,
+};
 
 /// Rust generated from `schema/*.capnp` by `capnpc` at build time. The
 /// interfaces' RPC client and server types build under `no_std` too, but

@@ -10,7 +10,8 @@
 //! 2. flags, reserved fields and every field the opcode does not use are 0,
 //!    and a zero-length buffer has address 0 (`ReservedNotZero`);
 //! 3. lengths are at most [`MAX_MESSAGE_BYTES`] (`MessageTooLarge`);
-//! 4. buffers lie inside the caller's memory (`BufferOutsideCaller`);
+//! 4. buffers lie inside the caller's memory, results buffers in writable
+//!    memory (`BufferOutsideCaller`);
 //! 5. the capability (and RETURN's token) is not null (`InvalidCap`).
 //!
 //! What validation cannot know is left to the nucleus, in this order: the
@@ -18,6 +19,7 @@
 //! kind (`WrongCapKind`), the method (`UnknownMethod`), the params message
 //! (`MalformedMessage`), and whether the results fit (`ResultsTooSmall`).
 
+use alloc::vec::Vec;
 use core::ops::Range;
 
 use crate::cap::CapId;
@@ -27,11 +29,21 @@ use crate::error::TransportError;
 /// The largest params or results message, in bytes.
 pub const MAX_MESSAGE_BYTES: u32 = 65536;
 
+/// What the nucleus will do with a buffer of the caller's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Read it (params, a reply).
+    Read,
+    /// Write into it (results, a RECV buffer).
+    Write,
+}
+
 /// The memory a caller may name in its buffers.
 pub trait CallerMemory {
-    /// Whether every byte of `range` is the caller's own. Only asked for
-    /// non-empty ranges that do not wrap around the address space.
-    fn contains(&self, range: Range<u64>) -> bool;
+    /// Whether every byte of `range` is the caller's own (and writable, for
+    /// `Access::Write`). Only asked for non-empty ranges that do not wrap
+    /// around the address space.
+    fn contains(&self, range: Range<u64>, access: Access) -> bool;
 }
 
 /// One contiguous region of caller memory.
@@ -39,18 +51,87 @@ pub trait CallerMemory {
 pub struct Region {
     pub base: u64,
     pub size: u64,
+    pub writable: bool,
 }
 
 impl CallerMemory for Region {
-    fn contains(&self, range: Range<u64>) -> bool {
-        range.start >= self.base && range.end >= range.start && range.end - self.base <= self.size
+    fn contains(&self, range: Range<u64>, access: Access) -> bool {
+        range.start >= self.base
+            && range.end >= range.start
+            && range.end - self.base <= self.size
+            && (self.writable || access == Access::Read)
     }
 }
 
 /// A caller with several regions: a buffer must fit inside one of them.
 impl CallerMemory for [Region] {
-    fn contains(&self, range: Range<u64>) -> bool {
-        self.iter().any(|region| region.contains(range.clone()))
+    fn contains(&self, range: Range<u64>, access: Access) -> bool {
+        self.iter()
+            .any(|region| region.contains(range.clone(), access))
+    }
+}
+
+/// A caller's regions kept sorted and disjoint, so finding the one a buffer
+/// must lie in is a binary search (the check runs for every buffer of every
+/// call).
+#[derive(Clone, Debug, Default)]
+pub struct RegionSet {
+    sorted: Vec<Region>,
+}
+
+/// Why [`RegionSet::insert`] refused a region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegionError {
+    /// Size 0, or it would run past the end of the address space.
+    Empty,
+    /// It overlaps a region already in the set.
+    Overlaps,
+}
+
+impl RegionSet {
+    pub const fn new() -> RegionSet {
+        RegionSet { sorted: Vec::new() }
+    }
+
+    pub fn insert(&mut self, region: Region) -> Result<(), RegionError> {
+        // Last bytes, not ends: a region may end at the top of memory.
+        let last = |r: &Region| r.base + (r.size - 1);
+        let region_last = region
+            .size
+            .checked_sub(1)
+            .and_then(|extent| region.base.checked_add(extent))
+            .ok_or(RegionError::Empty)?;
+        let at = self.sorted.partition_point(|r| r.base < region.base);
+        let clear_before = at == 0 || last(&self.sorted[at - 1]) < region.base;
+        let clear_after = self
+            .sorted
+            .get(at)
+            .is_none_or(|after| region_last < after.base);
+        if !(clear_before && clear_after) {
+            return Err(RegionError::Overlaps);
+        }
+        self.sorted.insert(at, region);
+        Ok(())
+    }
+
+    pub fn clear(&mut self) {
+        self.sorted.clear();
+    }
+
+    /// The regions, lowest first.
+    pub fn regions(&self) -> &[Region] {
+        &self.sorted
+    }
+}
+
+impl CallerMemory for RegionSet {
+    fn contains(&self, range: Range<u64>, access: Access) -> bool {
+        // The last region starting at or below the range's start is the only
+        // one that can hold it.
+        match self.sorted.partition_point(|r| r.base <= range.start) {
+            0 => false,
+            at => self.sorted[at - 1].contains(range, access),
+        }
     }
 }
 
@@ -120,8 +201,8 @@ pub fn validate(
     if opcode == Opcode::Recv && sqe.results_len == 0 {
         return Err(TransportError::BufferOutsideCaller);
     }
-    let params = inside_caller(sqe.params(), caller)?;
-    let results = inside_caller(sqe.results(), caller)?;
+    let params = inside_caller(sqe.params(), Access::Read, caller)?;
+    let results = inside_caller(sqe.results(), Access::Write, caller)?;
 
     // 5. Null capability (and null call token).
     let cap = CapId::from_raw(sqe.cap);
@@ -158,9 +239,11 @@ fn is_zero(buffer: Buffer) -> bool {
     buffer.addr == 0 && buffer.len == 0
 }
 
-/// `None` for no buffer; the buffer if all of it is the caller's.
+/// `None` for no buffer; the buffer if all of it is the caller's, for
+/// `access`.
 fn inside_caller(
     buffer: Buffer,
+    access: Access,
     caller: &(impl CallerMemory + ?Sized),
 ) -> Result<Option<Buffer>, TransportError> {
     if buffer.len == 0 {
@@ -170,7 +253,7 @@ fn inside_caller(
         .addr
         .checked_add(buffer.len as u64)
         .ok_or(TransportError::BufferOutsideCaller)?;
-    if caller.contains(buffer.addr..end) {
+    if caller.contains(buffer.addr..end, access) {
         Ok(Some(buffer))
     } else {
         Err(TransportError::BufferOutsideCaller)
@@ -185,6 +268,7 @@ mod tests {
     const CALLER: Region = Region {
         base: 0x40_0000,
         size: 0x10_0000,
+        writable: true,
     };
     const PARAMS: Buffer = Buffer::new(0x40_1000, 64);
     const RESULTS: Buffer = Buffer::new(0x40_2000, 256);
@@ -507,6 +591,7 @@ mod tests {
             Region {
                 base: 0x100_0000,
                 size: 0x1000,
+                writable: true,
             },
         ];
         let second = Buffer::new(0x100_0800, 0x800);
@@ -519,13 +604,81 @@ mod tests {
     }
 
     #[test]
+    fn results_and_recv_buffers_must_be_writable() {
+        let code = Region {
+            base: 0x100_0000,
+            size: 0x1000,
+            writable: false,
+        };
+        let regions = [CALLER, code];
+        let read_only = Buffer::new(code.base, 64);
+        // Params and replies may come from read-only memory...
+        assert!(validate(&Sqe::call(CAP, 0, read_only, RESULTS, 0), &regions[..]).is_ok());
+        assert!(validate(&Sqe::return_call(CAP, 9, read_only, 0), &regions[..]).is_ok());
+        // ...results and RECV buffers may not.
+        assert_eq!(
+            validate(&Sqe::call(CAP, 0, PARAMS, read_only, 0), &regions[..]),
+            Err(TransportError::BufferOutsideCaller)
+        );
+        assert_eq!(
+            validate(&Sqe::recv(CAP, read_only, 0), &regions[..]),
+            Err(TransportError::BufferOutsideCaller)
+        );
+    }
+
+    #[test]
     fn a_region_at_the_top_of_memory() {
         let top = Region {
             base: u64::MAX - 0xfff,
             size: 0x1000,
+            writable: true,
         };
-        assert!(top.contains(u64::MAX - 0xfff..u64::MAX));
-        assert!(!top.contains(u64::MAX - 0x1000..u64::MAX));
+        assert!(top.contains(u64::MAX - 0xfff..u64::MAX, Access::Write));
+        assert!(!top.contains(u64::MAX - 0x1000..u64::MAX, Access::Read));
+        let mut set = RegionSet::new();
+        assert_eq!(set.insert(top), Ok(()));
+        assert!(set.contains(u64::MAX - 0xfff..u64::MAX, Access::Write));
+        let past_the_end = Region {
+            size: 0x1001,
+            ..top
+        };
+        assert_eq!(
+            RegionSet::new().insert(past_the_end),
+            Err(RegionError::Empty)
+        );
+    }
+
+    #[test]
+    fn region_sets_refuse_overlaps_and_empty_regions() {
+        let region = |base, size| Region {
+            base,
+            size,
+            writable: false,
+        };
+        let mut set = RegionSet::new();
+        assert_eq!(set.insert(region(0x3000, 0x1000)), Ok(()));
+        assert_eq!(set.insert(region(0x1000, 0x1000)), Ok(()));
+        assert_eq!(set.insert(region(0x2000, 0x1000)), Ok(()), "touching both");
+        assert_eq!(set.insert(region(0x2fff, 1)), Err(RegionError::Overlaps));
+        assert_eq!(set.insert(region(0x0, 0x1001)), Err(RegionError::Overlaps));
+        assert_eq!(
+            set.insert(region(0x3800, 0x1000)),
+            Err(RegionError::Overlaps)
+        );
+        assert_eq!(
+            set.insert(region(0x1000, 0x1000)),
+            Err(RegionError::Overlaps)
+        );
+        assert_eq!(set.insert(region(0x9000, 0)), Err(RegionError::Empty));
+        let bases: Vec<u64> = set.regions().iter().map(|r| r.base).collect();
+        assert_eq!(bases, [0x1000, 0x2000, 0x3000]);
+        // A buffer must lie in one region, even where two touch.
+        assert!(set.contains(0x1800..0x2000, Access::Read));
+        assert!(!set.contains(0x1800..0x2001, Access::Read));
+        assert!(!set.contains(0x800..0x900, Access::Read));
+        assert!(!set.contains(0x4000..0x4001, Access::Read));
+        set.clear();
+        assert!(!set.contains(0x1800..0x2000, Access::Read));
     }
 
     proptest! {
@@ -571,11 +724,41 @@ mod tests {
                 Ok(Request::Call { params: p, results: r, .. }) => {
                     for b in [p, r].into_iter().flatten() {
                         prop_assert!(b.len <= MAX_MESSAGE_BYTES);
-                        prop_assert!(CALLER.contains(b.addr..b.addr + b.len as u64));
+                        prop_assert!(CALLER.contains(b.addr..b.addr + b.len as u64, Access::Read));
                     }
                 }
                 Ok(_) => {}
                 Err(e) => prop_assert!(TransportError::ALL.contains(&e)),
+            }
+        }
+    }
+
+    proptest! {
+        /// The binary search answers as a scan of every region would.
+        #[test]
+        fn region_sets_agree_with_a_scan(
+            regions in proptest::collection::vec((0u64..64, 1u64..8, any::<bool>()), 0..12),
+            probes in proptest::collection::vec((0u64..80 * 0x100, 1u64..0x300, any::<bool>()), 1..40),
+        ) {
+            let mut set = RegionSet::new();
+            let mut accepted = Vec::new();
+            for (page, pages, writable) in regions {
+                let region = Region { base: page * 0x100, size: pages * 0x100, writable };
+                let overlaps = accepted.iter().any(|r: &Region| {
+                    region.base < r.base + r.size && r.base < region.base + region.size
+                });
+                prop_assert_eq!(set.insert(region).is_ok(), !overlaps);
+                if !overlaps {
+                    accepted.push(region);
+                }
+            }
+            for (start, len, write) in probes {
+                let access = if write { Access::Write } else { Access::Read };
+                let range = start..start + len;
+                prop_assert_eq!(
+                    set.contains(range.clone(), access),
+                    CallerMemory::contains(&accepted[..], range, access)
+                );
             }
         }
     }

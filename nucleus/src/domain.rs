@@ -7,9 +7,9 @@ use alloc::vec::Vec;
 
 use caps::interfaces::guest_control::{ConnectParams, DataRegion, ServeParams, StartInfoResults};
 use caps::{
-    Buffer, CapId, CapTable, CompletionProducer, CqReservation, Cqe, CqeSlot, Exception, Message,
-    MethodId, Request, RingError, RingHeader, RingLayout, Sqe, SqeSlot, SubmissionConsumer,
-    TransportError,
+    Access, Buffer, CallerMemory, CapId, CapTable, CompletionProducer, CqReservation, Cqe, CqeSlot,
+    Exception, Message, MethodId, Region, RegionSet, Request, RingError, RingHeader, RingLayout,
+    Sqe, SqeSlot, SubmissionConsumer, TransportError,
 };
 use nucleus_core::paging::{MappingKind, SIZE_4K};
 
@@ -17,18 +17,11 @@ use crate::endpoint::{Capability, RouteKind, Routed};
 use crate::memory::{self, MapError};
 use crate::services::{self, Reply};
 
-#[derive(Clone, Copy, Debug)]
-struct Region {
-    start: u64,
-    end: u64,
-    writable: bool,
-}
-
 #[derive(Default)]
 pub struct GuestMemory {
     /// The protection key every page of this guest carries (0 without PKU).
     pub key: u8,
-    regions: Vec<Region>,
+    regions: RegionSet,
     /// Every mapped page, to unmap and free on release.
     pages: Vec<u64>,
     /// Pages mapping frames the guest does not own (boot data modules):
@@ -68,12 +61,7 @@ impl GuestMemory {
             }
             self.pages.push(virt);
         }
-        self.regions.push(Region {
-            start,
-            end: start + pages * SIZE_4K,
-            writable: kind == MappingKind::UserReadWrite,
-        });
-        Ok(())
+        self.add_region(start, pages, kind)
     }
 
     /// Maps already-allocated frames (the ring, shared with the nucleus):
@@ -109,26 +97,30 @@ impl GuestMemory {
                 self.borrowed.push(virt)
             }
         }
-        let writable = kind == MappingKind::UserReadWrite;
-        self.regions.push(Region {
-            start,
-            end: start + pages * SIZE_4K,
-            writable,
-        });
-        Ok(())
+        self.add_region(start, pages, kind)
+    }
+
+    /// Records pages just mapped as a region buffers may lie in. (They
+    /// mapped, so they overlap nothing of this guest's.)
+    fn add_region(&mut self, start: u64, pages: u64, kind: MappingKind) -> Result<(), MapError> {
+        let region = Region {
+            base: start,
+            size: pages * SIZE_4K,
+            writable: kind == MappingKind::UserReadWrite,
+        };
+        self.regions
+            .insert(region)
+            .map_err(|_| MapError::AlreadyMapped)
     }
 
     /// Whether `[address, address + length)` lies inside one of the guest's
     /// own regions (writable ones, if `write`). Length 0 is never "inside".
     pub fn contains(&self, address: u64, length: u64, write: bool) -> bool {
-        let Some(end) = address.checked_add(length) else {
-            return false;
-        };
+        let access = if write { Access::Write } else { Access::Read };
         length > 0
-            && self
-                .regions
-                .iter()
-                .any(|r| address >= r.start && end <= r.end && (r.writable || !write))
+            && address
+                .checked_add(length)
+                .is_some_and(|end| self.regions.contains(address..end, access))
     }
 
     /// Copies guest memory into `into`. The caller checked the range with
@@ -220,9 +212,9 @@ unsafe fn user_access(copy: impl FnOnce()) {
     }
 }
 
-impl caps::CallerMemory for GuestMemory {
-    fn contains(&self, range: core::ops::Range<u64>) -> bool {
-        GuestMemory::contains(self, range.start, range.end - range.start, false)
+impl CallerMemory for GuestMemory {
+    fn contains(&self, range: core::ops::Range<u64>, access: Access) -> bool {
+        self.regions.contains(range, access)
     }
 }
 
@@ -634,16 +626,13 @@ fn execute(
             Ok(_) => Executed::Now(Cqe::done(user_data, 0, 0)),
             Err(error) => failed(error),
         },
+        // `validate` checked every buffer in the caller's memory, and
+        // results and RECV buffers in its writable memory.
         Request::Recv { cap, buffer } => match caps.get(cap) {
-            Ok(Capability::Serve(endpoint)) => {
-                if !memory.contains(buffer.addr, buffer.len as u64, true) {
-                    return failed(TransportError::BufferOutsideCaller);
-                }
-                Executed::Route(RouteKind::Recv {
-                    endpoint: *endpoint,
-                    buffer,
-                })
-            }
+            Ok(Capability::Serve(endpoint)) => Executed::Route(RouteKind::Recv {
+                endpoint: *endpoint,
+                buffer,
+            }),
             Ok(_) => failed(TransportError::WrongCapKind),
             Err(error) => failed(error),
         },
@@ -670,9 +659,6 @@ fn execute(
                 Err(error) => return failed(error),
             };
             let results = results.unwrap_or(Buffer::NONE);
-            if results.len > 0 && !memory.contains(results.addr, results.len as u64, true) {
-                return failed(TransportError::BufferOutsideCaller);
-            }
             let interface = match capability {
                 Capability::Service(interface) => interface,
                 Capability::Call(endpoint) => {

@@ -1,9 +1,12 @@
 //! Arbitrary bytes as an SQE (the first 64) and a caller region (the next
-//! 16): the validator must answer without panicking, only with ABI error
-//! codes, and a request it accepts must name only the caller's memory.
+//! 17): the validator must answer without panicking, only with ABI error
+//! codes, and a request it accepts must name only the caller's memory, and
+//! only its writable memory for results.
 #![no_main]
 
-use caps::{CallerMemory, MAX_MESSAGE_BYTES, Region, Request, Sqe, TransportError, validate};
+use caps::{
+    Access, CallerMemory, MAX_MESSAGE_BYTES, Region, Request, Sqe, TransportError, validate,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -20,33 +23,36 @@ fuzz_target!(|data: &[u8]| {
         }
         u64::from_le_bytes(le)
     };
-    let caller = if data.len() >= 80 {
+    let caller = if data.len() >= 81 {
         Region {
             base: word(64),
             size: word(72),
+            writable: data[80] & 1 == 1,
         }
     } else {
         Region {
             base: 0x40_0000,
             size: 0x10_0000,
+            writable: true,
         }
     };
 
     match validate(&sqe, &caller) {
         Err(error) => assert!(TransportError::ALL.contains(&error)),
         Ok(request) => {
-            let buffers = match request {
-                Request::Nop | Request::Release { .. } => [None, None],
+            let (read, written) = match request {
+                Request::Nop | Request::Release { .. } => (None, None),
                 Request::Call {
                     params, results, ..
-                } => [params, results],
-                Request::Recv { buffer, .. } => [Some(buffer), None],
-                Request::Return { reply, .. } => [reply, None],
+                } => (params, results),
+                Request::Recv { buffer, .. } => (None, Some(buffer)),
+                Request::Return { reply, .. } => (reply, None),
             };
-            for buffer in buffers.into_iter().flatten() {
+            for (buffer, access) in [(read, Access::Read), (written, Access::Write)] {
+                let Some(buffer) = buffer else { continue };
                 assert!(buffer.len > 0 && buffer.len <= MAX_MESSAGE_BYTES);
                 let end = buffer.addr.checked_add(buffer.len as u64).unwrap();
-                assert!(caller.contains(buffer.addr..end));
+                assert!(caller.contains(buffer.addr..end, access));
             }
         }
     }
