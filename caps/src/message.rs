@@ -65,6 +65,19 @@ pub trait Message: Sized {
         encode_with(out, |builder| self.write(builder.init_root()))
     }
 
+    /// As [`Message::encode`] for a buffer of `capacity` bytes, handed to
+    /// `write` in parts (see [`encode_parts_with`]).
+    fn encode_in_parts(
+        &self,
+        capacity: usize,
+        write: impl FnOnce(&[u8], &[u8]),
+    ) -> Result<usize, TransportError> {
+        if Self::NO_FIELDS {
+            return Ok(0);
+        }
+        encode_parts_with(capacity, |builder| self.write(builder.init_root()), write)
+    }
+
     /// The message in a buffer of exactly its length (empty for a struct
     /// without fields). `MessageTooLarge` beyond [`MAX_MESSAGE_BYTES`].
     fn to_bytes(&self) -> Result<Vec<u8>, TransportError> {
@@ -186,21 +199,37 @@ pub fn encode_with(
     out: &mut [u8],
     build: impl Fn(&mut Builder) -> capnp::Result<()>,
 ) -> Result<usize, TransportError> {
-    let usable = out.len().min(MAX_BYTES);
+    encode_parts_with(out.len(), build, |header, segment| {
+        out[..WORD].copy_from_slice(header);
+        out[WORD..WORD + segment.len()].copy_from_slice(segment);
+    })
+}
+
+/// As [`encode_with`] for a buffer of `capacity` bytes, handing the message
+/// to `write` as its two consecutive parts, the frame header and the
+/// segment, so it can go straight to where it belongs; `write` is not called
+/// if the message does not fit.
+pub fn encode_parts_with(
+    capacity: usize,
+    build: impl Fn(&mut Builder) -> capnp::Result<()>,
+    write: impl FnOnce(&[u8], &[u8]),
+) -> Result<usize, TransportError> {
+    let usable = capacity.min(MAX_BYTES);
     // The frame header takes one word; the root pointer another.
     let Some(capacity_words) = (usable / WORD).checked_sub(1).filter(|w| *w >= 1) else {
         return Err(TransportError::ResultsTooSmall);
     };
-    let too_small = if out.len() > MAX_BYTES {
+    let too_small = if capacity > MAX_BYTES {
         TransportError::MessageTooLarge
     } else {
         TransportError::ResultsTooSmall
     };
+    let mut write = Some(write);
     encode_segment(capacity_words, too_small, build, |segment| {
-        let total = WORD + segment.len();
-        out[..WORD].copy_from_slice(&frame_header(segment));
-        out[WORD..total].copy_from_slice(segment);
-        total
+        if let Some(write) = write.take() {
+            write(&frame_header(segment), segment);
+        }
+        WORD + segment.len()
     })
 }
 
@@ -648,6 +677,33 @@ mod tests {
             bytes: vec![7; MAX_BYTES],
         };
         assert_eq!(too_big.to_bytes(), Err(TransportError::MessageTooLarge));
+    }
+
+    #[test]
+    fn encoding_in_parts_gives_the_same_bytes() {
+        for len in [0, 5, 3000] {
+            let message = console::WriteParams {
+                text: vec![b'p'; len],
+            };
+            let mut parts = Vec::new();
+            let written = message.encode_in_parts(MAX_BYTES, |header, segment| {
+                parts = [header, segment].concat();
+            });
+            assert_eq!(written, Ok(encoded(&message).len()));
+            assert_eq!(parts, encoded(&message));
+        }
+        let mut wrote = false;
+        let big = console::WriteParams { text: vec![1; 100] };
+        assert_eq!(
+            big.encode_in_parts(64, |_, _| wrote = true),
+            Err(TransportError::ResultsTooSmall)
+        );
+        assert!(!wrote, "nothing is written when it does not fit");
+        assert_eq!(
+            timer::SleepResults.encode_in_parts(0, |_, _| wrote = true),
+            Ok(0)
+        );
+        assert!(!wrote);
     }
 
     #[test]

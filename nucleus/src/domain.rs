@@ -139,11 +139,21 @@ impl GuestMemory {
 
     /// Copies `from` into writable guest memory at `address`.
     pub fn copy_out(&self, address: u64, from: &[u8]) {
-        assert!(self.contains(address, from.len() as u64, true) || from.is_empty());
-        // SAFETY: as in `copy_in`, and the region is writable (checked).
+        self.copy_out_parts(address, from, &[]);
+    }
+
+    /// Copies `first` and then `second` into writable guest memory from
+    /// `address` on, in one opening of the guest's memory.
+    pub fn copy_out_parts(&self, address: u64, first: &[u8], second: &[u8]) {
+        let length = first.len() + second.len();
+        assert!(self.contains(address, length as u64, true) || length == 0);
+        // SAFETY: as in `copy_in`, and the region is writable (checked);
+        // `second` goes right after `first`, inside the checked range.
         unsafe {
             user_access(|| {
-                core::ptr::copy_nonoverlapping(from.as_ptr(), address as *mut u8, from.len())
+                let to = address as *mut u8;
+                core::ptr::copy_nonoverlapping(first.as_ptr(), to, first.len());
+                core::ptr::copy_nonoverlapping(second.as_ptr(), to.add(first.len()), second.len());
             });
         }
     }
@@ -702,17 +712,20 @@ fn execute(
                 }
                 _ => {}
             }
+            let mut write_results = |header: &[u8], segment: &[u8]| {
+                memory.copy_out_parts(results.addr, header, segment)
+            };
             let caller = services::Caller {
                 name,
                 slot: slot.clone(),
                 console_line,
                 start_info,
+                write_results: &mut write_results,
             };
             match services::call(method, &copied, results.len as usize, caller) {
                 Err(error) => failed(error),
-                Ok(Reply::Results(bytes)) => {
-                    memory.copy_out(results.addr, &bytes);
-                    Executed::Now(Cqe::done(user_data, bytes.len() as u32, 0))
+                Ok(Reply::Results(written)) => {
+                    Executed::Now(Cqe::done(user_data, written as u32, 0))
                 }
                 Ok(Reply::Exception(exception)) => {
                     let mut bytes = alloc::vec![0u8; results.len as usize];

@@ -12,8 +12,8 @@ use spin::Once;
 
 /// What a call produced.
 pub enum Reply {
-    /// Encoded results.
-    Results(Vec<u8>),
+    /// Results of this many bytes, written to the caller's results buffer.
+    Results(usize),
     /// The service failed: a typed exception for the results buffer.
     Exception(Exception),
     /// Completes (with empty results) when the TSC reaches this value.
@@ -42,15 +42,19 @@ pub struct Caller<'a> {
     /// Console text waiting for its newline.
     pub console_line: &'a mut Vec<u8>,
     pub start_info: &'a guest_control::StartInfoResults,
+    /// Writes encoded results (frame header, then segment) into the
+    /// caller's results buffer; called at most once, when they fit.
+    pub write_results: &'a mut dyn FnMut(&[u8], &[u8]),
 }
 
-/// Encodes results that must fit in `capacity` bytes (the caller's buffer).
-fn results<M: Message>(message: &M, capacity: usize) -> Result<Reply, TransportError> {
-    let bytes = message.to_bytes()?;
-    if bytes.len() > capacity {
-        return Err(TransportError::ResultsTooSmall);
-    }
-    Ok(Reply::Results(bytes))
+/// Encodes results straight into the caller's buffer of `capacity` bytes
+/// (from the nucleus's scratch segment: no buffer between).
+fn results<M: Message>(
+    message: &M,
+    capacity: usize,
+    write: &mut dyn FnMut(&[u8], &[u8]),
+) -> Result<Reply, TransportError> {
+    message.encode_in_parts(capacity, write).map(Reply::Results)
 }
 
 pub fn call(
@@ -59,19 +63,20 @@ pub fn call(
     capacity: usize,
     caller: Caller,
 ) -> Result<Reply, TransportError> {
+    let write = caller.write_results;
     match method {
         MethodId::ConsoleWrite => {
             let params = console::WriteParams::decode(params)?;
             write_console(caller.name, caller.console_line, &params.text);
             let written = params.text.len() as u32;
-            results(&console::WriteResults { written }, capacity)
+            results(&console::WriteResults { written }, capacity, write)
         }
         MethodId::TimerNow => {
             let nanos = crate::time::since_entry().nanos;
-            results(&timer::NowResults { nanos }, capacity)
+            results(&timer::NowResults { nanos }, capacity, write)
         }
         MethodId::TimerRealtime => match crate::time::wall_clock_nanos() {
-            Some(nanos) => results(&timer::RealtimeResults { nanos }, capacity),
+            Some(nanos) => results(&timer::RealtimeResults { nanos }, capacity, write),
             None => Ok(Reply::Exception(Exception::new(
                 ExceptionCode::Unimplemented,
                 "the firmware gave no date at boot",
@@ -96,7 +101,7 @@ pub fn call(
                     "no hardware entropy source on this CPU (no RDRAND or RDSEED)",
                 )));
             };
-            results(&entropy::FillResults { bytes }, capacity)
+            results(&entropy::FillResults { bytes }, capacity, write)
         }
         MethodId::BootInfoGet => {
             let facts = BOOT_FACTS
@@ -110,7 +115,7 @@ pub fn call(
                 tsc_hz: crate::time::tsc_hz(),
                 features: facts.features.clone(),
             };
-            results(&boot_info::GetResults { info }, capacity)
+            results(&boot_info::GetResults { info }, capacity, write)
         }
         MethodId::GuestControlExit => {
             let params = guest_control::ExitParams::decode(params)?;
@@ -123,10 +128,14 @@ pub fn call(
         }
         // Guests serve Echo; the nucleus never holds an Echo service.
         MethodId::EchoEcho => Err(TransportError::WrongCapKind),
-        MethodId::GuestControlStartInfo => results(caller.start_info, capacity),
+        MethodId::GuestControlStartInfo => results(caller.start_info, capacity, write),
         MethodId::GuestControlRegion => {
             let (base, size) = (caller.slot.start, caller.slot.end - caller.slot.start);
-            results(&guest_control::RegionResults { base, size }, capacity)
+            results(
+                &guest_control::RegionResults { base, size },
+                capacity,
+                write,
+            )
         }
     }
 }
