@@ -14,10 +14,11 @@
 //! message is then the nucleus's (a guest thread cannot change it mid-read),
 //! and its alignment no longer depends on the guest's addresses.
 //!
-//! Neither direction allocates in the common case: messages are built in one
-//! reusable, zeroed first segment ([`SCRATCH_WORDS`]; the builder re-zeroes
-//! only the words it used) and read from one reusable aligned buffer that
-//! grows to the largest message seen. Each is taken for the length of one
+//! Neither direction allocates message memory in the common case: messages
+//! are built in one reusable, zeroed first segment ([`SCRATCH_WORDS`]; the
+//! builder re-zeroes only the words it used) and read from one reusable
+//! aligned buffer that grows to the largest message seen. (capnp's builder
+//! still keeps its list of segments in a small `Vec` of its own.) Each is taken for the length of one
 //! encode or decode; a nested one (an interrupt handler's, another thread's)
 //! finds it taken and uses the heap instead, so there is no lock to wait on.
 
