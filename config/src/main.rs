@@ -9,6 +9,7 @@
 //!                                         ELF replaces the nucleus (a variant);
 //!                                         --args replaces a guest's arguments
 //!     appliance run NAME [--uefi]         build, then boot it in QEMU
+//!     appliance help                      this usage
 //!
 //! NAME may also be the file, config/appliances/NAME.cue. The nucleus and
 //! the guests must be built (`make nucleus`, and `make go` for Go guests);
@@ -23,7 +24,8 @@ const USAGE: &str = "usage: appliance list
        appliance show NAME
        appliance build NAME [--iso OUT.iso] [--disk OUT.img | --no-disk] [--cmdline WORDS]
                             [--nucleus ELF] [--args GUEST=WORDS]...
-       appliance run NAME [--uefi]";
+       appliance run NAME [--uefi]
+       appliance help";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -70,6 +72,10 @@ fn run(args: &[String]) -> Result<(), Failure> {
         .split_first()
         .ok_or_else(|| Failure::Usage("no command".into()))?;
     match command.as_str() {
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(())
+        }
         "list" => {
             for name in repo.appliances()? {
                 println!("{name}");
