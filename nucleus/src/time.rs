@@ -43,8 +43,8 @@ pub fn tsc_hz() -> u64 {
     TSC_HZ.load(Ordering::Relaxed)
 }
 
-/// Time since entry. Before the TSC frequency is known, lines print raw
-/// cycles as if the TSC ran at 1 GHz, which only the first line or two see.
+/// Time since entry. The TSC is calibrated before the first log line; only
+/// if that failed (the panic saying so) do lines count cycles as if at 1 GHz.
 pub fn since_entry() -> Timestamp {
     let hz = match tsc_hz() {
         0 => 1_000_000_000,
