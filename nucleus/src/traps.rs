@@ -154,7 +154,8 @@ extern "C" fn trap_entry_common() {
 }
 
 /// Restores a [`TrapFrame`] at RSP and returns to it with `iretq`: the tail of
-/// every interrupt, every system call, and a guest's first entry to ring 3.
+/// every interrupt and exception and of a guest's first entry to ring 3
+/// (system calls return through `user::return_from_syscall`).
 #[unsafe(naked)]
 pub extern "C" fn return_from_trap() {
     naked_asm!(

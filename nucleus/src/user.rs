@@ -2,9 +2,11 @@
 //!
 //! A guest enters the nucleus only with `syscall` (or by faulting or being
 //! interrupted). The entry builds the same [`TrapFrame`] an interrupt from
-//! ring 3 would, on the running guest's kernel stack, so every way back to
-//! a guest is one `iretq` path. Only one CPU runs guests, so the stack switch
-//! uses two globals rather than per-CPU data through GS.
+//! ring 3 would, on the running guest's kernel stack, so the scheduler and
+//! the fault paths see one kind of frame. A system call returns with
+//! `sysretq` (much cheaper than `iretq`); everything else, and a system-call
+//! frame SYSRET could not return to, with `iretq`. Only one CPU runs guests,
+//! so the stack switch uses two globals rather than per-CPU data through GS.
 
 use core::arch::naked_asm;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -119,7 +121,7 @@ extern "C" fn syscall_entry() {
         load_table!("nucleus_table"),
         "mov rdi, rsp",
         "call {dispatch}",
-        "jmp {restore}",
+        "jmp {sysret}",
         switch = const SWITCH_TABLES as u8,
         nucleus_table = sym crate::memory::NUCLEUS_TABLE,
         cr3_writes = sym crate::memory::CR3_WRITES,
@@ -129,6 +131,62 @@ extern "C" fn syscall_entry() {
         user_cs = const USER_CODE_SELECTOR,
         vector = const SYSCALL_VECTOR,
         dispatch = sym syscall_dispatch,
+        sysret = sym return_from_syscall,
+    );
+}
+
+/// Where `rip`, `rflags` and `rsp` sit in a [`TrapFrame`] once its general
+/// registers are popped.
+const TAIL_RIP: usize =
+    core::mem::offset_of!(TrapFrame, rip) - core::mem::offset_of!(TrapFrame, vector);
+const TAIL_RFLAGS: usize =
+    core::mem::offset_of!(TrapFrame, rflags) - core::mem::offset_of!(TrapFrame, vector);
+const TAIL_RSP: usize =
+    core::mem::offset_of!(TrapFrame, rsp) - core::mem::offset_of!(TrapFrame, vector);
+
+/// Returns from a system call with `sysretq`, which costs far less than the
+/// `iretq` of [`return_from_trap`]. The frame at RSP is the one
+/// `syscall_entry` built (CS and SS the user selectors STAR names), so only
+/// RIP, RFLAGS, RSP and the general registers come from it; RCX and R11
+/// are clobbered, as the system-call ABI says. A non-canonical RIP would
+/// make SYSRET fault in ring 0 on the guest's stack (on Intel), so such a
+/// frame (no guest's own `syscall` makes one) returns through `iretq`.
+#[unsafe(naked)]
+extern "C" fn return_from_syscall() {
+    naked_asm!(
+        // Interrupts stay off from here to SYSRET: one taken after RSP is the
+        // guest's would push its frame onto the guest's stack.
+        "cli",
+        "mov rax, [rsp + {rip}]",
+        "shr rax, 47",
+        "jnz {restore}",
+        load_table!("guest_table"),
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "pop r11",
+        "pop r10",
+        "pop r9",
+        "pop r8",
+        "pop rbp",
+        "pop rdi",
+        "pop rsi",
+        "pop rdx",
+        "pop rcx",
+        "pop rbx",
+        "pop rax",
+        "mov rcx, [rsp + {tail_rip}]",
+        "mov r11, [rsp + {tail_rflags}]",
+        "mov rsp, [rsp + {tail_rsp}]",
+        "sysretq",
+        rip = const core::mem::offset_of!(TrapFrame, rip),
+        tail_rip = const TAIL_RIP,
+        tail_rflags = const TAIL_RFLAGS,
+        tail_rsp = const TAIL_RSP,
+        switch = const SWITCH_TABLES as u8,
+        guest_table = sym GUEST_TABLE,
+        cr3_writes = sym crate::memory::CR3_WRITES,
         restore = sym return_from_trap,
     );
 }
