@@ -153,6 +153,16 @@ extern "C" fn trap_entry_common() {
     );
 }
 
+/// Pops a [`TrapFrame`]'s general registers, R15 first, as one assembly
+/// template string: the start of both ways back to ring 3.
+macro_rules! pop_general_registers {
+    () => {
+        "pop r15\npop r14\npop r13\npop r12\npop r11\npop r10\npop r9\npop r8\n\
+         pop rbp\npop rdi\npop rsi\npop rdx\npop rcx\npop rbx\npop rax"
+    };
+}
+pub(crate) use pop_general_registers;
+
 /// Restores a [`TrapFrame`] at RSP and returns to it with `iretq`: the tail of
 /// every interrupt and exception and of a guest's first entry to ring 3
 /// (system calls return through `user::return_from_syscall`).
@@ -161,21 +171,7 @@ pub extern "C" fn return_from_trap() {
     naked_asm!(
         // The switching variant: back to ring 3, onto the guest's table.
         crate::user::load_table!("guest_table", if_user),
-        "pop r15",
-        "pop r14",
-        "pop r13",
-        "pop r12",
-        "pop r11",
-        "pop r10",
-        "pop r9",
-        "pop r8",
-        "pop rbp",
-        "pop rdi",
-        "pop rsi",
-        "pop rdx",
-        "pop rcx",
-        "pop rbx",
-        "pop rax",
+        pop_general_registers!(),
         "add rsp, 16",
         "iretq",
         switch = const crate::user::SWITCH_TABLES as u8,

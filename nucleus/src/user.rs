@@ -19,7 +19,7 @@ use x86_64::structures::gdt::SegmentSelector;
 use crate::gdt::{
     KERNEL_CODE_SELECTOR, KERNEL_DATA_SELECTOR, USER_CODE_SELECTOR, USER_DATA_SELECTOR,
 };
-use crate::traps::{TrapFrame, return_from_trap};
+use crate::traps::{TrapFrame, pop_general_registers, return_from_trap};
 
 /// The `vector` a system call's frame carries (outside 0-255, so it can
 /// never be mistaken for an interrupt).
@@ -161,21 +161,7 @@ extern "C" fn return_from_syscall() {
         "shr rax, 47",
         "jnz {restore}",
         load_table!("guest_table"),
-        "pop r15",
-        "pop r14",
-        "pop r13",
-        "pop r12",
-        "pop r11",
-        "pop r10",
-        "pop r9",
-        "pop r8",
-        "pop rbp",
-        "pop rdi",
-        "pop rsi",
-        "pop rdx",
-        "pop rcx",
-        "pop rbx",
-        "pop rax",
+        pop_general_registers!(),
         "mov rcx, [rsp + {tail_rip}]",
         "mov r11, [rsp + {tail_rflags}]",
         "mov rsp, [rsp + {tail_rsp}]",
