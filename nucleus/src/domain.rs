@@ -113,21 +113,21 @@ impl GuestMemory {
             .map_err(|_| MapError::AlreadyMapped)
     }
 
-    /// Whether `[address, address + length)` lies inside one of the guest's
-    /// own regions (writable ones, if `write`). Length 0 is never "inside".
-    pub fn contains(&self, address: u64, length: u64, write: bool) -> bool {
-        let access = if write { Access::Write } else { Access::Read };
+    /// Whether `length` bytes from `address` lie inside one of the guest's
+    /// own regions (a writable one, for `Access::Write`). Length 0 is never
+    /// "inside".
+    fn holds(&self, address: u64, length: usize, access: Access) -> bool {
         length > 0
             && address
-                .checked_add(length)
+                .checked_add(length as u64)
                 .is_some_and(|end| self.regions.contains(address..end, access))
     }
 
     /// Copies guest memory into `into`. The caller checked the range with
-    /// [`contains`]; the copy is what the nucleus then works on, so a guest
+    /// `caps::validate`; the copy is what the nucleus then works on, so a guest
     /// thread changing the source mid-call cannot change what was validated.
     pub fn copy_in(&self, address: u64, into: &mut [u8]) {
-        assert!(self.contains(address, into.len() as u64, false) || into.is_empty());
+        assert!(self.holds(address, into.len(), Access::Read) || into.is_empty());
         // SAFETY: the range is mapped user memory of this guest (checked
         // above; guests cannot unmap). STAC/CLAC open SMAP only for the copy.
         unsafe {
@@ -146,7 +146,7 @@ impl GuestMemory {
     /// `address` on, in one opening of the guest's memory.
     pub fn copy_out_parts(&self, address: u64, first: &[u8], second: &[u8]) {
         let length = first.len() + second.len();
-        assert!(self.contains(address, length as u64, true) || length == 0);
+        assert!(self.holds(address, length, Access::Write) || length == 0);
         // SAFETY: as in `copy_in`, and the region is writable (checked);
         // `second` goes right after `first`, inside the checked range.
         unsafe {
@@ -167,9 +167,7 @@ impl GuestMemory {
         if length == 0 {
             return;
         }
-        assert!(
-            self.contains(to, length as u64, true) && source.contains(from, length as u64, false)
-        );
+        assert!(self.holds(to, length, Access::Write) && source.holds(from, length, Access::Read));
         // SAFETY: both ranges are mapped user memory (checked above; guests
         // cannot unmap), the destination writable. `copy` allows overlap, for
         // a guest that serves itself.
