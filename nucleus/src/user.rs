@@ -151,6 +151,8 @@ const TAIL_RSP: usize =
 /// are clobbered, as the system-call ABI says. A non-canonical RIP would
 /// make SYSRET fault in ring 0 on the guest's stack (on Intel), so such a
 /// frame (no guest's own `syscall` makes one) returns through `iretq`.
+/// (AMD's SYSRET keeps SS's hidden attributes, stale after an interrupt in
+/// ring 0 loaded a null SS; only 32-bit code notices, and guests are 64-bit.)
 #[unsafe(naked)]
 extern "C" fn return_from_syscall() {
     naked_asm!(
