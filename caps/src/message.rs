@@ -79,15 +79,6 @@ pub trait Message: Sized {
         encode_parts_with(capacity, |builder| self.write(builder.init_root()), write)
     }
 
-    /// The message in a buffer of exactly its length (empty for a struct
-    /// without fields). `MessageTooLarge` beyond [`MAX_MESSAGE_BYTES`].
-    fn to_bytes(&self) -> Result<Vec<u8>, TransportError> {
-        if Self::NO_FIELDS {
-            return Ok(Vec::new());
-        }
-        encode_to_vec(|builder| self.write(builder.init_root()))
-    }
-
     /// Reads a message from exactly `bytes`. `MalformedMessage` for anything
     /// that is not one single-segment message of this struct.
     fn decode(bytes: &[u8]) -> Result<Self, TransportError> {
@@ -220,7 +211,9 @@ pub fn encode_parts_with(
     let Some(capacity_words) = (usable / WORD).checked_sub(1).filter(|w| *w >= 1) else {
         return Err(TransportError::ResultsTooSmall);
     };
-    let too_small = if capacity > MAX_BYTES {
+    // No buffer is larger than the largest message: not fitting one that large
+    // means too large for any.
+    let too_small = if capacity >= MAX_BYTES {
         TransportError::MessageTooLarge
     } else {
         TransportError::ResultsTooSmall
@@ -232,23 +225,6 @@ pub fn encode_parts_with(
         }
         WORD + segment.len()
     })
-}
-
-/// As [`encode_with`], into a buffer of exactly the message's length.
-pub fn encode_to_vec(
-    build: impl Fn(&mut Builder) -> capnp::Result<()>,
-) -> Result<Vec<u8>, TransportError> {
-    encode_segment(
-        MAX_BYTES / WORD - 1,
-        TransportError::MessageTooLarge,
-        build,
-        |segment| {
-            let mut bytes = Vec::with_capacity(WORD + segment.len());
-            bytes.extend_from_slice(&frame_header(segment));
-            bytes.extend_from_slice(segment);
-            bytes
-        },
-    )
 }
 
 /// The stream framing's header for one segment.
@@ -652,6 +628,15 @@ mod tests {
         );
     }
 
+    /// The message through `encode_in_parts`, gathered into a `Vec`.
+    fn in_parts<M: Message>(message: &M) -> Result<Vec<u8>, TransportError> {
+        let mut bytes = Vec::new();
+        message.encode_in_parts(MAX_BYTES, |header, segment| {
+            bytes = [header, segment].concat();
+        })?;
+        Ok(bytes)
+    }
+
     /// What capnp's own serializer makes of the same message, built on the
     /// heap in one segment: the reference for the scratch-built bytes.
     fn reference_bytes(message: &console::WriteParams) -> Vec<u8> {
@@ -663,21 +648,20 @@ mod tests {
     }
 
     #[test]
-    fn to_bytes_matches_encode_and_is_exact() {
+    fn encodings_match_capnps_serializer() {
         for len in [0, 1, 7, 8, 100, SCRATCH_WORDS * WORD, 20_000] {
             let message = console::WriteParams {
                 text: vec![b'x'; len],
             };
-            let bytes = message.to_bytes().unwrap();
+            let bytes = in_parts(&message).unwrap();
             assert_eq!(bytes, encoded(&message), "length {len}");
             assert_eq!(bytes, reference_bytes(&message), "length {len}");
-            assert_eq!(bytes.capacity(), bytes.len());
         }
-        assert_eq!(timer::NowParams.to_bytes(), Ok(Vec::new()));
+        assert_eq!(in_parts(&timer::NowParams), Ok(Vec::new()));
         let too_big = entropy::FillResults {
             bytes: vec![7; MAX_BYTES],
         };
-        assert_eq!(too_big.to_bytes(), Err(TransportError::MessageTooLarge));
+        assert_eq!(in_parts(&too_big), Err(TransportError::MessageTooLarge));
     }
 
     #[test]
@@ -714,13 +698,13 @@ mod tests {
         // As an interrupt handler would find them: taken.
         let (held, is_scratch) = take_scratch();
         let guard = READ_BUFFER.lock();
-        assert_eq!(message.to_bytes().unwrap(), expected);
+        assert_eq!(in_parts(&message).unwrap(), expected);
         assert_eq!(console::WriteParams::decode(&expected), Ok(message.clone()));
         drop(guard);
         if is_scratch {
             return_scratch(held);
         }
-        assert_eq!(message.to_bytes().unwrap(), expected);
+        assert_eq!(in_parts(&message).unwrap(), expected);
     }
 
     #[test]
@@ -808,7 +792,7 @@ mod tests {
         ) {
             for len in lengths {
                 let message = console::WriteParams { text: vec![0xa5; len] };
-                let bytes = message.to_bytes().unwrap();
+                let bytes = in_parts(&message).unwrap();
                 prop_assert_eq!(&bytes, &reference_bytes(&message));
                 prop_assert_eq!(console::WriteParams::decode(&bytes), Ok(message));
             }

@@ -6,7 +6,7 @@ use caps::Interface;
 use caps::interfaces::{boot_info, console, entropy, guest_control, timer};
 use caps::start::initial_capability;
 
-use crate::ring::{CallError, buffer, buffer_mut, call, call_with_aux, with_ring};
+use crate::ring::{CallError, buffer_mut, call, call_with_aux, with_ring};
 use caps::{CapId, Message, Outcome, Sqe, TransportError};
 
 /// Writes text to the appliance console; returns the bytes taken.
@@ -153,9 +153,13 @@ impl Server {
 
     /// Answers the call `token` with `results`.
     pub fn reply<M: Message>(&mut self, token: u64, results: &M) -> Result<(), CallError> {
-        let encoded = crate::ring::encode(results)?;
-        let sqe = Sqe::return_call(self.cap.raw(), token, buffer(&encoded), 0);
-        match with_ring(|ring| ring.submit_and_wait(sqe)).outcome() {
+        let cap = self.cap.raw();
+        let cqe = with_ring(|ring| {
+            ring.with_encoded(results, |ring, reply| {
+                ring.submit_and_wait(Sqe::return_call(cap, token, reply, 0))
+            })
+        })?;
+        match cqe.outcome() {
             Outcome::Done { .. } => Ok(()),
             Outcome::Failed(error) => Err(CallError::Transport(error)),
             _ => Err(CallError::Transport(TransportError::NotSupported)),

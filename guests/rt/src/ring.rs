@@ -18,6 +18,8 @@ pub struct Ring {
     /// The results buffer typed calls lend the nucleus, kept between calls
     /// (it grows to the largest size a call needed).
     results: Vec<u8>,
+    /// The buffer params and replies are encoded into, kept the same way.
+    params: Vec<u8>,
 }
 
 static RING: Mutex<Option<Ring>> = Mutex::new(None);
@@ -47,6 +49,7 @@ pub(crate) fn attach(address: u64) {
         completions: CompletionQueue::new(layout, header, cq).expect("layout matches"),
         next_user_data: 1,
         results: Vec::new(),
+        params: Vec::new(),
     };
     *RING.lock() = Some(ring);
 }
@@ -120,8 +123,42 @@ impl Ring {
         cap: CapId,
         params: &M::Params,
     ) -> Result<(M::Results, u64), CallError> {
+        self.with_encoded(params, |ring, params| ring.call_encoded::<M>(cap, params))?
+    }
+
+    /// Encodes `message` into the ring's params buffer and runs `with` with
+    /// the ring and the buffer holding the bytes (none for a struct without
+    /// fields).
+    pub fn with_encoded<M: Message, R>(
+        &mut self,
+        message: &M,
+        with: impl FnOnce(&mut Ring, Buffer) -> R,
+    ) -> Result<R, CallError> {
+        if M::NO_FIELDS {
+            return Ok(with(self, Buffer::NONE));
+        }
+        // Taken out for the call, so the ring can be borrowed meanwhile.
+        let mut bytes = core::mem::take(&mut self.params);
+        bytes.clear();
+        let encoded = message.encode_in_parts(MAX_MESSAGE_BYTES as usize, |header, segment| {
+            bytes.extend_from_slice(header);
+            bytes.extend_from_slice(segment);
+        });
+        let outcome = match encoded {
+            Ok(_) => Ok(with(self, buffer(&bytes))),
+            Err(error) => Err(CallError::Transport(error)),
+        };
+        self.params = bytes;
+        outcome
+    }
+
+    /// Calls `M` on `cap` with params already encoded in `params`.
+    fn call_encoded<M: Method>(
+        &mut self,
+        cap: CapId,
+        params: Buffer,
+    ) -> Result<(M::Results, u64), CallError> {
         const LARGEST: usize = MAX_MESSAGE_BYTES as usize;
-        let encoded = encode(params)?;
         let mut capacity = 256;
         loop {
             if self.results.len() < capacity {
@@ -132,7 +169,7 @@ impl Ring {
             let sqe = Sqe::call(
                 cap.raw(),
                 M::ORDINAL,
-                buffer(&encoded),
+                params,
                 buffer_mut(&mut results[..capacity]),
                 0,
             );
@@ -159,12 +196,6 @@ impl Ring {
             return outcome;
         }
     }
-}
-
-/// Encodes a message into a buffer of exactly its length (none for a
-/// struct without fields).
-pub fn encode<M: Message>(message: &M) -> Result<Vec<u8>, CallError> {
-    message.to_bytes().map_err(CallError::Transport)
 }
 
 /// The buffer an SQE names for params the nucleus reads (none if empty).
