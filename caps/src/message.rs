@@ -17,10 +17,11 @@
 //! Neither direction allocates message memory in the common case: messages
 //! are built in one reusable, zeroed first segment ([`SCRATCH_WORDS`]; the
 //! builder re-zeroes only the words it used) and read from one reusable
-//! aligned buffer that grows to the largest message seen. (capnp's builder
-//! still keeps its list of segments in a small `Vec` of its own.) Each is taken for the length of one
-//! encode or decode; a nested one (an interrupt handler's, another thread's)
-//! finds it taken and uses the heap instead, so there is no lock to wait on.
+//! aligned buffer that grows to the largest message seen (capnp's builder
+//! still keeps its list of segments in a small `Vec` of its own). Each is
+//! taken for the length of one encode or decode; a nested one (an interrupt
+//! handler's, another thread's) finds it taken and uses the heap instead, so
+//! there is no lock to wait on.
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -71,7 +72,7 @@ pub trait Message: Sized {
     fn encode_in_parts(
         &self,
         capacity: usize,
-        write: impl FnOnce(&[u8], &[u8]),
+        write: impl FnMut(&[u8], &[u8]),
     ) -> Result<usize, TransportError> {
         if Self::NO_FIELDS {
             return Ok(0);
@@ -157,34 +158,6 @@ fn build_single_segment<T>(
     (outcome, message.into_allocator())
 }
 
-/// Builds the message `build` makes in one segment of at most
-/// `capacity_words` and hands it to `emit`: in the scratch segment first,
-/// then, if the message outgrew it, in one as large as the capacity.
-/// `too_small` if it does not fit.
-fn encode_segment<T>(
-    capacity_words: usize,
-    too_small: TransportError,
-    build: impl Fn(&mut Builder) -> capnp::Result<()>,
-    mut emit: impl FnMut(&[u8]) -> T,
-) -> Result<T, TransportError> {
-    let mut fitting =
-        |segment: &[u8]| (segment.len() / WORD <= capacity_words).then(|| emit(segment));
-    let (allocator, is_scratch) = take_scratch();
-    let (outcome, allocator) = build_single_segment(allocator, &build, &mut fitting);
-    if is_scratch {
-        return_scratch(allocator);
-    }
-    let outcome = match outcome? {
-        Some(emitted) => emitted,
-        // It outgrew a first segment at least as large as the capacity.
-        None if capacity_words <= SCRATCH_WORDS => None,
-        None => build_single_segment(heap_allocator(capacity_words), &build, &mut fitting)
-            .0?
-            .flatten(),
-    };
-    outcome.ok_or(too_small)
-}
-
 /// The framing and the single-segment rule around a message `build` makes,
 /// written to the start of `out`; returns the length.
 pub fn encode_with(
@@ -199,12 +172,14 @@ pub fn encode_with(
 
 /// As [`encode_with`] for a buffer of `capacity` bytes, handing the message
 /// to `write` as its two consecutive parts, the frame header and the
-/// segment, so it can go straight to where it belongs; `write` is not called
-/// if the message does not fit.
+/// segment, so it can go straight to where it belongs. `write` is called
+/// once if the message fits, never if it does not. The message is built in
+/// the scratch segment first, then, if it outgrew it, in one segment as
+/// large as the capacity.
 pub fn encode_parts_with(
     capacity: usize,
     build: impl Fn(&mut Builder) -> capnp::Result<()>,
-    write: impl FnOnce(&[u8], &[u8]),
+    mut write: impl FnMut(&[u8], &[u8]),
 ) -> Result<usize, TransportError> {
     let usable = capacity.min(MAX_BYTES);
     // The frame header takes one word; the root pointer another.
@@ -218,13 +193,26 @@ pub fn encode_parts_with(
     } else {
         TransportError::ResultsTooSmall
     };
-    let mut write = Some(write);
-    encode_segment(capacity_words, too_small, build, |segment| {
-        if let Some(write) = write.take() {
+    let mut emit = |segment: &[u8]| {
+        (segment.len() / WORD <= capacity_words).then(|| {
             write(&frame_header(segment), segment);
-        }
-        WORD + segment.len()
-    })
+            WORD + segment.len()
+        })
+    };
+    let (allocator, is_scratch) = take_scratch();
+    let (outcome, allocator) = build_single_segment(allocator, &build, &mut emit);
+    if is_scratch {
+        return_scratch(allocator);
+    }
+    let written = match outcome? {
+        Some(written) => written,
+        // It outgrew a first segment at least as large as the capacity.
+        None if capacity_words <= SCRATCH_WORDS => None,
+        None => build_single_segment(heap_allocator(capacity_words), &build, &mut emit)
+            .0?
+            .flatten(),
+    };
+    written.ok_or(too_small)
 }
 
 /// The stream framing's header for one segment.
