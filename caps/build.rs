@@ -18,6 +18,8 @@ const SCHEMAS: &[&str] = &[
     "boot_info",
     "guest_control",
     "echo",
+    "endpoint",
+    "sessions",
     "manifest",
 ];
 

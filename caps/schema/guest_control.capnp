@@ -9,14 +9,18 @@ interface GuestControl {
   # The guest's own memory region: the range its buffers must lie in.
 
   serve @2 (name :Text) -> ();
-  # Offers an interface to other guests under `name`. The completion's aux
-  # is the new endpoint capability: RECV on it takes the next call, RETURN
-  # answers it. Exception invalidArgument if the name is taken or empty.
+  # Offers an interface to other guests under `name`, which the appliance
+  # must list in this guest's `serves`. The results carry one capability:
+  # the endpoint's serving end (interface Endpoint). Exception denied if the
+  # appliance does not grant the name, invalidArgument if this guest serves
+  # it already.
 
   connect @3 (name :Text) -> ();
-  # A capability for calling the interface another guest serves under
-  # `name` (the completion's aux). Exception disconnected if nothing is
-  # served under that name (yet): try again later.
+  # A calling end of what another guest serves under `name`, which the
+  # appliance must list in this guest's `connects`: the results carry it.
+  # Exception denied if the name is not granted; disconnected if nothing is
+  # served under it now (its server has not started or is restarting): try
+  # again later.
 
   startInfo @4 () -> (args :List(Text), data :List(DataRegion));
   # The guest's arguments (from its module line, `arg=`) and the read-only

@@ -178,6 +178,13 @@ impl<T> CapTable<T> {
         Ok(value)
     }
 
+    /// How many more capabilities `insert` would take now.
+    pub fn room(&self) -> usize {
+        let by_quota = (self.quota as usize).saturating_sub(self.live);
+        let by_slots = self.free.len() + (Self::MAX_SLOTS - self.slots.len());
+        by_quota.min(by_slots)
+    }
+
     /// Every live capability with its id.
     pub fn iter(&self) -> impl Iterator<Item = (CapId, &T)> {
         self.slots.iter().enumerate().filter_map(|(index, slot)| {
@@ -205,6 +212,65 @@ impl<T> CapTable<T> {
         self.slots
             .get_mut(id.index() as usize)
             .ok_or(TransportError::InvalidCap)
+    }
+}
+
+/// Where [`transfer`] puts capabilities.
+pub enum Destination<'a, T> {
+    /// The sender's own table (a guest calling an endpoint it serves).
+    Same,
+    Other(&'a mut CapTable<T>),
+}
+
+/// Passes the capabilities `ids` names in `from` to `to`, all or none:
+/// each must be live in `from` and pass `check` (the object is alive, the
+/// rights allow transfer), a move may not name one twice, and `to` must
+/// have room for all of them. Copies stay in `from`; moves leave it. Returns
+/// the ids in `to`, in order. A move within one table keeps the ids.
+pub fn transfer<T: Clone>(
+    from: &mut CapTable<T>,
+    to: Destination<'_, T>,
+    ids: &[CapId],
+    moved: bool,
+    check: impl Fn(&T) -> Result<(), TransportError>,
+) -> Result<Vec<CapId>, TransportError> {
+    let mut values = Vec::new();
+    values
+        .try_reserve_exact(ids.len())
+        .map_err(|_| TransportError::CapQuotaExceeded)?;
+    for (i, id) in ids.iter().enumerate() {
+        let value = from.get(*id)?;
+        check(value)?;
+        if moved && ids[..i].contains(id) {
+            return Err(TransportError::InvalidCap);
+        }
+        values.push(value.clone());
+    }
+    match to {
+        Destination::Same if moved => Ok(ids.to_vec()),
+        Destination::Same => from.insert_all(values),
+        Destination::Other(to) => {
+            if to.room() < values.len() {
+                return Err(TransportError::CapQuotaExceeded);
+            }
+            if moved {
+                for id in ids {
+                    from.remove(*id)?;
+                }
+            }
+            to.insert_all(values)
+        }
+    }
+}
+
+impl<T> CapTable<T> {
+    /// Inserts every value, or none (`CapQuotaExceeded`) when they do not
+    /// all fit.
+    pub fn insert_all(&mut self, values: Vec<T>) -> Result<Vec<CapId>, TransportError> {
+        if self.room() < values.len() {
+            return Err(TransportError::CapQuotaExceeded);
+        }
+        values.into_iter().map(|value| self.insert(value)).collect()
     }
 }
 
@@ -335,6 +401,39 @@ mod tests {
         Get(usize),
     }
 
+    #[derive(Clone, Debug)]
+    enum TransferOp {
+        Mint { side: usize, transferable: bool },
+        Kill(u32),
+        Send { from: usize, picks: Vec<usize>, moved: bool },
+    }
+
+    fn transfer_op() -> impl Strategy<Value = TransferOp> {
+        prop_oneof![
+            (0usize..2, proptest::bool::weighted(0.8))
+                .prop_map(|(side, transferable)| TransferOp::Mint { side, transferable }),
+            any::<u32>().prop_map(TransferOp::Kill),
+            (0usize..2, proptest::collection::vec(any::<usize>(), 0..4), any::<bool>())
+                .prop_map(|(from, picks, moved)| TransferOp::Send { from, picks, moved }),
+        ]
+    }
+
+    #[test]
+    fn a_move_within_one_table_keeps_the_ids_and_a_copy_adds_one() {
+        let mut table = CapTable::new(3);
+        let a = table.insert(1u8).unwrap();
+        let ok = |_: &u8| Ok(());
+        assert_eq!(transfer(&mut table, Destination::Same, &[a], true, ok), Ok(vec![a]));
+        let copied = transfer(&mut table, Destination::Same, &[a], false, ok).unwrap();
+        assert_ne!(copied, vec![a]);
+        assert_eq!(table.len(), 2);
+        assert_eq!(table.room(), 1);
+        assert_eq!(
+            transfer(&mut table, Destination::Same, &[a, a], false, ok),
+            Err(TransportError::CapQuotaExceeded)
+        );
+    }
+
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             Just(Op::Insert),
@@ -381,6 +480,83 @@ mod tests {
                     }
                 }
                 prop_assert_eq!(table.len(), live.len());
+            }
+        }
+
+        /// Transfers between two tables against a model: all or nothing,
+        /// copies keep the source, moves empty it, quota and liveness hold,
+        /// a capability whose object died is refused.
+        #[test]
+        fn transfers_are_all_or_nothing(
+            quotas in (1u16..6, 1u16..6),
+            ops in proptest::collection::vec(transfer_op(), 1..200),
+        ) {
+            // A capability is (object, transferable); objects die by number.
+            let mut tables = [CapTable::<(u32, bool)>::new(quotas.0), CapTable::new(quotas.1)];
+            let mut model: [BTreeMap<CapId, (u32, bool)>; 2] = [BTreeMap::new(), BTreeMap::new()];
+            let mut dead = std::collections::BTreeSet::new();
+            let mut next_object = 0u32;
+            for op in ops {
+                match op {
+                    TransferOp::Mint { side, transferable } => {
+                        next_object += 1;
+                        let value = (next_object, transferable);
+                        match tables[side].insert(value) {
+                            Ok(id) => { model[side].insert(id, value); }
+                            Err(e) => {
+                                prop_assert_eq!(e, TransportError::CapQuotaExceeded);
+                                prop_assert_eq!(model[side].len(), tables[side].quota() as usize);
+                            }
+                        }
+                    }
+                    TransferOp::Kill(n) if next_object > 0 => { dead.insert(n % next_object + 1); }
+                    TransferOp::Kill(_) => {}
+                    TransferOp::Send { from, picks, moved } => {
+                        let ids: Vec<CapId> = model[from].keys().copied().collect();
+                        let chosen: Vec<CapId> = if ids.is_empty() { vec![] } else {
+                            picks.iter().map(|p| ids[p % ids.len()]).collect()
+                        };
+                        let check = |v: &(u32, bool)| {
+                            if dead.contains(&v.0) { Err(TransportError::StaleCap) }
+                            else if !v.1 { Err(TransportError::MissingRight) }
+                            else { Ok(()) }
+                        };
+                        let (a, b) = tables.split_at_mut(1);
+                        let (source, target) = if from == 0 { (&mut a[0], &mut b[0]) } else { (&mut b[0], &mut a[0]) };
+                        let before = (source.len(), target.len());
+                        let answer = transfer(source, Destination::Other(target), &chosen, moved, check);
+                        let values: Vec<_> = chosen.iter().map(|id| model[from][id]).collect();
+                        let refusal = if values.iter().any(|v| dead.contains(&v.0)) || values.iter().any(|v| !v.1) {
+                            true
+                        } else {
+                            let duplicate = moved && (1..chosen.len()).any(|i| chosen[..i].contains(&chosen[i]));
+                            duplicate || target.quota() as usize - before.1 < chosen.len()
+                        };
+                        match answer {
+                            Ok(new_ids) => {
+                                prop_assert!(!refusal);
+                                prop_assert_eq!(new_ids.len(), chosen.len());
+                                for (id, value) in new_ids.iter().zip(&values) {
+                                    prop_assert_eq!(target.get(*id), Ok(value));
+                                    model[1 - from].insert(*id, *value);
+                                }
+                                if moved {
+                                    for id in &chosen {
+                                        prop_assert_eq!(source.get(*id), Err(TransportError::StaleCap));
+                                        model[from].remove(id);
+                                    }
+                                }
+                            }
+                            Err(_) => {
+                                prop_assert!(refusal);
+                                prop_assert_eq!((source.len(), target.len()), before, "a refused transfer changed nothing");
+                            }
+                        }
+                    }
+                }
+                for side in 0..2 {
+                    prop_assert_eq!(tables[side].len(), model[side].len());
+                }
             }
         }
 

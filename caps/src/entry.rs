@@ -71,7 +71,8 @@ impl Buffer {
 pub struct Sqe {
     /// Byte 0: an [`Opcode`] as sent.
     pub opcode: u8,
-    /// Byte 1: must be 0 in ABI version 1.
+    /// Byte 1: [`SQE_MOVE_CAPS`] (CALL, RETURN) and [`SQE_EXCEPTION`]
+    /// (RETURN); every other bit must be 0.
     pub flags: u8,
     /// Bytes 2-3: must be 0.
     pub reserved0: u16,
@@ -81,8 +82,10 @@ pub struct Sqe {
     pub user_data: u64,
     /// Bytes 16-17: method ordinal within the capability's interface (CALL).
     pub method: u16,
-    /// Bytes 18-19: must be 0.
-    pub reserved1: u16,
+    /// Bytes 18-19: CALL and RETURN: how many capability ids (u32 each,
+    /// at most [`MAX_TRANSFER_CAPS`]) end the params buffer, after the
+    /// message. Otherwise 0.
+    pub caps: u16,
     /// Bytes 20-23.
     pub params_len: u32,
     /// Bytes 24-31.
@@ -111,7 +114,7 @@ impl Sqe {
             cap: 0,
             user_data,
             method: 0,
-            reserved1: 0,
+            caps: 0,
             params_len: 0,
             params_addr: 0,
             results_addr: 0,
@@ -173,6 +176,25 @@ impl Sqe {
         }
     }
 
+    /// This CALL or RETURN with `caps` capability ids ending its params
+    /// buffer (already in it), moved instead of copied when `moved`.
+    pub const fn carrying_caps(self, caps: u16, moved: bool) -> Sqe {
+        Sqe {
+            caps,
+            flags: self.flags | if moved { SQE_MOVE_CAPS } else { 0 },
+            ..self
+        }
+    }
+
+    /// Answers the call `token` names with an exception: `reply` holds an
+    /// [`Exception`](crate::message::Exception) message.
+    pub const fn return_exception(cap: u32, token: u64, reply: Buffer, user_data: u64) -> Sqe {
+        Sqe {
+            flags: SQE_EXCEPTION,
+            ..Sqe::return_call(cap, token, reply, user_data)
+        }
+    }
+
     pub const fn params(&self) -> Buffer {
         Buffer::new(self.params_addr, self.params_len)
     }
@@ -189,7 +211,7 @@ impl Sqe {
                 | (self.reserved0 as u64) << 16
                 | (self.cap as u64) << 32,
             self.user_data,
-            self.method as u64 | (self.reserved1 as u64) << 16 | (self.params_len as u64) << 32,
+            self.method as u64 | (self.caps as u64) << 16 | (self.params_len as u64) << 32,
             self.params_addr,
             self.results_addr,
             self.results_len as u64 | (self.reserved2 as u64) << 32,
@@ -208,7 +230,7 @@ impl Sqe {
             cap: (words[0] >> 32) as u32,
             user_data: words[1],
             method: words[2] as u16,
-            reserved1: (words[2] >> 16) as u16,
+            caps: (words[2] >> 16) as u16,
             params_len: (words[2] >> 32) as u32,
             params_addr: words[3],
             results_addr: words[4],
@@ -241,6 +263,23 @@ impl Sqe {
 /// [`Exception`](crate::message::Exception) from the service, and `result` is
 /// its length.
 pub const CQE_EXCEPTION: u32 = 1;
+/// CQE flags bits 8-15: how many capability ids end the results (after the
+/// message, inside `result`'s bytes); they name capabilities the call put in
+/// the caller's table.
+pub const CQE_CAPS_SHIFT: u32 = 8;
+const CQE_CAPS_MASK: u32 = 0xff << CQE_CAPS_SHIFT;
+
+/// SQE flag bit 0 (CALL, RETURN): the capabilities the params name are
+/// moved out of the sender's table, not copied.
+pub const SQE_MOVE_CAPS: u8 = 1;
+/// SQE flag bit 1 (RETURN only): the reply is an
+/// [`Exception`](crate::message::Exception), which the caller receives with
+/// its CQE's `EXCEPTION` flag.
+pub const SQE_EXCEPTION: u8 = 2;
+/// Most capabilities one CALL or RETURN carries, and one completion brings.
+pub const MAX_TRANSFER_CAPS: usize = 8;
+/// Bytes of one capability id at the end of a payload.
+pub const CAP_ID_BYTES: usize = 4;
 
 /// A completion queue entry (32 bytes in the ring).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -252,18 +291,19 @@ pub struct Cqe {
     pub result: i32,
     /// Bytes 12-15: [`CQE_EXCEPTION`] or 0.
     pub flags: u32,
-    /// Bytes 16-23: RECV: the call token; a CALL that returns a capability:
-    /// its raw CapId; otherwise 0.
+    /// Bytes 16-23: RECV: the call token; otherwise 0.
     pub aux: u64,
-    /// Bytes 24-31: 0.
-    pub reserved: u64,
+    /// Bytes 24-31: RECV: the badge of the capability the caller called
+    /// through; otherwise 0.
+    pub badge: u64,
 }
 
 /// What a completion says, decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// Success: this many bytes of results were written.
-    Done { written: u32, aux: u64 },
+    /// Success: this many bytes of results were written, of which the last
+    /// `caps` * 4 are capability ids.
+    Done { written: u32, aux: u64, caps: u32 },
     /// The service raised an exception; it is `len` bytes in the results buffer.
     Exception { len: u32 },
     /// The call was not delivered.
@@ -282,7 +322,16 @@ impl Cqe {
             result: written as i32,
             flags: 0,
             aux,
-            reserved: 0,
+            badge: 0,
+        }
+    }
+
+    /// Success with `written` bytes, the last `caps` * 4 of them capability
+    /// ids (`caps` at most [`MAX_TRANSFER_CAPS`]).
+    pub const fn done_with_caps(user_data: u64, written: u32, caps: u32) -> Cqe {
+        Cqe {
+            flags: (caps << CQE_CAPS_SHIFT) & CQE_CAPS_MASK,
+            ..Cqe::done(user_data, written, 0)
         }
     }
 
@@ -292,7 +341,7 @@ impl Cqe {
             result: len as i32,
             flags: CQE_EXCEPTION,
             aux: 0,
-            reserved: 0,
+            badge: 0,
         }
     }
 
@@ -302,15 +351,23 @@ impl Cqe {
             result: error.code(),
             flags: 0,
             aux: 0,
-            reserved: 0,
+            badge: 0,
         }
     }
 
     pub const fn outcome(&self) -> Outcome {
-        match (self.result, self.flags) {
-            (result, 0) if result >= 0 => Outcome::Done {
-                written: result as u32,
-                aux: self.aux,
+        let caps = (self.flags & CQE_CAPS_MASK) >> CQE_CAPS_SHIFT;
+        match (self.result, self.flags & !CQE_CAPS_MASK) {
+            (result, 0) if result >= 0 && caps as usize * CAP_ID_BYTES <= result as usize => {
+                Outcome::Done {
+                    written: result as u32,
+                    aux: self.aux,
+                    caps,
+                }
+            }
+            _ if caps != 0 => Outcome::Unknown {
+                result: self.result,
+                flags: self.flags,
             },
             (result, CQE_EXCEPTION) if result >= 0 => Outcome::Exception { len: result as u32 },
             (result, 0) => match TransportError::from_code(result) {
@@ -326,7 +383,7 @@ impl Cqe {
             self.user_data,
             self.result as u32 as u64 | (self.flags as u64) << 32,
             self.aux,
-            self.reserved,
+            self.badge,
         ]
     }
 
@@ -336,7 +393,7 @@ impl Cqe {
             result: words[1] as u32 as i32,
             flags: (words[1] >> 32) as u32,
             aux: words[2],
-            reserved: words[3],
+            badge: words[3],
         }
     }
 
@@ -382,7 +439,7 @@ mod tests {
             cap: 0x0807_0605,
             user_data: 0x100f_0e0d_0c0b_0a09,
             method: 0x1211,
-            reserved1: 0x1413,
+            caps: 0x1413,
             params_len: 0x1817_1615,
             params_addr: 0x201f_1e1d_1c1b_1a19,
             results_addr: 0x2827_2625_2423_2221,
@@ -405,7 +462,7 @@ mod tests {
             result: 0x0c0b_0a09,
             flags: 0x100f_0e0d,
             aux: 0x1817_1615_1413_1211,
-            reserved: 0x201f_1e1d_1c1b_1a19,
+            badge: 0x201f_1e1d_1c1b_1a19,
         };
         let bytes = cqe.to_bytes();
         for (offset, byte) in bytes.iter().enumerate() {
@@ -449,9 +506,32 @@ mod tests {
             Cqe::done(1, 40, 0x1_0003).outcome(),
             Outcome::Done {
                 written: 40,
-                aux: 0x1_0003
+                aux: 0x1_0003,
+                caps: 0
             }
         );
+        assert_eq!(
+            Cqe::done_with_caps(1, 40, 2).outcome(),
+            Outcome::Done {
+                written: 40,
+                aux: 0,
+                caps: 2
+            }
+        );
+        // More capability ids than bytes written, or capabilities with an
+        // exception: not a completion this ABI defines.
+        assert!(matches!(
+            Cqe::done_with_caps(1, 4, 2).outcome(),
+            Outcome::Unknown { .. }
+        ));
+        let exception_with_caps = Cqe {
+            flags: CQE_EXCEPTION | 1 << CQE_CAPS_SHIFT,
+            ..Cqe::exception(1, 32)
+        };
+        assert!(matches!(
+            exception_with_caps.outcome(),
+            Outcome::Unknown { .. }
+        ));
         assert_eq!(
             Cqe::exception(1, 32).outcome(),
             Outcome::Exception { len: 32 }

@@ -34,11 +34,14 @@ pub enum TransportError {
     WrongCapKind,
     /// The opcode is valid in this ABI but this nucleus does not implement it yet.
     NotSupported,
+    /// The capability lacks a right the operation needs (a method's right,
+    /// or `transfer` to pass it on).
+    MissingRight,
 }
 
 impl TransportError {
     /// Every error, in code order (-1, -2, ...).
-    pub const ALL: [TransportError; 12] = [
+    pub const ALL: [TransportError; 13] = [
         TransportError::UnknownOpcode,
         TransportError::ReservedNotZero,
         TransportError::InvalidCap,
@@ -51,6 +54,7 @@ impl TransportError {
         TransportError::CapQuotaExceeded,
         TransportError::WrongCapKind,
         TransportError::NotSupported,
+        TransportError::MissingRight,
     ];
 
     /// The negative value a CQE carries in `result`.
@@ -68,6 +72,7 @@ impl TransportError {
             TransportError::CapQuotaExceeded => -10,
             TransportError::WrongCapKind => -11,
             TransportError::NotSupported => -12,
+            TransportError::MissingRight => -13,
         }
     }
 
@@ -86,7 +91,9 @@ impl TransportError {
             TransportError::UnknownOpcode => "unknown opcode",
             TransportError::ReservedNotZero => "a flag, reserved or unused field is not zero",
             TransportError::InvalidCap => "invalid capability (null or never allocated)",
-            TransportError::StaleCap => "stale capability (its slot was released)",
+            TransportError::StaleCap => {
+                "stale capability (released, or the object it named is gone)"
+            }
             TransportError::BufferOutsideCaller => "buffer outside the caller's memory",
             TransportError::MessageTooLarge => "message larger than 64 KiB",
             TransportError::UnknownMethod => "unknown method for this interface",
@@ -95,6 +102,7 @@ impl TransportError {
             TransportError::CapQuotaExceeded => "capability quota exceeded",
             TransportError::WrongCapKind => "wrong kind of capability for this operation",
             TransportError::NotSupported => "not supported by this nucleus yet",
+            TransportError::MissingRight => "the capability lacks the right this needs",
         }
     }
 }
@@ -119,7 +127,7 @@ mod tests {
         }
         assert_eq!(TransportError::from_code(0), None);
         assert_eq!(TransportError::from_code(5), None);
-        assert_eq!(TransportError::from_code(-13), None);
+        assert_eq!(TransportError::from_code(-14), None);
         assert_eq!(TransportError::from_code(i32::MIN), None);
     }
 
@@ -127,7 +135,7 @@ mod tests {
     fn display_names_the_error_in_words() {
         assert_eq!(
             format!("{}", TransportError::StaleCap),
-            "stale capability (its slot was released) (-4)"
+            "stale capability (released, or the object it named is gone) (-4)"
         );
         assert!(format!("{}", TransportError::NotSupported).contains("not supported"));
     }

@@ -11,8 +11,10 @@ use capnp::traits::HasTypeId;
 
 use crate::error::TransportError;
 use crate::message::{Message, check_len};
+use crate::rights::Rights;
 use crate::schema::{
-    boot_info_capnp, console_capnp, echo_capnp, entropy_capnp, guest_control_capnp, timer_capnp,
+    boot_info_capnp, console_capnp, echo_capnp, endpoint_capnp, entropy_capnp,
+    guest_control_capnp, sessions_capnp, timer_capnp,
 };
 
 /// Every interface declared in `schema/`, as the compiler reported it:
@@ -36,18 +38,24 @@ pub enum Interface {
     Entropy,
     BootInfo,
     GuestControl,
+    /// The serving end of a guest-served endpoint.
+    Endpoint,
     /// Served by guests only.
     Echo,
+    /// Served by guests only (tests of capability passing).
+    Sessions,
 }
 
 impl Interface {
-    pub const ALL: [Interface; 6] = [
+    pub const ALL: [Interface; 8] = [
         Interface::Console,
         Interface::Timer,
         Interface::Entropy,
         Interface::BootInfo,
         Interface::GuestControl,
+        Interface::Endpoint,
         Interface::Echo,
+        Interface::Sessions,
     ];
 
     pub const fn id(self) -> u64 {
@@ -57,7 +65,9 @@ impl Interface {
             Interface::Entropy => entropy::INTERFACE_ID,
             Interface::BootInfo => boot_info::INTERFACE_ID,
             Interface::GuestControl => guest_control::INTERFACE_ID,
+            Interface::Endpoint => endpoint::INTERFACE_ID,
             Interface::Echo => echo::INTERFACE_ID,
+            Interface::Sessions => sessions::INTERFACE_ID,
         }
     }
 
@@ -80,7 +90,9 @@ impl Interface {
             Interface::Entropy => "Entropy",
             Interface::BootInfo => "BootInfo",
             Interface::GuestControl => "GuestControl",
+            Interface::Endpoint => "Endpoint",
             Interface::Echo => "Echo",
+            Interface::Sessions => "Sessions",
         }
     }
 }
@@ -100,11 +112,17 @@ pub enum MethodId {
     GuestControlServe,
     GuestControlConnect,
     GuestControlStartInfo,
+    EndpointMint,
     EchoEcho,
+    SessionsOpen,
+    SessionsWhoami,
+    SessionsGive,
+    SessionsProbe,
+    SessionsStop,
 }
 
 impl MethodId {
-    pub const ALL: [MethodId; 12] = [
+    pub const ALL: [MethodId; 18] = [
         MethodId::ConsoleWrite,
         MethodId::TimerNow,
         MethodId::TimerSleep,
@@ -116,7 +134,13 @@ impl MethodId {
         MethodId::GuestControlServe,
         MethodId::GuestControlConnect,
         MethodId::GuestControlStartInfo,
+        MethodId::EndpointMint,
         MethodId::EchoEcho,
+        MethodId::SessionsOpen,
+        MethodId::SessionsWhoami,
+        MethodId::SessionsGive,
+        MethodId::SessionsProbe,
+        MethodId::SessionsStop,
     ];
 
     /// The method a CALL names on a capability of `interface`, or
@@ -134,7 +158,13 @@ impl MethodId {
             (Interface::GuestControl, guest_control::SERVE) => MethodId::GuestControlServe,
             (Interface::GuestControl, guest_control::CONNECT) => MethodId::GuestControlConnect,
             (Interface::GuestControl, guest_control::START_INFO) => MethodId::GuestControlStartInfo,
+            (Interface::Endpoint, endpoint::MINT) => MethodId::EndpointMint,
             (Interface::Echo, echo::ECHO) => MethodId::EchoEcho,
+            (Interface::Sessions, sessions::OPEN) => MethodId::SessionsOpen,
+            (Interface::Sessions, sessions::WHOAMI) => MethodId::SessionsWhoami,
+            (Interface::Sessions, sessions::GIVE) => MethodId::SessionsGive,
+            (Interface::Sessions, sessions::PROBE) => MethodId::SessionsProbe,
+            (Interface::Sessions, sessions::STOP) => MethodId::SessionsStop,
             _ => return Err(TransportError::UnknownMethod),
         })
     }
@@ -150,7 +180,13 @@ impl MethodId {
             | MethodId::GuestControlServe
             | MethodId::GuestControlConnect
             | MethodId::GuestControlStartInfo => Interface::GuestControl,
+            MethodId::EndpointMint => Interface::Endpoint,
             MethodId::EchoEcho => Interface::Echo,
+            MethodId::SessionsOpen
+            | MethodId::SessionsWhoami
+            | MethodId::SessionsGive
+            | MethodId::SessionsProbe
+            | MethodId::SessionsStop => Interface::Sessions,
         }
     }
 
@@ -167,7 +203,13 @@ impl MethodId {
             MethodId::GuestControlServe => guest_control::SERVE,
             MethodId::GuestControlConnect => guest_control::CONNECT,
             MethodId::GuestControlStartInfo => guest_control::START_INFO,
+            MethodId::EndpointMint => endpoint::MINT,
             MethodId::EchoEcho => echo::ECHO,
+            MethodId::SessionsOpen => sessions::OPEN,
+            MethodId::SessionsWhoami => sessions::WHOAMI,
+            MethodId::SessionsGive => sessions::GIVE,
+            MethodId::SessionsProbe => sessions::PROBE,
+            MethodId::SessionsStop => sessions::STOP,
         }
     }
 
@@ -185,7 +227,13 @@ impl MethodId {
             MethodId::GuestControlServe => "serve",
             MethodId::GuestControlConnect => "connect",
             MethodId::GuestControlStartInfo => "startInfo",
+            MethodId::EndpointMint => "mint",
             MethodId::EchoEcho => "echo",
+            MethodId::SessionsOpen => "open",
+            MethodId::SessionsWhoami => "whoami",
+            MethodId::SessionsGive => "give",
+            MethodId::SessionsProbe => "probe",
+            MethodId::SessionsStop => "stop",
         }
     }
 }
@@ -235,6 +283,8 @@ pub mod console {
 
     pub const INTERFACE_ID: u64 = <console_capnp::console::Client as HasTypeId>::TYPE_ID;
     pub const WRITE: u16 = 0;
+    /// Needed by `write`.
+    pub const RIGHT_WRITE: Rights = Rights::bit(1);
 
     method!(Write, Interface::Console, WRITE, WriteParams, WriteResults);
 
@@ -677,6 +727,164 @@ pub mod guest_control {
             Ok(RegionResults {
                 base: reader.get_base(),
                 size: reader.get_size(),
+            })
+        }
+    }
+}
+
+/// The serving end of an endpoint (GuestControl.serve's capability).
+pub mod endpoint {
+    use super::*;
+    use endpoint_capnp::endpoint::{mint_params, mint_results};
+
+    pub const INTERFACE_ID: u64 = <endpoint_capnp::endpoint::Client as HasTypeId>::TYPE_ID;
+    pub const MINT: u16 = 0;
+    /// A serving end's right to RECV and RETURN.
+    pub const RIGHT_SERVE: Rights = Rights::bit(1);
+    /// A serving end's right to mint calling ends.
+    pub const RIGHT_MINT: Rights = Rights::bit(2);
+    /// A calling end's right to CALL (its interface is the server's, which
+    /// the nucleus does not know, so this one right stands for its methods).
+    pub const RIGHT_CALL: Rights = Rights::bit(1);
+    /// What a calling end from GuestControl.connect holds; minted ones hold
+    /// at most this.
+    pub const CLIENT_RIGHTS: Rights = Rights::TRANSFER.union(RIGHT_CALL);
+
+    method!(Mint, Interface::Endpoint, MINT, MintParams, MintResults);
+    no_fields!(MintResults, mint_results::Owned);
+
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct MintParams {
+        pub badge: u64,
+        pub rights: u16,
+    }
+
+    impl Message for MintParams {
+        type Schema = mint_params::Owned;
+
+        fn write(&self, mut builder: mint_params::Builder<'_>) -> capnp::Result<()> {
+            builder.set_badge(self.badge);
+            builder.set_rights(self.rights);
+            Ok(())
+        }
+
+        fn read(reader: mint_params::Reader<'_>) -> capnp::Result<Self> {
+            Ok(MintParams {
+                badge: reader.get_badge(),
+                rights: reader.get_rights(),
+            })
+        }
+    }
+}
+
+/// Served by guests: tells callers apart by badge (tests).
+pub mod sessions {
+    use super::*;
+    use sessions_capnp::sessions::{
+        give_params, give_results, open_params, open_results, probe_params, probe_results,
+        stop_params, stop_results, whoami_params, whoami_results,
+    };
+
+    pub const INTERFACE_ID: u64 = <sessions_capnp::sessions::Client as HasTypeId>::TYPE_ID;
+    pub const OPEN: u16 = 0;
+    pub const WHOAMI: u16 = 1;
+    pub const GIVE: u16 = 2;
+    pub const PROBE: u16 = 3;
+    pub const STOP: u16 = 4;
+
+    method!(Open, Interface::Sessions, OPEN, OpenParams, OpenResults);
+    method!(Whoami, Interface::Sessions, WHOAMI, WhoamiParams, BadgeResults);
+    method!(Give, Interface::Sessions, GIVE, GiveParams, BadgeResults);
+    method!(Probe, Interface::Sessions, PROBE, ProbeParams, ProbeResults);
+    method!(Stop, Interface::Sessions, STOP, StopParams, StopResults);
+
+    no_fields!(OpenResults, open_results::Owned);
+    no_fields!(WhoamiParams, whoami_params::Owned);
+    no_fields!(GiveParams, give_params::Owned);
+    no_fields!(ProbeParams, probe_params::Owned);
+    no_fields!(StopResults, stop_results::Owned);
+
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct OpenParams {
+        pub rights: u16,
+    }
+
+    /// `whoami`'s and `give`'s results (the same shape in the schema).
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct BadgeResults {
+        pub badge: u64,
+    }
+
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct ProbeResults {
+        pub result: i32,
+    }
+
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct StopParams {
+        pub code: i32,
+    }
+
+    impl Message for OpenParams {
+        type Schema = open_params::Owned;
+
+        fn write(&self, mut builder: open_params::Builder<'_>) -> capnp::Result<()> {
+            builder.set_rights(self.rights);
+            Ok(())
+        }
+
+        fn read(reader: open_params::Reader<'_>) -> capnp::Result<Self> {
+            Ok(OpenParams {
+                rights: reader.get_rights(),
+            })
+        }
+    }
+
+    impl Message for BadgeResults {
+        type Schema = whoami_results::Owned;
+
+        fn write(&self, mut builder: whoami_results::Builder<'_>) -> capnp::Result<()> {
+            builder.set_badge(self.badge);
+            Ok(())
+        }
+
+        fn read(reader: whoami_results::Reader<'_>) -> capnp::Result<Self> {
+            Ok(BadgeResults {
+                badge: reader.get_badge(),
+            })
+        }
+    }
+
+    // `give`'s results have the layout of `whoami`'s (one UInt64 at offset
+    // 0), so one Rust type serves both; this keeps the schema type in use.
+    const _: fn(give_results::Reader<'_>) -> u64 = |r| r.get_badge();
+
+    impl Message for ProbeResults {
+        type Schema = probe_results::Owned;
+
+        fn write(&self, mut builder: probe_results::Builder<'_>) -> capnp::Result<()> {
+            builder.set_result(self.result);
+            Ok(())
+        }
+
+        fn read(reader: probe_results::Reader<'_>) -> capnp::Result<Self> {
+            Ok(ProbeResults {
+                result: reader.get_result(),
+            })
+        }
+    }
+
+    impl Message for StopParams {
+        type Schema = stop_params::Owned;
+
+        fn write(&self, mut builder: stop_params::Builder<'_>) -> capnp::Result<()> {
+            builder.set_code(self.code);
+            Ok(())
+        }
+
+        fn read(reader: stop_params::Reader<'_>) -> capnp::Result<Self> {
+            Ok(StopParams {
+                code: reader.get_code(),
             })
         }
     }

@@ -18,12 +18,17 @@ pub mod error;
 pub mod interfaces;
 pub mod manifest;
 pub mod message;
+pub mod rights;
 pub mod ring;
 pub mod start;
 pub mod validate;
 
-pub use cap::{CapId, CapTable};
-pub use entry::{Buffer, CQE_EXCEPTION, Cqe, Opcode, Outcome, Sqe};
+pub use cap::{CapId, CapTable, Destination, transfer};
+pub use entry::{
+    Buffer, CAP_ID_BYTES, CQE_CAPS_SHIFT, CQE_EXCEPTION, Cqe, MAX_TRANSFER_CAPS, Opcode, Outcome,
+    SQE_EXCEPTION, SQE_MOVE_CAPS, Sqe,
+};
+pub use rights::Rights;
 pub use error::TransportError;
 pub use interfaces::{Interface, Method, MethodId};
 pub use message::{Exception, ExceptionCode, Message};
@@ -32,7 +37,7 @@ pub use ring::{
     RingHeader, RingLayout, SqeSlot, SubmissionConsumer, SubmissionQueue,
 };
 pub use validate::{
-    Access, CallerMemory, MAX_MESSAGE_BYTES, Region, RegionError, RegionSet, Request, validate,
+    Access, CallerMemory, CapsSent, MAX_MESSAGE_BYTES, Region, RegionError, RegionSet, Request, validate,
 };
 
 /// Rust generated from `schema/*.capnp` by `capnpc` at build time. The
@@ -64,5 +69,11 @@ pub mod schema {
     }
     pub mod echo_capnp {
         include!(concat!(env!("OUT_DIR"), "/echo_capnp.rs"));
+    }
+    pub mod endpoint_capnp {
+        include!(concat!(env!("OUT_DIR"), "/endpoint_capnp.rs"));
+    }
+    pub mod sessions_capnp {
+        include!(concat!(env!("OUT_DIR"), "/sessions_capnp.rs"));
     }
 }

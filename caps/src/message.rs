@@ -313,15 +313,19 @@ pub enum ExceptionCode {
     Unimplemented = 4,
     /// The params decoded, but their values are refused.
     InvalidArgument = 5,
+    /// The appliance does not grant this (a name the guest may not serve
+    /// or connect to, for instance).
+    Denied = 6,
 }
 
 impl ExceptionCode {
-    pub const ALL: [ExceptionCode; 5] = [
+    pub const ALL: [ExceptionCode; 6] = [
         ExceptionCode::Failed,
         ExceptionCode::Overloaded,
         ExceptionCode::Disconnected,
         ExceptionCode::Unimplemented,
         ExceptionCode::InvalidArgument,
+        ExceptionCode::Denied,
     ];
 
     /// Unknown codes, 0 included, read as `Failed`.
@@ -331,6 +335,7 @@ impl ExceptionCode {
             3 => ExceptionCode::Disconnected,
             4 => ExceptionCode::Unimplemented,
             5 => ExceptionCode::InvalidArgument,
+            6 => ExceptionCode::Denied,
             _ => ExceptionCode::Failed,
         }
     }

@@ -9,10 +9,12 @@
 //! 1. the opcode is known (`UnknownOpcode`);
 //! 2. flags, reserved fields and every field the opcode does not use are 0,
 //!    and a zero-length buffer has address 0 (`ReservedNotZero`);
-//! 3. lengths are at most [`MAX_MESSAGE_BYTES`] (`MessageTooLarge`);
+//! 3. lengths are at most [`MAX_MESSAGE_BYTES`], and at most
+//!    [`MAX_TRANSFER_CAPS`] capabilities are sent (`MessageTooLarge`);
 //! 4. buffers lie inside the caller's memory, results buffers in writable
 //!    memory (`BufferOutsideCaller`);
-//! 5. the capability (and RETURN's token) is not null (`InvalidCap`).
+//! 5. the capability (and RETURN's token) is not null (`InvalidCap`), and
+//!    the capability ids sent fit in the params buffer (`MalformedMessage`).
 //!
 //! What validation cannot know is left to the nucleus, in this order: the
 //! CapId in the caller's table (`InvalidCap`, `StaleCap`), the capability's
@@ -23,7 +25,9 @@ use alloc::vec::Vec;
 use core::ops::Range;
 
 use crate::cap::CapId;
-use crate::entry::{Buffer, Opcode, Sqe};
+use crate::entry::{
+    Buffer, CAP_ID_BYTES, MAX_TRANSFER_CAPS, Opcode, SQE_EXCEPTION, SQE_MOVE_CAPS, Sqe,
+};
 use crate::error::TransportError;
 
 /// The largest params or results message, in bytes.
@@ -137,6 +141,28 @@ impl CallerMemory for RegionSet {
 
 /// A validated SQE. Buffers are known to be inside the caller and at most
 /// [`MAX_MESSAGE_BYTES`]; `None` means the SQE named no buffer. The SQE's
+/// Capability ids a CALL or RETURN sends: `count` u32 ids at `addr`, the
+/// end of its params buffer (inside the caller's memory, checked), moved
+/// out of the sender's table when `moved`, else copied.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CapsSent {
+    pub addr: u64,
+    pub count: u8,
+    pub moved: bool,
+}
+
+impl CapsSent {
+    pub const NONE: CapsSent = CapsSent {
+        addr: 0,
+        count: 0,
+        moved: false,
+    };
+
+    pub const fn bytes(&self) -> usize {
+        self.count as usize * CAP_ID_BYTES
+    }
+}
+
 /// `user_data` is not repeated here: the nucleus echoes it from the SQE copy
 /// whether or not validation succeeds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -145,9 +171,11 @@ pub enum Request {
     Call {
         cap: CapId,
         method: u16,
-        /// No params reads as the all-default params struct.
+        /// The params message (the buffer without its capability ids); no
+        /// params reads as the all-default params struct.
         params: Option<Buffer>,
         results: Option<Buffer>,
+        caps: CapsSent,
     },
     Release {
         cap: CapId,
@@ -160,12 +188,15 @@ pub enum Request {
     Return {
         cap: CapId,
         token: u64,
-        /// The results message; `None` reads as the all-default results struct.
+        /// The results message (or, with `exception`, an Exception); `None`
+        /// reads as the all-default results struct.
         reply: Option<Buffer>,
+        caps: CapsSent,
+        exception: bool,
     },
 }
 
-/// Checks an SQE copy against ABI version 1 and the caller's memory. Never
+/// Checks an SQE copy against ABI version 2 and the caller's memory. Never
 /// panics, whatever the SQE holds.
 pub fn validate(
     sqe: &Sqe,
@@ -174,9 +205,18 @@ pub fn validate(
     let opcode = Opcode::from_u8(sqe.opcode).ok_or(TransportError::UnknownOpcode)?;
 
     // 2. Nothing set that this opcode does not read.
-    let reserved_clear = sqe.flags == 0
+    let allowed_flags = match opcode {
+        Opcode::Call => SQE_MOVE_CAPS,
+        Opcode::Return => SQE_MOVE_CAPS | SQE_EXCEPTION,
+        _ => 0,
+    };
+    let carries_caps = matches!(opcode, Opcode::Call | Opcode::Return);
+    let exception = sqe.flags & SQE_EXCEPTION != 0;
+    let reserved_clear = sqe.flags & !allowed_flags == 0
         && sqe.reserved0 == 0
-        && sqe.reserved1 == 0
+        && (carries_caps || sqe.caps == 0)
+        // An exception carries no capabilities.
+        && !(exception && sqe.caps != 0)
         && sqe.reserved2 == 0
         && sqe.reserved3 == 0;
     let params_used = matches!(opcode, Opcode::Call | Opcode::Return);
@@ -192,8 +232,11 @@ pub fn validate(
         return Err(TransportError::ReservedNotZero);
     }
 
-    // 3. Sizes.
-    if sqe.params_len > MAX_MESSAGE_BYTES || sqe.results_len > MAX_MESSAGE_BYTES {
+    // 3. Sizes: messages, and how many capabilities one call carries.
+    if sqe.params_len > MAX_MESSAGE_BYTES
+        || sqe.results_len > MAX_MESSAGE_BYTES
+        || sqe.caps as usize > MAX_TRANSFER_CAPS
+    {
         return Err(TransportError::MessageTooLarge);
     }
 
@@ -207,14 +250,41 @@ pub fn validate(
     // 5. Null capability (and null call token).
     let cap = CapId::from_raw(sqe.cap);
     let needs_cap = || cap.ok_or(TransportError::InvalidCap);
+    // The capability ids end the params buffer; the message is what precedes.
+    let split = || -> Result<(Option<Buffer>, CapsSent), TransportError> {
+        let caps_bytes = sqe.caps as u32 * CAP_ID_BYTES as u32;
+        let Some(params) = params else {
+            return if caps_bytes == 0 {
+                Ok((None, CapsSent::NONE))
+            } else {
+                Err(TransportError::MalformedMessage)
+            };
+        };
+        let message_len = params
+            .len
+            .checked_sub(caps_bytes)
+            .ok_or(TransportError::MalformedMessage)?;
+        let message = (message_len > 0).then_some(Buffer::new(params.addr, message_len));
+        let caps = CapsSent {
+            addr: if caps_bytes == 0 { 0 } else { params.addr + message_len as u64 },
+            count: sqe.caps as u8,
+            moved: sqe.flags & SQE_MOVE_CAPS != 0 && caps_bytes != 0,
+        };
+        Ok((message, caps))
+    };
     Ok(match opcode {
         Opcode::Nop => Request::Nop,
-        Opcode::Call => Request::Call {
-            cap: needs_cap()?,
-            method: sqe.method,
-            params,
-            results,
-        },
+        Opcode::Call => {
+            let cap = needs_cap()?;
+            let (params, caps) = split()?;
+            Request::Call {
+                cap,
+                method: sqe.method,
+                params,
+                results,
+                caps,
+            }
+        }
         Opcode::Release => Request::Release { cap: needs_cap()? },
         Opcode::Recv => Request::Recv {
             cap: needs_cap()?,
@@ -226,10 +296,13 @@ pub fn validate(
                 // The token is a one-shot reply capability; 0 names no call.
                 return Err(TransportError::InvalidCap);
             }
+            let (reply, caps) = split()?;
             Request::Return {
                 cap,
                 token: sqe.token,
-                reply: params,
+                reply,
+                caps,
+                exception,
             }
         }
     })
@@ -295,7 +368,8 @@ mod tests {
                 cap: cap(),
                 method: 2,
                 params: Some(PARAMS),
-                results: Some(RESULTS)
+                results: Some(RESULTS),
+                caps: CapsSent::NONE,
             })
         );
         assert_eq!(
@@ -304,7 +378,8 @@ mod tests {
                 cap: cap(),
                 method: 0,
                 params: None,
-                results: None
+                results: None,
+                caps: CapsSent::NONE,
             })
         );
         assert_eq!(
@@ -323,7 +398,9 @@ mod tests {
             Ok(Request::Return {
                 cap: cap(),
                 token: 9,
-                reply: Some(PARAMS)
+                reply: Some(PARAMS),
+                caps: CapsSent::NONE,
+                exception: false,
             })
         );
         assert_eq!(
@@ -331,9 +408,56 @@ mod tests {
             Ok(Request::Return {
                 cap: cap(),
                 token: 9,
-                reply: None
+                reply: None,
+                caps: CapsSent::NONE,
+                exception: false,
             })
         );
+    }
+
+    #[test]
+    fn capability_ids_end_the_params() {
+        let with_two = Sqe::call(CAP, 2, PARAMS, RESULTS, 77).carrying_caps(2, true);
+        assert_eq!(
+            check(with_two),
+            Ok(Request::Call {
+                cap: cap(),
+                method: 2,
+                params: Some(Buffer::new(PARAMS.addr, PARAMS.len - 8)),
+                results: Some(RESULTS),
+                caps: CapsSent {
+                    addr: PARAMS.addr + PARAMS.len as u64 - 8,
+                    count: 2,
+                    moved: true
+                },
+            })
+        );
+        // Only capability ids: the default params struct.
+        let only_caps = Sqe::call(CAP, 2, Buffer::new(PARAMS.addr, 4), RESULTS, 1).carrying_caps(1, false);
+        assert!(matches!(
+            check(only_caps),
+            Ok(Request::Call { params: None, caps: CapsSent { count: 1, moved: false, .. }, .. })
+        ));
+        // More ids than the buffer holds, or than one call may carry.
+        let short = Sqe::call(CAP, 2, Buffer::new(PARAMS.addr, 7), RESULTS, 1).carrying_caps(2, false);
+        assert_eq!(check(short), Err(TransportError::MalformedMessage));
+        let none = Sqe::call(CAP, 2, Buffer::NONE, RESULTS, 1).carrying_caps(1, false);
+        assert_eq!(check(none), Err(TransportError::MalformedMessage));
+        let many = Sqe::call(CAP, 2, PARAMS, RESULTS, 1).carrying_caps(MAX_TRANSFER_CAPS as u16 + 1, false);
+        assert_eq!(check(many), Err(TransportError::MessageTooLarge));
+        // A RETURN carries them too, or an exception, not both.
+        let ret = Sqe::return_call(CAP, 9, PARAMS, 1).carrying_caps(1, false);
+        assert!(matches!(check(ret), Ok(Request::Return { caps: CapsSent { count: 1, .. }, exception: false, .. })));
+        let exception = Sqe::return_exception(CAP, 9, PARAMS, 1);
+        assert!(matches!(check(exception), Ok(Request::Return { exception: true, .. })));
+        assert_eq!(check(exception.carrying_caps(1, false)), Err(TransportError::ReservedNotZero));
+        // Nothing else carries capabilities or takes these flags.
+        let recv = Sqe { caps: 1, ..Sqe::recv(CAP, RESULTS, 1) };
+        assert_eq!(check(recv), Err(TransportError::ReservedNotZero));
+        let call_exception = Sqe { flags: SQE_EXCEPTION, ..call() };
+        assert_eq!(check(call_exception), Err(TransportError::ReservedNotZero));
+        let release_move = Sqe { flags: SQE_MOVE_CAPS, ..Sqe::release(CAP, 1) };
+        assert_eq!(check(release_move), Err(TransportError::ReservedNotZero));
     }
 
     #[test]
@@ -360,9 +484,9 @@ mod tests {
             Sqe::return_call(CAP, 9, PARAMS, 1),
         ];
         let breakers: [fn(&mut Sqe); 5] = [
-            |s| s.flags = 1,
+            |s| s.flags = 4,
             |s| s.reserved0 = 1,
-            |s| s.reserved1 = 0x8000,
+            |s| s.flags |= 0x80,
             |s| s.reserved2 = 1,
             |s| s.reserved3 = 1 << 63,
         ];

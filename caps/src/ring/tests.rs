@@ -27,7 +27,7 @@ fn cqe(n: u64) -> Cqe {
         result: n as i32,
         flags: (n >> 32) as u32,
         aux: !n,
-        reserved: n.rotate_left(13),
+        badge: n.rotate_left(13),
     }
 }
 
