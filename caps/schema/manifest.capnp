@@ -57,6 +57,14 @@ struct Guest {
     # Started again (up to maxRestarts times) when it exits with a code
     # other than 0 or is stopped for a fault or a limit.
   }
+
+  serves @10 :List(Text);
+  # Endpoint names this guest may serve (GuestControl.serve); no other
+  # guest of the manifest may serve them, so a name stays its own while it
+  # restarts.
+
+  connects @11 :List(Text);
+  # Endpoint names this guest may connect to (GuestControl.connect).
 }
 
 enum Grant {

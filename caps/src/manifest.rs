@@ -66,6 +66,10 @@ pub struct Guest {
     pub stack_kib: Option<u32>,
     pub cpu_ms: Option<u64>,
     pub restart: Restart,
+    /// Endpoint names it alone may serve.
+    pub serves: Vec<String>,
+    /// Endpoint names it may connect to.
+    pub connects: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -172,6 +176,14 @@ fn read_manifest(
                 format!("guests[{index}].name"),
                 format!("'{}' is also the name of guests[{first}]", guest.name),
             ));
+        }
+        for (i, name) in guest.serves.iter().enumerate() {
+            if let Some(other) = guests.iter().position(|g| g.serves.contains(name)) {
+                return Err(error(
+                    format!("guests[{index}].serves[{i}]"),
+                    format!("'{name}' is also served by guests[{other}]: a name has one server"),
+                ));
+            }
         }
         guests.push(guest);
     }
@@ -292,6 +304,8 @@ fn read_guest(
             return Err(error(field("restart"), format!("unknown policy {n}")));
         }
     };
+    let serves = endpoint_names(&field("serves"), reader.get_serves())?;
+    let connects = endpoint_names(&field("connects"), reader.get_connects())?;
     Ok(Guest {
         name,
         module,
@@ -302,7 +316,45 @@ fn read_guest(
         stack_kib,
         cpu_ms,
         restart,
+        serves,
+        connects,
     })
+}
+
+/// Most endpoint names one guest's `serves` or `connects` lists.
+pub const MAX_ENDPOINT_NAMES: usize = 32;
+
+/// Checks an endpoint name (GuestControl.serve/connect, the manifest's
+/// `serves` and `connects`): 1 to 64 bytes of letters, digits, '-', '_'
+/// and '.', starting with a letter or digit.
+pub fn check_endpoint_name(field: &str, name: &str) -> Result<(), ManifestError> {
+    check_name(field, name, |c| {
+        c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'
+    })
+}
+
+fn endpoint_names(
+    field: &str,
+    list: capnp::Result<capnp::text_list::Reader<'_>>,
+) -> Result<Vec<String>, ManifestError> {
+    let list = list.map_err(|e| error(field, e.to_string()))?;
+    if list.len() as usize > MAX_ENDPOINT_NAMES {
+        return Err(error(
+            field,
+            format!("{} names; at most {MAX_ENDPOINT_NAMES}", list.len()),
+        ));
+    }
+    let mut names: Vec<String> = Vec::new();
+    for (i, name) in list.iter().enumerate() {
+        let at = format!("{field}[{i}]");
+        let name = text(&at, name)?;
+        check_endpoint_name(&at, &name)?;
+        if names.contains(&name) {
+            return Err(error(at, format!("'{name}' is listed twice")));
+        }
+        names.push(name);
+    }
+    Ok(names)
 }
 
 fn text(
@@ -424,6 +476,14 @@ pub fn encode(manifest: &Manifest) -> Vec<u8> {
         builder.set_heap_mib(guest.heap_mib.unwrap_or(0));
         builder.set_stack_kib(guest.stack_kib.unwrap_or(0));
         builder.set_cpu_ms(guest.cpu_ms.unwrap_or(0));
+        let mut serves = builder.reborrow().init_serves(guest.serves.len() as u32);
+        for (i, name) in guest.serves.iter().enumerate() {
+            serves.set(i as u32, name.as_str());
+        }
+        let mut connects = builder.reborrow().init_connects(guest.connects.len() as u32);
+        for (i, name) in guest.connects.iter().enumerate() {
+            connects.set(i as u32, name.as_str());
+        }
         match guest.restart {
             Restart::Never => builder.set_restart(guest::Restart::Never),
             Restart::OnFailure { max } => {
@@ -471,6 +531,7 @@ mod tests {
                     name: "hello".into(),
                     module: "hello".into(),
                     grants: vec![Interface::Console, Interface::Timer],
+                    serves: vec!["echo".into(), "sessions.v1".into()],
                     ..Guest::default()
                 },
                 Guest {
@@ -483,6 +544,8 @@ mod tests {
                     stack_kib: Some(1024),
                     cpu_ms: Some(60_000),
                     restart: Restart::OnFailure { max: 2 },
+                    serves: vec![],
+                    connects: vec!["echo".into()],
                 },
             ],
             devices: Devices {
@@ -539,6 +602,22 @@ mod tests {
         let mut m = sample();
         m.guests[1].restart = Restart::OnFailure { max: 0 };
         assert_eq!(rejected(&m).field, "guests[1].maxRestarts");
+
+        // A name has one server, and names are names.
+        let mut m = sample();
+        m.guests[1].serves.push("echo".into());
+        let e = rejected(&m);
+        assert_eq!(e.field, "guests[1].serves[0]");
+        assert!(e.problem.contains("also served by guests[0]"), "{e}");
+        let mut m = sample();
+        m.guests[1].connects.push("echo".into());
+        assert_eq!(rejected(&m).field, "guests[1].connects[1]");
+        let mut m = sample();
+        m.guests[0].serves[1] = "no spaces".into();
+        assert_eq!(rejected(&m).field, "guests[0].serves[1]");
+        let mut m = sample();
+        m.guests[1].connects = (0..=MAX_ENDPOINT_NAMES).map(|i| format!("n{i}")).collect();
+        assert_eq!(rejected(&m).field, "guests[1].connects");
     }
 
     #[test]

@@ -26,7 +26,7 @@ const _: () = assert!(cfg!(target_endian = "little"));
 
 /// `b"RING"` read as a little-endian u32.
 pub const RING_MAGIC: u32 = 0x474e_4952;
-pub const RING_VERSION: u32 = 1;
+pub const RING_VERSION: u32 = 2;
 pub const PAGE_SIZE: usize = 4096;
 
 /// The header's first line: what the nucleus says the ring looks like. For
