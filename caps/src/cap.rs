@@ -403,9 +403,16 @@ mod tests {
 
     #[derive(Clone, Debug)]
     enum TransferOp {
-        Mint { side: usize, transferable: bool },
+        Mint {
+            side: usize,
+            transferable: bool,
+        },
         Kill(u32),
-        Send { from: usize, picks: Vec<usize>, moved: bool },
+        Send {
+            from: usize,
+            picks: Vec<usize>,
+            moved: bool,
+        },
     }
 
     fn transfer_op() -> impl Strategy<Value = TransferOp> {
@@ -413,8 +420,16 @@ mod tests {
             (0usize..2, proptest::bool::weighted(0.8))
                 .prop_map(|(side, transferable)| TransferOp::Mint { side, transferable }),
             any::<u32>().prop_map(TransferOp::Kill),
-            (0usize..2, proptest::collection::vec(any::<usize>(), 0..4), any::<bool>())
-                .prop_map(|(from, picks, moved)| TransferOp::Send { from, picks, moved }),
+            (
+                0usize..2,
+                proptest::collection::vec(any::<usize>(), 0..4),
+                any::<bool>()
+            )
+                .prop_map(|(from, picks, moved)| TransferOp::Send {
+                    from,
+                    picks,
+                    moved
+                }),
         ]
     }
 
@@ -423,7 +438,10 @@ mod tests {
         let mut table = CapTable::new(3);
         let a = table.insert(1u8).unwrap();
         let ok = |_: &u8| Ok(());
-        assert_eq!(transfer(&mut table, Destination::Same, &[a], true, ok), Ok(vec![a]));
+        assert_eq!(
+            transfer(&mut table, Destination::Same, &[a], true, ok),
+            Ok(vec![a])
+        );
         let copied = transfer(&mut table, Destination::Same, &[a], false, ok).unwrap();
         assert_ne!(copied, vec![a]);
         assert_eq!(table.len(), 2);

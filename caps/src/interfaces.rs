@@ -13,8 +13,8 @@ use crate::error::TransportError;
 use crate::message::{Message, check_len};
 use crate::rights::Rights;
 use crate::schema::{
-    boot_info_capnp, console_capnp, echo_capnp, endpoint_capnp, entropy_capnp,
-    guest_control_capnp, sessions_capnp, timer_capnp,
+    boot_info_capnp, console_capnp, echo_capnp, endpoint_capnp, entropy_capnp, guest_control_capnp,
+    sessions_capnp, timer_capnp,
 };
 
 /// Every interface declared in `schema/`, as the compiler reported it:
@@ -793,7 +793,13 @@ pub mod sessions {
     pub const STOP: u16 = 4;
 
     method!(Open, Interface::Sessions, OPEN, OpenParams, OpenResults);
-    method!(Whoami, Interface::Sessions, WHOAMI, WhoamiParams, BadgeResults);
+    method!(
+        Whoami,
+        Interface::Sessions,
+        WHOAMI,
+        WhoamiParams,
+        BadgeResults
+    );
     method!(Give, Interface::Sessions, GIVE, GiveParams, BadgeResults);
     method!(Probe, Interface::Sessions, PROBE, ProbeParams, ProbeResults);
     method!(Stop, Interface::Sessions, STOP, StopParams, StopResults);

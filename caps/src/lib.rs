@@ -28,16 +28,17 @@ pub use entry::{
     Buffer, CAP_ID_BYTES, CQE_CAPS_SHIFT, CQE_EXCEPTION, Cqe, MAX_TRANSFER_CAPS, Opcode, Outcome,
     SQE_EXCEPTION, SQE_MOVE_CAPS, Sqe,
 };
-pub use rights::Rights;
 pub use error::TransportError;
 pub use interfaces::{Interface, Method, MethodId};
 pub use message::{Exception, ExceptionCode, Message};
+pub use rights::Rights;
 pub use ring::{
     CompletionProducer, CompletionQueue, CqReservation, CqeSlot, OwnedRing, QueueFull, RingError,
     RingHeader, RingLayout, SqeSlot, SubmissionConsumer, SubmissionQueue,
 };
 pub use validate::{
-    Access, CallerMemory, CapsSent, MAX_MESSAGE_BYTES, Region, RegionError, RegionSet, Request, validate,
+    Access, CallerMemory, CapsSent, MAX_MESSAGE_BYTES, Region, RegionError, RegionSet, Request,
+    validate,
 };
 
 /// Rust generated from `schema/*.capnp` by `capnpc` at build time. The

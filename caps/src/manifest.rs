@@ -480,7 +480,9 @@ pub fn encode(manifest: &Manifest) -> Vec<u8> {
         for (i, name) in guest.serves.iter().enumerate() {
             serves.set(i as u32, name.as_str());
         }
-        let mut connects = builder.reborrow().init_connects(guest.connects.len() as u32);
+        let mut connects = builder
+            .reborrow()
+            .init_connects(guest.connects.len() as u32);
         for (i, name) in guest.connects.iter().enumerate() {
             connects.set(i as u32, name.as_str());
         }

@@ -266,7 +266,11 @@ pub fn validate(
             .ok_or(TransportError::MalformedMessage)?;
         let message = (message_len > 0).then_some(Buffer::new(params.addr, message_len));
         let caps = CapsSent {
-            addr: if caps_bytes == 0 { 0 } else { params.addr + message_len as u64 },
+            addr: if caps_bytes == 0 {
+                0
+            } else {
+                params.addr + message_len as u64
+            },
             count: sqe.caps as u8,
             moved: sqe.flags & SQE_MOVE_CAPS != 0 && caps_bytes != 0,
         };
@@ -433,30 +437,66 @@ mod tests {
             })
         );
         // Only capability ids: the default params struct.
-        let only_caps = Sqe::call(CAP, 2, Buffer::new(PARAMS.addr, 4), RESULTS, 1).carrying_caps(1, false);
+        let only_caps =
+            Sqe::call(CAP, 2, Buffer::new(PARAMS.addr, 4), RESULTS, 1).carrying_caps(1, false);
         assert!(matches!(
             check(only_caps),
-            Ok(Request::Call { params: None, caps: CapsSent { count: 1, moved: false, .. }, .. })
+            Ok(Request::Call {
+                params: None,
+                caps: CapsSent {
+                    count: 1,
+                    moved: false,
+                    ..
+                },
+                ..
+            })
         ));
         // More ids than the buffer holds, or than one call may carry.
-        let short = Sqe::call(CAP, 2, Buffer::new(PARAMS.addr, 7), RESULTS, 1).carrying_caps(2, false);
+        let short =
+            Sqe::call(CAP, 2, Buffer::new(PARAMS.addr, 7), RESULTS, 1).carrying_caps(2, false);
         assert_eq!(check(short), Err(TransportError::MalformedMessage));
         let none = Sqe::call(CAP, 2, Buffer::NONE, RESULTS, 1).carrying_caps(1, false);
         assert_eq!(check(none), Err(TransportError::MalformedMessage));
-        let many = Sqe::call(CAP, 2, PARAMS, RESULTS, 1).carrying_caps(MAX_TRANSFER_CAPS as u16 + 1, false);
+        let many = Sqe::call(CAP, 2, PARAMS, RESULTS, 1)
+            .carrying_caps(MAX_TRANSFER_CAPS as u16 + 1, false);
         assert_eq!(check(many), Err(TransportError::MessageTooLarge));
         // A RETURN carries them too, or an exception, not both.
         let ret = Sqe::return_call(CAP, 9, PARAMS, 1).carrying_caps(1, false);
-        assert!(matches!(check(ret), Ok(Request::Return { caps: CapsSent { count: 1, .. }, exception: false, .. })));
+        assert!(matches!(
+            check(ret),
+            Ok(Request::Return {
+                caps: CapsSent { count: 1, .. },
+                exception: false,
+                ..
+            })
+        ));
         let exception = Sqe::return_exception(CAP, 9, PARAMS, 1);
-        assert!(matches!(check(exception), Ok(Request::Return { exception: true, .. })));
-        assert_eq!(check(exception.carrying_caps(1, false)), Err(TransportError::ReservedNotZero));
+        assert!(matches!(
+            check(exception),
+            Ok(Request::Return {
+                exception: true,
+                ..
+            })
+        ));
+        assert_eq!(
+            check(exception.carrying_caps(1, false)),
+            Err(TransportError::ReservedNotZero)
+        );
         // Nothing else carries capabilities or takes these flags.
-        let recv = Sqe { caps: 1, ..Sqe::recv(CAP, RESULTS, 1) };
+        let recv = Sqe {
+            caps: 1,
+            ..Sqe::recv(CAP, RESULTS, 1)
+        };
         assert_eq!(check(recv), Err(TransportError::ReservedNotZero));
-        let call_exception = Sqe { flags: SQE_EXCEPTION, ..call() };
+        let call_exception = Sqe {
+            flags: SQE_EXCEPTION,
+            ..call()
+        };
         assert_eq!(check(call_exception), Err(TransportError::ReservedNotZero));
-        let release_move = Sqe { flags: SQE_MOVE_CAPS, ..Sqe::release(CAP, 1) };
+        let release_move = Sqe {
+            flags: SQE_MOVE_CAPS,
+            ..Sqe::release(CAP, 1)
+        };
         assert_eq!(check(release_move), Err(TransportError::ReservedNotZero));
     }
 

@@ -118,6 +118,8 @@ pub struct GuestDefinition {
     pub kind: String,
     pub args: Vec<String>,
     pub grants: Vec<String>,
+    pub serves: Vec<String>,
+    pub connects: Vec<String>,
     pub files: Option<String>,
     pub heap_mib: Option<u32>,
     pub stack_kib: Option<u32>,
@@ -317,6 +319,20 @@ impl Appliance {
             }
         }
         grants.sort_by_key(|interface| *interface as u8);
+        for (list, names) in [
+            ("serves", &definition.serves),
+            ("connects", &definition.connects),
+        ] {
+            for (i, name) in names.iter().enumerate() {
+                let field = format!("{at}.{list}[{i}]");
+                if let Err(error) = manifest::check_endpoint_name(&field, name) {
+                    return fail(error.to_string());
+                }
+                if names[..i].contains(name) {
+                    return fail(format!("{field}: '{name}' is listed twice"));
+                }
+            }
+        }
         if let Some(tree) = &definition.files
             && !self.trees.contains_key(tree)
         {
@@ -375,6 +391,8 @@ impl Appliance {
             module,
             args,
             grants,
+            serves: definition.serves.clone(),
+            connects: definition.connects.clone(),
             data,
             heap_mib: definition.heap_mib,
             stack_kib: definition.stack_kib,

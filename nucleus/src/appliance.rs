@@ -127,7 +127,16 @@ fn start(manifest: &Manifest, index: usize, modules: &[BootModule]) {
             .stack_kib
             .map_or(guest::DEFAULT_STACK_BYTES, |kib| u64::from(kib) << 10),
     };
-    match domain::Domain::create(name, elf, &data, spec.args.clone(), sizes, &spec.grants) {
+    let endpoints = (spec.serves.as_slice(), spec.connects.as_slice());
+    match domain::Domain::create(
+        name,
+        elf,
+        &data,
+        spec.args.clone(),
+        sizes,
+        &spec.grants,
+        endpoints,
+    ) {
         Ok((domain, start)) => {
             let key = domain.memory.key;
             let base = domain.image_base;

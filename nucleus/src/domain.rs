@@ -5,15 +5,15 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use caps::interfaces::guest_control::{ConnectParams, DataRegion, ServeParams, StartInfoResults};
+use caps::interfaces::guest_control::{DataRegion, StartInfoResults};
 use caps::{
-    Access, Buffer, CallerMemory, CapId, CapTable, CompletionProducer, CqReservation, Cqe, CqeSlot,
-    Exception, Message, MethodId, Region, RegionSet, Request, RingError, RingHeader, RingLayout,
-    Sqe, SqeSlot, SubmissionConsumer, TransportError,
+    Access, Buffer, CallerMemory, CapTable, CompletionProducer, CqReservation, Cqe, CqeSlot,
+    Exception, Region, RegionSet, Request, RingError, RingHeader, RingLayout, Sqe, SqeSlot,
+    SubmissionConsumer, TransportError,
 };
 use nucleus_core::paging::{MappingKind, SIZE_4K};
 
-use crate::endpoint::{Capability, RouteKind, Routed};
+use crate::endpoint::{Capability, Object, RouteKind, Routed, SentCaps};
 use crate::memory::{self, MapError};
 use crate::services::{self, Reply};
 
@@ -271,7 +271,12 @@ pub struct Domain {
     /// Where the guest ELF's virtual address 0 is (for symbolizing).
     pub image_base: u64,
     ring: Option<Ring>,
-    caps: CapTable<Capability>,
+    /// What the guest holds: the dispatcher and the endpoint registry
+    /// (minting, transfer) work on it.
+    pub caps: CapTable<Capability>,
+    /// Endpoint names the appliance lets it serve and connect to.
+    serves: Vec<String>,
+    connects: Vec<String>,
     pending: Vec<Pending>,
     console_line: Vec<u8>,
     /// While blocked in `cap_enter`: completions it waits for.
@@ -300,6 +305,7 @@ impl Domain {
         args: Vec<String>,
         sizes: crate::guest::Sizes,
         grants: &[caps::Interface],
+        endpoints: (&[String], &[String]),
     ) -> Result<(Domain, crate::sched::Start), crate::guest::GuestLoadError> {
         let layout = RingLayout::new(SQ_ENTRIES, CQ_ENTRIES).expect("ring sizes are valid");
         let ring_bytes = layout.pages() as u64 * SIZE_4K;
@@ -340,7 +346,7 @@ impl Domain {
         // Every initial capability goes in, so each has its known id; then
         // the ones not granted come out, and their ids are stale.
         for interface in caps::start::INITIAL_CAPABILITIES {
-            caps.insert(Capability::Service(interface))
+            caps.insert(Capability::service(interface))
                 .expect("the quota holds the initial capabilities");
         }
         for interface in caps::start::INITIAL_CAPABILITIES {
@@ -382,6 +388,8 @@ impl Domain {
             private_table,
             ring: Some(ring),
             caps,
+            serves: endpoints.0.to_vec(),
+            connects: endpoints.1.to_vec(),
             pending: Vec::new(),
             console_line: Vec::new(),
             waiting_for: 0,
@@ -455,15 +463,15 @@ impl Domain {
                 .post(reservation, &Cqe::done(sqe.user_data, 0, 0));
         };
         let user_data = sqe.user_data;
-        match execute(
-            &sqe,
-            &self.memory,
-            &mut self.caps,
-            &self.name,
-            &self.slot_range,
-            &mut self.console_line,
-            &self.start_info,
-        ) {
+        let caller = CallerState {
+            name: &self.name,
+            slot: &self.slot_range,
+            console_line: &mut self.console_line,
+            start_info: &self.start_info,
+            serves: &self.serves,
+            connects: &self.connects,
+        };
+        match execute(&sqe, &self.memory, &mut self.caps, caller) {
             Executed::Now(cqe) => {
                 ring.completions.post(reservation, &cqe);
                 Step::Done
@@ -504,11 +512,6 @@ impl Domain {
         }
     }
 
-    /// Adds a capability to the guest's table.
-    pub fn grant(&mut self, capability: Capability) -> Result<CapId, TransportError> {
-        self.caps.insert(capability)
-    }
-
     /// A completion carrying `exception` in the guest's results buffer (or
     /// the transport error if the buffer cannot hold even a shortened one).
     pub fn exception_completion(
@@ -517,14 +520,7 @@ impl Domain {
         results: Buffer,
         exception: &Exception,
     ) -> Cqe {
-        let mut bytes = alloc::vec![0u8; results.len as usize];
-        match exception.encode_fitting(&mut bytes) {
-            Ok(len) => {
-                self.memory.copy_out(results.addr, &bytes[..len]);
-                Cqe::exception(user_data, len as u32)
-            }
-            Err(error) => Cqe::failed(user_data, error),
-        }
+        exception_completion(&self.memory, user_data, results, exception)
     }
 
     /// Whether `address` lies in this guest's slot of the address space.
@@ -610,15 +606,25 @@ enum Executed {
     Route(RouteKind),
 }
 
-/// One SQE, from the nucleus's private copy.
+/// What of the calling domain a nucleus service may see.
+struct CallerState<'a> {
+    name: &'a str,
+    slot: &'a core::ops::Range<u64>,
+    console_line: &'a mut Vec<u8>,
+    start_info: &'a StartInfoResults,
+    serves: &'a [String],
+    connects: &'a [String],
+}
+
+/// The one dispatcher, on the nucleus's private copy of an SQE: validate,
+/// look the capability up, then hand the request to the object's handler:
+/// a nucleus [`services::Service`] here (after its rights check), or the
+/// endpoint registry for an endpoint's ends.
 fn execute(
     sqe: &Sqe,
     memory: &GuestMemory,
     caps: &mut CapTable<Capability>,
-    name: &str,
-    slot: &core::ops::Range<u64>,
-    console_line: &mut Vec<u8>,
-    start_info: &StartInfoResults,
+    caller: CallerState,
 ) -> Executed {
     let user_data = sqe.user_data;
     let failed = |error: TransportError| Executed::Now(Cqe::failed(user_data, error));
@@ -630,30 +636,39 @@ fn execute(
         Request::Nop => Executed::Now(Cqe::done(user_data, 0, 0)),
         Request::Release { cap } => match caps.remove(cap) {
             // Releasing the serving end closes the endpoint for its callers.
-            Ok(Capability::Serve(endpoint)) => Executed::Route(RouteKind::Close { endpoint }),
+            Ok(Capability {
+                object: Object::Server(endpoint),
+                ..
+            }) => Executed::Route(RouteKind::Close { endpoint }),
             Ok(_) => Executed::Now(Cqe::done(user_data, 0, 0)),
             Err(error) => failed(error),
         },
         // `validate` checked every buffer in the caller's memory, and
         // results and RECV buffers in its writable memory.
         Request::Recv { cap, buffer } => match caps.get(cap) {
-            Ok(Capability::Serve(endpoint)) => Executed::Route(RouteKind::Recv {
-                endpoint: *endpoint,
+            Ok(capability) => Executed::Route(RouteKind::Recv {
+                capability: *capability,
                 buffer,
             }),
-            Ok(_) => failed(TransportError::WrongCapKind),
             Err(error) => failed(error),
         },
         // The reply and a call's params go from guest to guest when the
         // routing runs, right after this step (`Endpoints::route`): the
         // buffers are checked here, in this guest's memory.
-        Request::Return { cap, token, reply } => match caps.get(cap) {
-            Ok(Capability::Serve(endpoint)) => Executed::Route(RouteKind::Return {
-                endpoint: *endpoint,
+        Request::Return {
+            cap,
+            token,
+            reply,
+            caps: sent,
+            exception,
+        } => match caps.get(cap) {
+            Ok(capability) => Executed::Route(RouteKind::Return {
+                capability: *capability,
                 token,
                 reply: reply.unwrap_or(Buffer::NONE),
+                caps: SentCaps::read(memory, sent),
+                exception,
             }),
-            Ok(_) => failed(TransportError::WrongCapKind),
             Err(error) => failed(error),
         },
         Request::Call {
@@ -661,83 +676,83 @@ fn execute(
             method,
             params,
             results,
+            caps: sent,
         } => {
             let capability = match caps.get(cap) {
                 Ok(capability) => *capability,
                 Err(error) => return failed(error),
             };
             let results = results.unwrap_or(Buffer::NONE);
-            let interface = match capability {
-                Capability::Service(interface) => interface,
-                Capability::Call(endpoint) => {
-                    return Executed::Route(RouteKind::Call {
-                        endpoint,
-                        method,
-                        params: params.unwrap_or(Buffer::NONE),
-                        results,
-                    });
-                }
-                Capability::Serve(_) => return failed(TransportError::WrongCapKind),
+            let Object::Service(interface) = capability.object else {
+                return Executed::Route(RouteKind::Call {
+                    capability,
+                    method,
+                    params: params.unwrap_or(Buffer::NONE),
+                    results,
+                    caps: SentCaps::read(memory, sent),
+                });
             };
+            let Some(service) = services::service(interface) else {
+                return failed(TransportError::WrongCapKind);
+            };
+            match service.rights(method) {
+                Ok(needed) if capability.rights.contains(needed) => {}
+                Ok(_) => return failed(TransportError::MissingRight),
+                Err(error) => return failed(error),
+            }
+            // No nucleus method takes capabilities (yet).
+            if sent.count != 0 {
+                return failed(TransportError::MalformedMessage);
+            }
             // The params are copied once and decoded from the copy: another
             // guest thread rewriting them mid-call changes nothing here.
             let mut copied = alloc::vec![0u8; params.map_or(0, |p| p.len as usize)];
             if let Some(params) = params {
                 memory.copy_in(params.addr, &mut copied);
             }
-            let method = match MethodId::resolve(interface, method) {
-                Ok(method) => method,
-                Err(error) => return failed(error),
-            };
-            match method {
-                MethodId::GuestControlServe => {
-                    return match ServeParams::decode(&copied) {
-                        Ok(params) => Executed::Route(RouteKind::Serve {
-                            name: params.name,
-                            results,
-                        }),
-                        Err(error) => failed(error),
-                    };
-                }
-                MethodId::GuestControlConnect => {
-                    return match ConnectParams::decode(&copied) {
-                        Ok(params) => Executed::Route(RouteKind::Connect {
-                            name: params.name,
-                            results,
-                        }),
-                        Err(error) => failed(error),
-                    };
-                }
-                _ => {}
-            }
             let mut write_results = |header: &[u8], segment: &[u8]| {
                 memory.copy_out_parts(results.addr, header, segment)
             };
             let caller = services::Caller {
-                name,
-                slot: slot.clone(),
-                console_line,
-                start_info,
+                name: caller.name,
+                slot: caller.slot.clone(),
+                console_line: caller.console_line,
+                start_info: caller.start_info,
+                serves: caller.serves,
+                connects: caller.connects,
+                results,
                 write_results: &mut write_results,
             };
-            match services::call(method, &copied, results.len as usize, caller) {
+            match service.call(method, &copied, caller) {
                 Err(error) => failed(error),
                 Ok(Reply::Results(written)) => {
                     Executed::Now(Cqe::done(user_data, written as u32, 0))
                 }
                 Ok(Reply::Exception(exception)) => {
-                    let mut bytes = alloc::vec![0u8; results.len as usize];
-                    match exception.encode_fitting(&mut bytes) {
-                        Ok(len) => {
-                            memory.copy_out(results.addr, &bytes[..len]);
-                            Executed::Now(Cqe::exception(user_data, len as u32))
-                        }
-                        Err(error) => failed(error),
-                    }
+                    Executed::Now(exception_completion(memory, user_data, results, &exception))
                 }
-                Ok(Reply::At(due)) => Executed::At(due),
+                Ok(Reply::Later(due)) => Executed::At(due),
+                Ok(Reply::Routed(kind)) => Executed::Route(kind),
                 Ok(Reply::Exit(code)) => Executed::Exit(code),
             }
         }
+    }
+}
+
+/// A completion carrying `exception` in the caller's results buffer, cut
+/// short to fit (or the transport error if even that cannot fit).
+fn exception_completion(
+    memory: &GuestMemory,
+    user_data: u64,
+    results: Buffer,
+    exception: &Exception,
+) -> Cqe {
+    let mut bytes = alloc::vec![0u8; results.len as usize];
+    match exception.encode_fitting(&mut bytes) {
+        Ok(len) => {
+            memory.copy_out(results.addr, &bytes[..len]);
+            Cqe::exception(user_data, len as u32)
+        }
+        Err(error) => Cqe::failed(user_data, error),
     }
 }

@@ -1,39 +1,122 @@
 //! Guest-served interfaces: a guest serves an interface under a name
 //! (GuestControl.serve), others connect to it (GuestControl.connect) and CALL
 //! it through the same ring ABI as a nucleus service. The server takes calls
-//! with RECV and answers them with RETURN; the nucleus copies params and
-//! results between the two guests' buffers and posts both completions.
-//! Params go straight from the caller's buffer to the server's when a RECV
-//! is waiting (else they wait in a nucleus copy), and a reply straight from
-//! the server's buffer to the caller's.
+//! with RECV and answers them with RETURN (results and capabilities, or an
+//! exception); the nucleus copies params and results between the two
+//! guests' buffers, passes the capabilities they carry from one table to
+//! the other, and posts both completions. Params go straight from the
+//! caller's buffer to the server's when a RECV is waiting (else they wait in
+//! a nucleus copy), and a reply straight from the server's buffer to the
+//! caller's.
 //!
-//! A RECV completion's aux is the call token: bits 0-15 the method ordinal
-//! the caller named, bits 16-63 a per-endpoint call number (never 0).
+//! An endpoint is an object: its serving end is a capability of interface
+//! Endpoint (RECV, RETURN, and `mint`, which makes calling ends with a badge
+//! of the server's choosing), its calling ends are capabilities of whatever
+//! the server serves. Endpoints live in a generational table: when one
+//! closes (its server exits or releases it) its slot's generation moves on,
+//! so every capability naming it is stale from then on.
+//!
+//! A RECV completion's aux is the call token (bits 0-15 the method ordinal
+//! the caller named, bits 16-63 a per-endpoint call number, never 0) and
+//! its badge the badge of the capability the caller called through.
 
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use caps::{Buffer, CqReservation, Cqe, Exception, ExceptionCode, TransportError};
+use caps::interfaces::endpoint::{self as endpoint_interface, CLIENT_RIGHTS, MintParams};
+use caps::{
+    Buffer, CAP_ID_BYTES, CapId, CapTable, CapsSent, CqReservation, Cqe, Destination, Exception,
+    ExceptionCode, MAX_TRANSFER_CAPS, Message, Rights, TransportError,
+};
 
 use crate::sched::Guest;
 
-/// An index into the endpoint list.
+/// An endpoint: its slot in the registry and the slot's generation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EndpointId(u32);
+pub struct EndpointId(CapId);
 
-/// What a capability names.
+/// The object a capability names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Capability {
-    /// A service the nucleus implements.
+pub enum Object {
+    /// A service the nucleus implements (one object per interface).
     Service(caps::Interface),
-    /// The serving end of an endpoint: RECV and RETURN.
-    Serve(EndpointId),
-    /// The calling end of an endpoint: CALL.
-    Call(EndpointId),
+    /// The serving end of an endpoint (interface Endpoint).
+    Server(EndpointId),
+    /// A calling end of an endpoint (the interface its server serves).
+    Client(EndpointId),
 }
 
-/// An SQE that needs more than its own guest.
+/// An entry of a guest's capability table: which object, through which
+/// interface, with which rights, and the badge its minter chose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capability {
+    /// The interface's type id; 0 for a calling end (its server's business).
+    pub interface: u64,
+    pub object: Object,
+    pub rights: Rights,
+    pub badge: u64,
+}
+
+impl Capability {
+    /// A nucleus service with every right and badge 0 (what a guest starts with).
+    pub fn service(interface: caps::Interface) -> Capability {
+        Capability {
+            interface: interface.id(),
+            object: Object::Service(interface),
+            rights: Rights::ALL,
+            badge: 0,
+        }
+    }
+}
+
+/// The capability ids a CALL or RETURN sends, as the nucleus read them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SentCaps {
+    ids: [u32; MAX_TRANSFER_CAPS],
+    count: u8,
+    moved: bool,
+}
+
+impl SentCaps {
+    pub const NONE: SentCaps = SentCaps {
+        ids: [0; MAX_TRANSFER_CAPS],
+        count: 0,
+        moved: false,
+    };
+
+    /// Reads the ids `sent` names from the sender's memory (checked there).
+    pub fn read(memory: &crate::domain::GuestMemory, sent: CapsSent) -> SentCaps {
+        let mut caps = SentCaps {
+            moved: sent.moved,
+            count: sent.count,
+            ..SentCaps::NONE
+        };
+        if sent.count > 0 {
+            let mut bytes = [0u8; MAX_TRANSFER_CAPS * CAP_ID_BYTES];
+            memory.copy_in(sent.addr, &mut bytes[..sent.bytes()]);
+            for (id, chunk) in caps.ids.iter_mut().zip(bytes.chunks_exact(CAP_ID_BYTES)) {
+                *id = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+            }
+        }
+        caps
+    }
+
+    fn bytes(&self) -> u32 {
+        (self.count as usize * CAP_ID_BYTES) as u32
+    }
+
+    /// The ids as CapIds; a null one is `InvalidCap`.
+    fn ids(&self) -> Result<Vec<CapId>, TransportError> {
+        self.ids[..self.count as usize]
+            .iter()
+            .map(|raw| CapId::from_raw(*raw).ok_or(TransportError::InvalidCap))
+            .collect()
+    }
+}
+
+/// An SQE that needs the endpoint registry or another guest.
 pub struct Routed {
     pub user_data: u64,
     pub reservation: CqReservation,
@@ -41,22 +124,27 @@ pub struct Routed {
 }
 
 pub enum RouteKind {
-    /// `params` and `results` lie in the caller's memory (checked).
+    /// A CALL on an endpoint capability (a calling end, or a serving end's
+    /// own methods); `params` and `results` lie in the caller's memory
+    /// (checked).
     Call {
-        endpoint: EndpointId,
+        capability: Capability,
         method: u16,
         params: Buffer,
         results: Buffer,
+        caps: SentCaps,
     },
     Recv {
-        endpoint: EndpointId,
+        capability: Capability,
         buffer: Buffer,
     },
     /// `reply` lies in the server's memory (checked).
     Return {
-        endpoint: EndpointId,
+        capability: Capability,
         token: u64,
         reply: Buffer,
+        caps: SentCaps,
+        exception: bool,
     },
     Serve {
         name: String,
@@ -66,6 +154,7 @@ pub enum RouteKind {
         name: String,
         results: Buffer,
     },
+    /// The serving end was released.
     Close {
         endpoint: EndpointId,
     },
@@ -74,7 +163,8 @@ pub enum RouteKind {
 /// Calls waiting for a RECV, per endpoint: beyond this the caller is told
 /// the server is overloaded.
 const MAX_WAITING_CALLS: usize = 64;
-const MAX_NAME_BYTES: usize = 64;
+/// Endpoints open at once, over all guests.
+const MAX_ENDPOINTS: u16 = 256;
 
 struct Receiver {
     user_data: u64,
@@ -86,11 +176,13 @@ struct WaitingCall {
     method: u16,
     /// The nucleus's copy of the params, taken when the call was submitted.
     params: Vec<u8>,
+    caps: SentCaps,
     call: InFlight,
 }
 
 struct InFlight {
     client: u32,
+    badge: u64,
     user_data: u64,
     results: Buffer,
     reservation: CqReservation,
@@ -99,7 +191,6 @@ struct InFlight {
 struct Endpoint {
     name: String,
     server: u32,
-    open: bool,
     receivers: VecDeque<Receiver>,
     waiting: VecDeque<WaitingCall>,
     /// By token; a server has few calls in hand at once.
@@ -108,15 +199,28 @@ struct Endpoint {
 }
 
 pub struct Endpoints {
-    list: Vec<Endpoint>,
+    table: CapTable<Endpoint>,
 }
 
-fn guest(guests: &mut [alloc::boxed::Box<Guest>], id: u32) -> &mut Guest {
+fn guest(guests: &mut [Box<Guest>], id: u32) -> &mut Guest {
     &mut guests[id as usize - 1]
 }
 
-fn guest_ref(guests: &[alloc::boxed::Box<Guest>], id: u32) -> &Guest {
+fn guest_ref(guests: &[Box<Guest>], id: u32) -> &Guest {
     &guests[id as usize - 1]
+}
+
+/// Two different guests at once.
+fn pair(guests: &mut [Box<Guest>], a: u32, b: u32) -> (&mut Guest, &mut Guest) {
+    let (a, b) = (a as usize - 1, b as usize - 1);
+    assert_ne!(a, b);
+    if a < b {
+        let (low, high) = guests.split_at_mut(b);
+        (&mut low[a], &mut high[0])
+    } else {
+        let (low, high) = guests.split_at_mut(a);
+        (&mut high[0], &mut low[b])
+    }
 }
 
 fn disconnected(name: &str) -> Exception {
@@ -126,192 +230,480 @@ fn disconnected(name: &str) -> Exception {
     )
 }
 
+/// The completion of a call that succeeded with `written` bytes, the last
+/// `caps` of them capability ids.
+fn done(user_data: u64, written: u32, caps: usize) -> Cqe {
+    Cqe::done_with_caps(user_data, written, caps as u32)
+}
+
+/// Writes `ids` (little-endian u32s) into guest memory at `at`.
+fn write_ids(memory: &crate::domain::GuestMemory, at: u64, ids: &[CapId]) {
+    let mut bytes = [0u8; MAX_TRANSFER_CAPS * CAP_ID_BYTES];
+    for (chunk, id) in bytes.chunks_exact_mut(CAP_ID_BYTES).zip(ids) {
+        chunk.copy_from_slice(&id.raw().to_le_bytes());
+    }
+    memory.copy_out(at, &bytes[..ids.len() * CAP_ID_BYTES]);
+}
+
 impl Endpoints {
     pub const fn new() -> Endpoints {
-        Endpoints { list: Vec::new() }
+        Endpoints {
+            table: CapTable::new(MAX_ENDPOINTS),
+        }
+    }
+
+    /// Whether the object a capability names is still there.
+    fn alive(&self, object: Object) -> bool {
+        match object {
+            Object::Service(_) => true,
+            Object::Server(id) | Object::Client(id) => self.table.get(id.0).is_ok(),
+        }
+    }
+
+    /// Whether guest `from` may pass `capability` on: its object must be
+    /// alive, and it must carry the transfer right, unless `from` serves
+    /// the endpoint it names (a server hands out calling ends of its own
+    /// endpoint, which it could mint anyway).
+    fn may_pass(&self, capability: &Capability, from: u32) -> Result<(), TransportError> {
+        if !self.alive(capability.object) {
+            return Err(TransportError::StaleCap);
+        }
+        let own = match capability.object {
+            Object::Client(id) => self.table.get(id.0).is_ok_and(|e| e.server == from),
+            _ => false,
+        };
+        if own || capability.rights.contains(Rights::TRANSFER) {
+            Ok(())
+        } else {
+            Err(TransportError::MissingRight)
+        }
+    }
+
+    /// Passes the capabilities `sent` names from guest `from` to guest
+    /// `to`, all or none (see `caps::transfer`), each as `may_pass` allows.
+    fn pass(
+        &self,
+        guests: &mut [Box<Guest>],
+        from: u32,
+        to: u32,
+        sent: &SentCaps,
+    ) -> Result<Vec<CapId>, TransportError> {
+        if sent.count == 0 {
+            return Ok(Vec::new());
+        }
+        let ids = sent.ids()?;
+        let check = |capability: &Capability| self.may_pass(capability, from);
+        if from == to {
+            let caps = &mut guest(guests, from).domain.caps;
+            caps::transfer(caps, Destination::Same, &ids, sent.moved, check)
+        } else {
+            let (from, to) = pair(guests, from, to);
+            let into = Destination::Other(&mut to.domain.caps);
+            caps::transfer(&mut from.domain.caps, into, &ids, sent.moved, check)
+        }
+    }
+
+    /// Checks, without changing anything, that guest `from` could pass the
+    /// capabilities `sent` names: the answer a caller gets at once.
+    fn can_pass(
+        &self,
+        guests: &[Box<Guest>],
+        from: u32,
+        sent: &SentCaps,
+    ) -> Result<(), TransportError> {
+        let caps = &guest_ref(guests, from).domain.caps;
+        for id in sent.ids()? {
+            self.may_pass(caps.get(id)?, from)?;
+        }
+        Ok(())
+    }
+
+    /// The endpoint a serving-end capability names, if it has the rights.
+    fn served(
+        &self,
+        capability: &Capability,
+        needed: Rights,
+    ) -> Result<EndpointId, TransportError> {
+        let Object::Server(id) = capability.object else {
+            return Err(TransportError::WrongCapKind);
+        };
+        self.table.get(id.0)?;
+        if !capability.rights.contains(needed) {
+            return Err(TransportError::MissingRight);
+        }
+        Ok(id)
     }
 
     /// Carries out `routed` for the guest `current` (an id).
-    pub fn route(&mut self, guests: &mut [alloc::boxed::Box<Guest>], current: u32, routed: Routed) {
+    pub fn route(&mut self, guests: &mut [Box<Guest>], current: u32, routed: Routed) {
         let Routed {
             user_data,
             reservation,
             kind,
         } = routed;
-        match kind {
-            RouteKind::Serve { name, results } => {
-                let me = &mut guest(guests, current).domain;
-                let taken = self.list.iter().any(|e| e.open && e.name == name);
-                let cqe = if name.is_empty() || name.len() > MAX_NAME_BYTES || taken {
-                    let why = if taken {
-                        "that name is already served"
-                    } else {
-                        "a name is 1 to 64 bytes"
-                    };
-                    me.exception_completion(
-                        user_data,
-                        results,
-                        &Exception::new(ExceptionCode::InvalidArgument, why),
-                    )
-                } else {
-                    let id = EndpointId(self.list.len() as u32);
-                    match me.grant(Capability::Serve(id)) {
-                        Ok(cap) => {
-                            self.list.push(Endpoint {
-                                name,
-                                server: current,
-                                open: true,
-                                receivers: VecDeque::new(),
-                                waiting: VecDeque::new(),
-                                in_flight: Vec::new(),
-                                next_call: 1,
-                            });
-                            Cqe::done(user_data, 0, cap.raw() as u64)
-                        }
-                        Err(error) => Cqe::failed(user_data, error),
-                    }
-                };
-                me.post(reservation, &cqe);
-            }
-            RouteKind::Connect { name, results } => {
-                let me = &mut guest(guests, current).domain;
-                let cqe = match self.list.iter().position(|e| e.open && e.name == name) {
-                    Some(index) => match me.grant(Capability::Call(EndpointId(index as u32))) {
-                        Ok(cap) => Cqe::done(user_data, 0, cap.raw() as u64),
-                        Err(error) => Cqe::failed(user_data, error),
-                    },
-                    None => me.exception_completion(
-                        user_data,
-                        results,
-                        &Exception::new(
-                            ExceptionCode::Disconnected,
-                            &alloc::format!("nothing is served as '{name}'"),
-                        ),
-                    ),
-                };
-                me.post(reservation, &cqe);
-            }
+        let answer = match kind {
+            RouteKind::Serve { name, results } => self.serve(guests, current, name, results),
+            RouteKind::Connect { name, results } => self.connect(&name, results),
             RouteKind::Call {
-                endpoint,
+                capability,
                 method,
                 params,
                 results,
-            } => {
-                let target = &mut self.list[endpoint.0 as usize];
-                if !target.open || target.waiting.len() >= MAX_WAITING_CALLS {
-                    let exception = if target.open {
-                        Exception::new(
-                            ExceptionCode::Overloaded,
-                            "too many calls are waiting for the server",
-                        )
-                    } else {
-                        disconnected(&target.name)
+                caps,
+            } => match capability.object {
+                Object::Client(endpoint) => {
+                    let call = InFlight {
+                        client: current,
+                        badge: capability.badge,
+                        user_data,
+                        results,
+                        reservation,
                     };
-                    let me = &mut guest(guests, current).domain;
-                    let cqe = me.exception_completion(user_data, results, &exception);
-                    me.post(reservation, &cqe);
+                    // Completed, failed or waiting: it posts its completion.
+                    self.call(guests, endpoint, &capability, method, params, caps, call);
                     return;
                 }
-                let call = InFlight {
-                    client: current,
-                    user_data,
-                    results,
-                    reservation,
-                };
-                let receiver_fits = target
-                    .receivers
-                    .front()
-                    .is_some_and(|r| params.len <= r.buffer.len);
-                if target.waiting.is_empty() && receiver_fits {
-                    let receiver = target.receivers.pop_front().expect("checked non-empty");
-                    let into = receiver.buffer.addr;
-                    Self::deliver(target, guests, receiver, method, call, |guests, to| {
-                        let client = &guest_ref(guests, current).domain.memory;
-                        to.copy_from_guest(into, client, params.addr, params.len as usize);
-                        params.len
-                    });
-                    return;
+                _ => self.endpoint_method(guests, current, &capability, method, params, results),
+            },
+            RouteKind::Recv { capability, buffer } => {
+                match self.served(&capability, endpoint_interface::RIGHT_SERVE) {
+                    Ok(endpoint) => {
+                        let target = self.table.get_mut(endpoint.0).expect("checked live");
+                        target.receivers.push_back(Receiver {
+                            user_data,
+                            buffer,
+                            reservation,
+                        });
+                        self.match_calls(endpoint, guests);
+                        return;
+                    }
+                    Err(error) => Answer::Failed(error),
                 }
-                let mut copied = alloc::vec![0u8; params.len as usize];
-                guest(guests, current)
-                    .domain
-                    .memory
-                    .copy_in(params.addr, &mut copied);
-                target.waiting.push_back(WaitingCall {
-                    method,
-                    params: copied,
-                    call,
-                });
-                Self::match_calls(target, guests);
-            }
-            RouteKind::Recv { endpoint, buffer } => {
-                let target = &mut self.list[endpoint.0 as usize];
-                target.receivers.push_back(Receiver {
-                    user_data,
-                    buffer,
-                    reservation,
-                });
-                Self::match_calls(target, guests);
             }
             RouteKind::Return {
-                endpoint,
+                capability,
                 token,
                 reply,
-            } => {
-                let target = &mut self.list[endpoint.0 as usize];
-                let Some(index) = target.in_flight.iter().position(|(t, _)| *t == token) else {
-                    let me = &mut guest(guests, current).domain;
-                    me.post(
-                        reservation,
-                        &Cqe::failed(user_data, TransportError::InvalidCap),
-                    );
-                    return;
-                };
-                let (_, call) = target.in_flight.swap_remove(index);
-                let fits = reply.len <= call.results.len;
-                if fits && guest_ref(guests, call.client).domain.is_running() {
-                    let server = &guest_ref(guests, current).domain.memory;
-                    guest_ref(guests, call.client)
-                        .domain
-                        .memory
-                        .copy_from_guest(call.results.addr, server, reply.addr, reply.len as usize);
+                caps,
+                exception,
+            } => match self.served(&capability, endpoint_interface::RIGHT_SERVE) {
+                Ok(endpoint) => {
+                    self.answer(guests, current, endpoint, token, reply, caps, exception)
                 }
-                let client = guest(guests, call.client);
-                if fits {
-                    client
-                        .domain
-                        .post(call.reservation, &Cqe::done(call.user_data, reply.len, 0));
-                } else {
-                    client.domain.post(
-                        call.reservation,
-                        &Cqe::failed(call.user_data, TransportError::ResultsTooSmall),
-                    );
-                }
-                client.wake_if_ready();
-                let answer = if fits {
-                    Cqe::done(user_data, 0, 0)
-                } else {
-                    Cqe::failed(user_data, TransportError::ResultsTooSmall)
-                };
-                guest(guests, current).domain.post(reservation, &answer);
-            }
+                Err(error) => Answer::Failed(error),
+            },
             RouteKind::Close { endpoint } => {
-                self.close(endpoint.0 as usize, guests);
-                guest(guests, current)
-                    .domain
-                    .post(reservation, &Cqe::done(user_data, 0, 0));
+                self.close(endpoint, guests);
+                Answer::Cqe(Cqe::done(user_data, 0, 0))
             }
+        };
+        let me = &mut guest(guests, current).domain;
+        let cqe = match answer {
+            Answer::Cqe(cqe) => Cqe { user_data, ..cqe },
+            Answer::Failed(error) => Cqe::failed(user_data, error),
+            Answer::Exception(results, exception) => {
+                me.exception_completion(user_data, results, &exception)
+            }
+            Answer::Granted(results, capability) => grant_one(me, user_data, results, capability),
+        };
+        me.post(reservation, &cqe);
+    }
+
+    fn serve(
+        &mut self,
+        guests: &mut [Box<Guest>],
+        current: u32,
+        name: String,
+        results: Buffer,
+    ) -> Answer {
+        // The appliance lets only this guest serve `name` (GuestControl
+        // checked): a live endpoint of that name is its own.
+        if self.table.iter().any(|(_, e)| e.name == name) {
+            return Answer::Exception(
+                results,
+                Exception::new(
+                    ExceptionCode::InvalidArgument,
+                    "this guest serves that name already",
+                ),
+            );
+        }
+        if results.len < CAP_ID_BYTES as u32 {
+            return Answer::Failed(TransportError::ResultsTooSmall);
+        }
+        if guest_ref(guests, current).domain.caps.room() == 0 {
+            return Answer::Failed(TransportError::CapQuotaExceeded);
+        }
+        let endpoint = Endpoint {
+            name,
+            server: current,
+            receivers: VecDeque::new(),
+            waiting: VecDeque::new(),
+            in_flight: Vec::new(),
+            next_call: 1,
+        };
+        match self.table.insert(endpoint) {
+            Ok(id) => Answer::Granted(
+                results,
+                Capability {
+                    interface: endpoint_interface::INTERFACE_ID,
+                    object: Object::Server(EndpointId(id)),
+                    // The one serving end: never passed on, so releasing it
+                    // closes the endpoint.
+                    rights: endpoint_interface::RIGHT_SERVE.union(endpoint_interface::RIGHT_MINT),
+                    badge: 0,
+                },
+            ),
+            Err(_) => Answer::Exception(
+                results,
+                Exception::new(ExceptionCode::Overloaded, "every endpoint slot is in use"),
+            ),
+        }
+    }
+
+    fn connect(&self, name: &str, results: Buffer) -> Answer {
+        match self.table.iter().find(|(_, e)| e.name == name) {
+            Some((id, _)) => Answer::Granted(
+                results,
+                Capability {
+                    interface: 0,
+                    object: Object::Client(EndpointId(id)),
+                    rights: CLIENT_RIGHTS,
+                    badge: 0,
+                },
+            ),
+            None => Answer::Exception(
+                results,
+                Exception::new(
+                    ExceptionCode::Disconnected,
+                    &alloc::format!("nothing is served as '{name}' now"),
+                ),
+            ),
+        }
+    }
+
+    /// A CALL on a serving end: the Endpoint interface, which the nucleus
+    /// implements.
+    fn endpoint_method(
+        &mut self,
+        guests: &mut [Box<Guest>],
+        current: u32,
+        capability: &Capability,
+        method: u16,
+        params: Buffer,
+        results: Buffer,
+    ) -> Answer {
+        let endpoint = match self.served(capability, endpoint_interface::RIGHT_MINT) {
+            Ok(endpoint) => endpoint,
+            Err(error) => return Answer::Failed(error),
+        };
+        if method != endpoint_interface::MINT {
+            return Answer::Failed(TransportError::UnknownMethod);
+        }
+        let mut copied = alloc::vec![0u8; params.len as usize];
+        guest_ref(guests, current)
+            .domain
+            .memory
+            .copy_in(params.addr, &mut copied);
+        match MintParams::decode(&copied) {
+            Ok(mint) => Answer::Granted(
+                results,
+                Capability {
+                    interface: 0,
+                    object: Object::Client(endpoint),
+                    rights: CLIENT_RIGHTS.intersect(Rights::from_bits(mint.rights)),
+                    badge: mint.badge,
+                },
+            ),
+            Err(error) => Answer::Failed(error),
+        }
+    }
+
+    /// A CALL on a calling end: delivered to a waiting RECV now, or queued;
+    /// refused with its completion if it cannot be.
+    #[allow(clippy::too_many_arguments)]
+    fn call(
+        &mut self,
+        guests: &mut [Box<Guest>],
+        endpoint: EndpointId,
+        capability: &Capability,
+        method: u16,
+        params: Buffer,
+        caps: SentCaps,
+        call: InFlight,
+    ) {
+        let current = call.client;
+        let refused = self.table.get(endpoint.0).map(|_| ()).and_then(|()| {
+            if !capability.rights.contains(endpoint_interface::RIGHT_CALL) {
+                return Err(TransportError::MissingRight);
+            }
+            self.can_pass(guests, current, &caps)
+        });
+        if let Err(error) = refused {
+            fail(guests, call, error);
+            return;
+        }
+        let target = self.table.get(endpoint.0).expect("checked live");
+        let target_waiting = target.waiting.len();
+        if target_waiting >= MAX_WAITING_CALLS {
+            let me = &mut guest(guests, current).domain;
+            let cqe = me.exception_completion(
+                call.user_data,
+                call.results,
+                &Exception::new(
+                    ExceptionCode::Overloaded,
+                    "too many calls are waiting for the server",
+                ),
+            );
+            me.post(call.reservation, &cqe);
+            return;
+        }
+        let needed = params.len + caps.bytes();
+        let receiver_fits = target
+            .receivers
+            .front()
+            .is_some_and(|r| needed <= r.buffer.len);
+        if target_waiting == 0 && receiver_fits {
+            let target = self.table.get_mut(endpoint.0).expect("checked live");
+            let receiver = target.receivers.pop_front().expect("checked non-empty");
+            let server = target.server;
+            let passed = match self.pass(guests, current, server, &caps) {
+                Ok(passed) => passed,
+                Err(error) => {
+                    let target = self.table.get_mut(endpoint.0).expect("checked live");
+                    target.receivers.push_front(receiver);
+                    fail(guests, call, error);
+                    return;
+                }
+            };
+            let into = receiver.buffer.addr;
+            let client = current;
+            self.deliver(
+                endpoint,
+                guests,
+                receiver,
+                method,
+                call,
+                &passed,
+                |guests, to| {
+                    let client = &guest_ref(guests, client).domain.memory;
+                    to.copy_from_guest(into, client, params.addr, params.len as usize);
+                    params.len
+                },
+            );
+            return;
+        }
+        let mut copied = alloc::vec![0u8; params.len as usize];
+        guest(guests, current)
+            .domain
+            .memory
+            .copy_in(params.addr, &mut copied);
+        let target = self.table.get_mut(endpoint.0).expect("checked live");
+        target.waiting.push_back(WaitingCall {
+            method,
+            params: copied,
+            caps,
+            call,
+        });
+        self.match_calls(endpoint, guests);
+    }
+
+    /// A RETURN: the reply (and its capabilities, or an exception) to the
+    /// caller. A fault of the server's (a stale capability to pass, a
+    /// malformed exception) fails the RETURN and leaves the call in flight,
+    /// so the server can answer it again; one of the caller's (its results
+    /// buffer or its table too small) fails both.
+    #[allow(clippy::too_many_arguments)]
+    fn answer(
+        &mut self,
+        guests: &mut [Box<Guest>],
+        current: u32,
+        endpoint: EndpointId,
+        token: u64,
+        reply: Buffer,
+        caps: SentCaps,
+        exception: bool,
+    ) -> Answer {
+        let target = self.table.get_mut(endpoint.0).expect("checked live");
+        let Some(index) = target.in_flight.iter().position(|(t, _)| *t == token) else {
+            return Answer::Failed(TransportError::InvalidCap);
+        };
+        let client = target.in_flight[index].1.client;
+        if exception {
+            let mut bytes = alloc::vec![0u8; reply.len as usize];
+            guest_ref(guests, current)
+                .domain
+                .memory
+                .copy_in(reply.addr, &mut bytes);
+            let Ok(exception) = Exception::decode(&bytes) else {
+                return Answer::Failed(TransportError::MalformedMessage);
+            };
+            let target = self.table.get_mut(endpoint.0).expect("checked live");
+            let (_, call) = target.in_flight.swap_remove(index);
+            let caller = guest(guests, client);
+            if caller.domain.is_running() {
+                let cqe =
+                    caller
+                        .domain
+                        .exception_completion(call.user_data, call.results, &exception);
+                caller.domain.post(call.reservation, &cqe);
+                caller.wake_if_ready();
+            }
+            return Answer::Cqe(Cqe::done(0, 0, 0));
+        }
+        let results = target.in_flight[index].1.results;
+        let running = guest_ref(guests, client).domain.is_running();
+        let fits = reply.len + caps.bytes() <= results.len;
+        let passed = if running && fits {
+            if let Err(error) = self.can_pass(guests, current, &caps) {
+                return Answer::Failed(error);
+            }
+            self.pass(guests, current, client, &caps)
+        } else {
+            Err(TransportError::ResultsTooSmall)
+        };
+        let target = self.table.get_mut(endpoint.0).expect("checked live");
+        let (_, call) = target.in_flight.swap_remove(index);
+        if !running {
+            // The caller is gone; the server learns its answer went nowhere
+            // only in that nothing fails.
+            return Answer::Cqe(Cqe::done(0, 0, 0));
+        }
+        let outcome = passed.map(|passed| {
+            let server = &guest_ref(guests, current).domain.memory;
+            let to = &guest_ref(guests, client).domain.memory;
+            to.copy_from_guest(results.addr, server, reply.addr, reply.len as usize);
+            write_ids(to, results.addr + reply.len as u64, &passed);
+            passed.len()
+        });
+        let caller = guest(guests, client);
+        let cqe = match outcome {
+            Ok(count) => done(call.user_data, reply.len + caps.bytes(), count),
+            Err(error) => Cqe::failed(call.user_data, error),
+        };
+        caller.domain.post(call.reservation, &cqe);
+        caller.wake_if_ready();
+        match outcome {
+            Ok(_) => Answer::Cqe(Cqe::done(0, 0, 0)),
+            Err(error) => Answer::Failed(error),
         }
     }
 
     /// Hands waiting calls to posted RECVs, oldest first.
-    fn match_calls(endpoint: &mut Endpoint, guests: &mut [alloc::boxed::Box<Guest>]) {
-        while !endpoint.receivers.is_empty() && !endpoint.waiting.is_empty() {
-            let receiver = endpoint.receivers.pop_front().expect("checked non-empty");
-            if endpoint.waiting[0].params.len() > receiver.buffer.len as usize {
+    fn match_calls(&mut self, endpoint: EndpointId, guests: &mut [Box<Guest>]) {
+        loop {
+            let Ok(target) = self.table.get_mut(endpoint.0) else {
+                return;
+            };
+            if target.receivers.is_empty() || target.waiting.is_empty() {
+                return;
+            }
+            let receiver = target.receivers.pop_front().expect("checked non-empty");
+            let server = target.server;
+            let front = &target.waiting[0];
+            if front.params.len() as u32 + front.caps.bytes() > receiver.buffer.len {
                 // The server's buffer cannot take this call: it learns so;
                 // the call waits for a larger RECV.
-                let server = guest(guests, endpoint.server);
+                let server = guest(guests, server);
                 server.domain.post(
                     receiver.reservation,
                     &Cqe::failed(receiver.user_data, TransportError::ResultsTooSmall),
@@ -319,14 +711,26 @@ impl Endpoints {
                 server.wake_if_ready();
                 continue;
             }
-            let waiting = endpoint.waiting.pop_front().expect("checked non-empty");
+            let waiting = target.waiting.pop_front().expect("checked non-empty");
+            let passed = match self.pass(guests, waiting.call.client, server, &waiting.caps) {
+                Ok(passed) => passed,
+                Err(error) => {
+                    // Its capabilities went stale while it waited: the
+                    // caller learns why; the RECV takes the next call.
+                    let target = self.table.get_mut(endpoint.0).expect("checked live");
+                    target.receivers.push_front(receiver);
+                    fail(guests, waiting.call, error);
+                    continue;
+                }
+            };
             let (params, into) = (waiting.params, receiver.buffer.addr);
-            Self::deliver(
+            self.deliver(
                 endpoint,
                 guests,
                 receiver,
                 waiting.method,
                 waiting.call,
+                &passed,
                 |_, to| {
                     to.copy_out(into, &params);
                     params.len() as u32
@@ -336,43 +740,54 @@ impl Endpoints {
     }
 
     /// Hands `call` to `receiver`: `copy_params` puts its params in the
-    /// server's memory and says how many bytes; the server's RECV completes
-    /// with the call's token, and the call waits in flight for its RETURN.
+    /// server's memory and says how many bytes, `passed` (already in the
+    /// server's table) follow them; the server's RECV completes with the
+    /// call's token and badge, and the call waits in flight for its RETURN.
+    #[allow(clippy::too_many_arguments)]
     fn deliver(
-        endpoint: &mut Endpoint,
-        guests: &mut [alloc::boxed::Box<Guest>],
+        &mut self,
+        endpoint: EndpointId,
+        guests: &mut [Box<Guest>],
         receiver: Receiver,
         method: u16,
         call: InFlight,
-        copy_params: impl FnOnce(&[alloc::boxed::Box<Guest>], &crate::domain::GuestMemory) -> u32,
+        passed: &[CapId],
+        copy_params: impl FnOnce(&[Box<Guest>], &crate::domain::GuestMemory) -> u32,
     ) {
-        let token = (endpoint.next_call << 16) | method as u64;
-        endpoint.next_call += 1;
-        let length = copy_params(guests, &guest_ref(guests, endpoint.server).domain.memory);
-        let server = guest(guests, endpoint.server);
-        server.domain.post(
-            receiver.reservation,
-            &Cqe::done(receiver.user_data, length, token),
-        );
+        let target = self
+            .table
+            .get_mut(endpoint.0)
+            .expect("delivering to a live endpoint");
+        let token = (target.next_call << 16) | method as u64;
+        target.next_call += 1;
+        let server_id = target.server;
+        let server_memory = &guest_ref(guests, server_id).domain.memory;
+        let length = copy_params(guests, server_memory);
+        write_ids(server_memory, receiver.buffer.addr + length as u64, passed);
+        let written = length + (passed.len() * CAP_ID_BYTES) as u32;
+        let cqe = Cqe {
+            aux: token,
+            badge: call.badge,
+            ..done(receiver.user_data, written, passed.len())
+        };
+        let server = guest(guests, server_id);
+        server.domain.post(receiver.reservation, &cqe);
         server.wake_if_ready();
-        endpoint.in_flight.push((token, call));
+        target.in_flight.push((token, call));
     }
 
     /// Closes an endpoint: its callers get a disconnected exception, its
-    /// posted RECVs are dropped.
-    fn close(&mut self, index: usize, guests: &mut [alloc::boxed::Box<Guest>]) {
-        let endpoint = &mut self.list[index];
-        if !endpoint.open {
+    /// posted RECVs are dropped, and every capability naming it is stale.
+    fn close(&mut self, endpoint: EndpointId, guests: &mut [Box<Guest>]) {
+        let Ok(mut closed) = self.table.remove(endpoint.0) else {
             return;
-        }
-        endpoint.open = false;
-        let exception = disconnected(&endpoint.name);
-        let waiting = endpoint.waiting.drain(..).map(|w| w.call);
-        let in_flight = core::mem::take(&mut endpoint.in_flight)
+        };
+        let exception = disconnected(&closed.name);
+        let waiting = closed.waiting.drain(..).map(|w| w.call);
+        let in_flight = core::mem::take(&mut closed.in_flight)
             .into_iter()
             .map(|(_, call)| call);
-        let callers: Vec<InFlight> = waiting.chain(in_flight).collect();
-        for call in callers {
+        for call in waiting.chain(in_flight) {
             let client = guest(guests, call.client);
             if client.domain.is_running() {
                 let cqe =
@@ -383,22 +798,66 @@ impl Endpoints {
                 client.wake_if_ready();
             }
         }
-        let server = guest(guests, endpoint.server);
-        for receiver in endpoint.receivers.drain(..) {
+        let server = guest(guests, closed.server);
+        for receiver in closed.receivers.drain(..) {
             server.domain.cancel(receiver.reservation);
         }
     }
 
     /// A guest ended: the endpoints it served close; its calls waiting
     /// anywhere are dropped (no one is left to complete them for).
-    pub fn guest_exited(&mut self, guests: &mut [alloc::boxed::Box<Guest>], id: u32) {
-        for index in 0..self.list.len() {
-            if self.list[index].server == id {
-                self.close(index, guests);
-            }
-            let endpoint = &mut self.list[index];
+    pub fn guest_exited(&mut self, guests: &mut [Box<Guest>], id: u32) {
+        let served: Vec<EndpointId> = self
+            .table
+            .iter()
+            .filter(|(_, e)| e.server == id)
+            .map(|(key, _)| EndpointId(key))
+            .collect();
+        for endpoint in served {
+            self.close(endpoint, guests);
+        }
+        let keys: Vec<CapId> = self.table.iter().map(|(key, _)| key).collect();
+        for key in keys {
+            let endpoint = self.table.get_mut(key).expect("listed live");
             endpoint.waiting.retain(|waiting| waiting.call.client != id);
             endpoint.in_flight.retain(|(_, call)| call.client != id);
         }
+    }
+}
+
+/// Completes a call that cannot be delivered with `error`.
+fn fail(guests: &mut [Box<Guest>], call: InFlight, error: TransportError) {
+    let client = guest(guests, call.client);
+    client
+        .domain
+        .post(call.reservation, &Cqe::failed(call.user_data, error));
+    client.wake_if_ready();
+}
+
+/// How a routed SQE is answered, when it is answered at once.
+enum Answer {
+    Cqe(Cqe),
+    Failed(TransportError),
+    Exception(Buffer, Exception),
+    /// One new capability for the caller, its id the only results.
+    Granted(Buffer, Capability),
+}
+
+/// Puts `capability` in the caller's table and its id in the results.
+fn grant_one(
+    me: &mut crate::domain::Domain,
+    user_data: u64,
+    results: Buffer,
+    capability: Capability,
+) -> Cqe {
+    if results.len < CAP_ID_BYTES as u32 {
+        return Cqe::failed(user_data, TransportError::ResultsTooSmall);
+    }
+    match me.caps.insert(capability) {
+        Ok(id) => {
+            write_ids(&me.memory, results.addr, &[id]);
+            done(user_data, CAP_ID_BYTES as u32, 1)
+        }
+        Err(error) => Cqe::failed(user_data, error),
     }
 }

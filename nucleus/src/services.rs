@@ -1,14 +1,21 @@
 //! The services the nucleus itself implements behind capabilities: Console,
-//! Timer, Entropy, BootInfo, GuestControl. Each takes decoded params and
-//! returns results, an exception, or a completion for later; none touches
-//! hardware except through the nucleus modules it calls, and none has `unsafe`.
+//! Timer, Entropy, BootInfo, GuestControl. Each is a [`Service`]: it names
+//! the rights each of its methods needs and answers a call from decoded
+//! params with results, an exception, a completion for later, a request the
+//! endpoint registry carries out, or the caller's exit. None touches
+//! hardware except through the nucleus modules it calls, and none has
+//! `unsafe`. The dispatcher (`domain::execute`) knows only this trait.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use caps::interfaces::{boot_info, console, entropy, guest_control, timer};
-use caps::{Exception, ExceptionCode, Message, MethodId, TransportError};
+use caps::{
+    Buffer, Exception, ExceptionCode, Interface, Message, MethodId, Rights, TransportError,
+};
 use spin::Once;
+
+use crate::endpoint::RouteKind;
 
 /// What a call produced.
 pub enum Reply {
@@ -17,9 +24,34 @@ pub enum Reply {
     /// The service failed: a typed exception for the results buffer.
     Exception(Exception),
     /// Completes (with empty results) when the TSC reaches this value.
-    At(u64),
+    Later(u64),
+    /// Needs the endpoint registry (and perhaps other guests).
+    Routed(RouteKind),
     /// The guest asked to end with this code.
     Exit(i32),
+}
+
+/// An interface the nucleus implements.
+pub trait Service: Sync {
+    /// The rights `method` needs, or `UnknownMethod` for an ordinal the
+    /// interface does not have.
+    fn rights(&self, method: u16) -> Result<Rights, TransportError>;
+
+    /// Runs `method` with the params message (a nucleus copy) for `caller`.
+    fn call(&self, method: u16, params: &[u8], caller: Caller) -> Result<Reply, TransportError>;
+}
+
+/// The service behind a nucleus capability of `interface`.
+pub fn service(interface: Interface) -> Option<&'static dyn Service> {
+    Some(match interface {
+        Interface::Console => &ConsoleService,
+        Interface::Timer => &TimerService,
+        Interface::Entropy => &EntropyService,
+        Interface::BootInfo => &BootInfoService,
+        Interface::GuestControl => &GuestControlService,
+        // Endpoints are the registry's (`endpoint`); guests serve the rest.
+        Interface::Endpoint | Interface::Echo | Interface::Sessions => return None,
+    })
 }
 
 /// Facts BootInfo reports, fixed at boot.
@@ -42,102 +74,195 @@ pub struct Caller<'a> {
     /// Console text waiting for its newline.
     pub console_line: &'a mut Vec<u8>,
     pub start_info: &'a guest_control::StartInfoResults,
+    /// Endpoint names the appliance lets it serve and connect to.
+    pub serves: &'a [String],
+    pub connects: &'a [String],
+    /// The caller's results buffer (checked writable), for routed replies.
+    pub results: Buffer,
     /// Writes encoded results (frame header, then segment) into the
     /// caller's results buffer; called at most once, when they fit.
     pub write_results: &'a mut dyn FnMut(&[u8], &[u8]),
 }
 
-/// Encodes results straight into the caller's buffer of `capacity` bytes
-/// (from the nucleus's scratch segment: no buffer between).
-fn results<M: Message>(
-    message: &M,
-    capacity: usize,
-    write: &mut dyn FnMut(&[u8], &[u8]),
-) -> Result<Reply, TransportError> {
-    message.encode_in_parts(capacity, write).map(Reply::Results)
+impl Caller<'_> {
+    /// Encodes results straight into the caller's buffer (from the
+    /// nucleus's scratch segment: no buffer between).
+    fn results<M: Message>(&mut self, message: &M) -> Result<Reply, TransportError> {
+        message
+            .encode_in_parts(self.results.len as usize, &mut *self.write_results)
+            .map(Reply::Results)
+    }
 }
 
-pub fn call(
-    method: MethodId,
-    params: &[u8],
-    capacity: usize,
-    caller: Caller,
-) -> Result<Reply, TransportError> {
-    let write = caller.write_results;
-    match method {
-        MethodId::ConsoleWrite => {
-            let params = console::WriteParams::decode(params)?;
-            write_console(caller.name, caller.console_line, &params.text);
-            let written = params.text.len() as u32;
-            results(&console::WriteResults { written }, capacity, write)
-        }
-        MethodId::TimerNow => {
-            let nanos = crate::time::since_entry().nanos;
-            results(&timer::NowResults { nanos }, capacity, write)
-        }
-        MethodId::TimerRealtime => match crate::time::wall_clock_nanos() {
-            Some(nanos) => results(&timer::RealtimeResults { nanos }, capacity, write),
-            None => Ok(Reply::Exception(Exception::new(
-                ExceptionCode::Unimplemented,
-                "the firmware gave no date at boot",
-            ))),
-        },
-        MethodId::TimerSleep => {
-            let params = timer::SleepParams::decode(params)?;
-            let cycles = nucleus_core::time::nanos_to_cycles(params.nanos, crate::time::tsc_hz());
-            Ok(Reply::At(crate::time::rdtsc().saturating_add(cycles)))
-        }
-        MethodId::EntropyFill => {
-            let params = entropy::FillParams::decode(params)?;
-            if params.length > MAX_ENTROPY_BYTES {
-                return Ok(Reply::Exception(Exception::new(
-                    ExceptionCode::InvalidArgument,
-                    "Entropy.fill returns at most 4096 bytes per call",
-                )));
+fn exception(code: ExceptionCode, message: &str) -> Result<Reply, TransportError> {
+    Ok(Reply::Exception(Exception::new(code, message)))
+}
+
+/// Every method of `interface` needs `needed`; ordinals it lacks are
+/// `UnknownMethod`.
+fn uniform(interface: Interface, method: u16, needed: Rights) -> Result<Rights, TransportError> {
+    MethodId::resolve(interface, method).map(|_| needed)
+}
+
+struct ConsoleService;
+
+impl Service for ConsoleService {
+    fn rights(&self, method: u16) -> Result<Rights, TransportError> {
+        uniform(Interface::Console, method, console::RIGHT_WRITE)
+    }
+
+    fn call(&self, _: u16, params: &[u8], mut caller: Caller) -> Result<Reply, TransportError> {
+        let params = console::WriteParams::decode(params)?;
+        write_console(caller.name, caller.console_line, &params.text);
+        let written = params.text.len() as u32;
+        caller.results(&console::WriteResults { written })
+    }
+}
+
+struct TimerService;
+
+impl Service for TimerService {
+    fn rights(&self, method: u16) -> Result<Rights, TransportError> {
+        uniform(Interface::Timer, method, Rights::NONE)
+    }
+
+    fn call(
+        &self,
+        method: u16,
+        params: &[u8],
+        mut caller: Caller,
+    ) -> Result<Reply, TransportError> {
+        match method {
+            timer::NOW => {
+                let nanos = crate::time::since_entry().nanos;
+                caller.results(&timer::NowResults { nanos })
             }
-            let Some(bytes) = crate::entropy::fill(params.length as usize) else {
-                return Ok(Reply::Exception(Exception::new(
-                    ExceptionCode::Failed,
-                    "no hardware entropy source on this CPU (no RDRAND or RDSEED)",
-                )));
-            };
-            results(&entropy::FillResults { bytes }, capacity, write)
-        }
-        MethodId::BootInfoGet => {
-            let facts = BOOT_FACTS
-                .get()
-                .expect("boot facts recorded before guests start");
-            let info = boot_info::Info {
-                boot_nanos: facts.boot_nanos,
-                memory_total_bytes: facts.memory_total_bytes,
-                memory_free_bytes: crate::memory::free_frame_count() * 4096,
-                cpu_count: facts.cpu_count,
-                tsc_hz: crate::time::tsc_hz(),
-                features: facts.features.clone(),
-            };
-            results(&boot_info::GetResults { info }, capacity, write)
-        }
-        MethodId::GuestControlExit => {
-            let params = guest_control::ExitParams::decode(params)?;
-            Ok(Reply::Exit(params.code))
-        }
-        // Endpoints live in the scheduler (see `endpoint`): the domain routes
-        // these before they reach here.
-        MethodId::GuestControlServe | MethodId::GuestControlConnect => {
-            Err(TransportError::NotSupported)
-        }
-        // Guests serve Echo; the nucleus never holds an Echo service.
-        MethodId::EchoEcho => Err(TransportError::WrongCapKind),
-        MethodId::GuestControlStartInfo => results(caller.start_info, capacity, write),
-        MethodId::GuestControlRegion => {
-            let (base, size) = (caller.slot.start, caller.slot.end - caller.slot.start);
-            results(
-                &guest_control::RegionResults { base, size },
-                capacity,
-                write,
-            )
+            timer::SLEEP => {
+                let params = timer::SleepParams::decode(params)?;
+                let cycles =
+                    nucleus_core::time::nanos_to_cycles(params.nanos, crate::time::tsc_hz());
+                Ok(Reply::Later(crate::time::rdtsc().saturating_add(cycles)))
+            }
+            _ => match crate::time::wall_clock_nanos() {
+                Some(nanos) => caller.results(&timer::RealtimeResults { nanos }),
+                None => exception(
+                    ExceptionCode::Unimplemented,
+                    "the firmware gave no date at boot",
+                ),
+            },
         }
     }
+}
+
+struct EntropyService;
+
+impl Service for EntropyService {
+    fn rights(&self, method: u16) -> Result<Rights, TransportError> {
+        uniform(Interface::Entropy, method, Rights::NONE)
+    }
+
+    fn call(&self, _: u16, params: &[u8], mut caller: Caller) -> Result<Reply, TransportError> {
+        let params = entropy::FillParams::decode(params)?;
+        if params.length > MAX_ENTROPY_BYTES {
+            return exception(
+                ExceptionCode::InvalidArgument,
+                "Entropy.fill returns at most 4096 bytes per call",
+            );
+        }
+        let Some(bytes) = crate::entropy::fill(params.length as usize) else {
+            return exception(
+                ExceptionCode::Failed,
+                "no hardware entropy source on this CPU (no RDRAND or RDSEED)",
+            );
+        };
+        caller.results(&entropy::FillResults { bytes })
+    }
+}
+
+struct BootInfoService;
+
+impl Service for BootInfoService {
+    fn rights(&self, method: u16) -> Result<Rights, TransportError> {
+        uniform(Interface::BootInfo, method, Rights::NONE)
+    }
+
+    fn call(&self, _: u16, _: &[u8], mut caller: Caller) -> Result<Reply, TransportError> {
+        let facts = BOOT_FACTS
+            .get()
+            .expect("boot facts recorded before guests start");
+        let info = boot_info::Info {
+            boot_nanos: facts.boot_nanos,
+            memory_total_bytes: facts.memory_total_bytes,
+            memory_free_bytes: crate::memory::free_frame_count() * 4096,
+            cpu_count: facts.cpu_count,
+            tsc_hz: crate::time::tsc_hz(),
+            features: facts.features.clone(),
+        };
+        caller.results(&boot_info::GetResults { info })
+    }
+}
+
+struct GuestControlService;
+
+impl Service for GuestControlService {
+    fn rights(&self, method: u16) -> Result<Rights, TransportError> {
+        uniform(Interface::GuestControl, method, Rights::NONE)
+    }
+
+    fn call(
+        &self,
+        method: u16,
+        params: &[u8],
+        mut caller: Caller,
+    ) -> Result<Reply, TransportError> {
+        match method {
+            guest_control::EXIT => {
+                let params = guest_control::ExitParams::decode(params)?;
+                Ok(Reply::Exit(params.code))
+            }
+            guest_control::REGION => {
+                let (base, size) = (caller.slot.start, caller.slot.end - caller.slot.start);
+                caller.results(&guest_control::RegionResults { base, size })
+            }
+            guest_control::SERVE => {
+                let name = guest_control::ServeParams::decode(params)?.name;
+                if !caller.serves.contains(&name) {
+                    return denied(caller.name, "serve", &name);
+                }
+                Ok(Reply::Routed(RouteKind::Serve {
+                    name,
+                    results: caller.results,
+                }))
+            }
+            guest_control::CONNECT => {
+                let name = guest_control::ConnectParams::decode(params)?.name;
+                if !caller.connects.contains(&name) {
+                    return denied(caller.name, "connect to", &name);
+                }
+                Ok(Reply::Routed(RouteKind::Connect {
+                    name,
+                    results: caller.results,
+                }))
+            }
+            _ => {
+                let start_info = caller.start_info;
+                caller.results(start_info)
+            }
+        }
+    }
+}
+
+/// The appliance did not list `name` for this guest.
+fn denied(guest: &str, what: &str, name: &str) -> Result<Reply, TransportError> {
+    let list = if what == "serve" {
+        "serves"
+    } else {
+        "connects"
+    };
+    exception(
+        ExceptionCode::Denied,
+        &alloc::format!("the appliance does not let {guest} {what} '{name}' (not in its {list})"),
+    )
 }
 
 /// Console text goes out line by line, each prefixed with the guest's name,

@@ -178,7 +178,8 @@ fn nucleus() -> PathBuf {
 /// one binary under another name, optionally followed by `,OPTION`: the
 /// manifest's fields as `cpu_ms=`, `heap_mb=`, `stack_kb=`, `data=MODULE`,
 /// `arg=VALUE`, `restart=MAX` (on failure), `grants=console+timer` (default:
-/// every grant). `data:NAME=FILE` adds a boot module from a file in the
+/// every grant), `serves=a+b` and `connects=a+b` (endpoint names; default
+/// none). `data:NAME=FILE` adds a boot module from a file in the
 /// repository (or an absolute path); `data:manifest=FILE` replaces the
 /// manifest the harness writes. The manifest is written unchecked, so tests
 /// can hand the nucleus manifests it must refuse.
@@ -259,6 +260,8 @@ fn test_image(cmdline: &str, specs: &[&str]) -> Result<appliance::Image, String>
                         max: number()? as u32,
                     }
                 }
+                "serves" => guest.serves = value.split('+').map(String::from).collect(),
+                "connects" => guest.connects = value.split('+').map(String::from).collect(),
                 "grants" => {
                     guest.grants = value
                         .split('+')

@@ -39,6 +39,7 @@ on_bios_and_uefi! {
             "ok: unknown opcode -> -1",
             "ok: non-zero flags -> -2",
             "ok: non-zero reserved word -> -2",
+            "ok: more than 8 capabilities sent -> -6",
             "ok: never-allocated capability -> -3",
             "ok: params in nucleus memory -> -5",
             "ok: results in read-only memory -> -5",
@@ -52,7 +53,7 @@ on_bios_and_uefi! {
             "ok: unknown system call -> -12",
             "ok: system call with the nested-task flag set -> 0",
             "ringcheck: ring still works after every malformed request",
-            "ringcheck: 16 checks, 0 failed",
+            "ringcheck: 17 checks, 0 failed",
             "guest 1 (ringcheck): exited; exit code 0",
         ] {
             run.assert_contains(expected);
@@ -86,8 +87,43 @@ on_bios_and_uefi! {
         assert!(hello_exit < counter_end, "{}", run.report());
         run.assert_contains("guest 2 (counter): exited; exit code 0");
     };
+    capabilities_name_objects_with_rights_and_badges => |f: Firmware| {
+        let run = boot_with_guests(f, SEVERAL, &[
+            "sessions,serves=sessions,restart=1",
+            "relay=sessions,arg=relay,serves=relay,connects=sessions",
+            "session-client,connects=sessions+relay",
+        ]);
+        run.assert_exit(ExitCode::Success);
+        for expected in [
+            "session-client: ok: the front door has badge 0",
+            "session-client: ok: each session has a badge of its own",
+            "session-client: sessions have badges 1 and 2",
+            "session-client: ok: a call without the call right -> -13",
+            "session-client: ok: passing a capability without the transfer right -> -13",
+            "session-client: ok: passing a capability this guest does not hold -> -3",
+            "session-client: ok: a copy passed to the relay calls with the badge it was minted with",
+            "relay: given a capability by badge 0: whoami through it -> 0, badge 1",
+            "session-client: ok: the copy left this guest's own working",
+            "session-client: ok: a moved capability reaches the relay",
+            "session-client: ok: a moved capability is stale here -> -4",
+            "session-client: ok: serving a name the appliance gives another guest -> exception denied",
+            "session-client: ok: connecting to a name not in connects -> exception denied",
+            "sessions: stopping with exit code 3",
+            "guest (sessions): restarting after exit code 3 (restart 1 of 1)",
+            "session-client: ok: a session of the stopped server is stale -> -4",
+            "session-client: ok: the name stays its server's while it restarts -> exception denied",
+            "relay: probe of the kept capability -> -4",
+            "session-client: ok: the relay's copy died with its object -> -4",
+            "session-client: ok: the restarted server serves the name again",
+            "session-client: 0 checks failed",
+            "(session-client): exited; exit code 0",
+        ] {
+            run.assert_contains(expected);
+        }
+        assert!(!run.output.contains("FAILED"), "{}", run.report());
+    };
     a_guest_serves_echo_to_another => |f: Firmware| {
-        let run = boot_with_guests(f, SEVERAL, &["echo-server", "echo-client"]);
+        let run = boot_with_guests(f, SEVERAL, &["echo-server,serves=echo", "echo-client,connects=echo"]);
         run.assert_exit(ExitCode::Success);
         run.assert_contains("echo-server: serving echo");
         run.assert_contains("echo-client: echoed: hello through another guest");

@@ -3,11 +3,11 @@
 use alloc::vec::Vec;
 
 use caps::Interface;
-use caps::interfaces::{boot_info, console, entropy, guest_control, timer};
+use caps::interfaces::{boot_info, console, endpoint, entropy, guest_control, timer};
 use caps::start::initial_capability;
 
-use crate::ring::{CallError, buffer_mut, call, call_with_aux, with_ring};
-use caps::{CapId, Message, Outcome, Sqe, TransportError};
+use crate::ring::{CallError, buffer_mut, call, call_with_caps, split_caps, with_ring};
+use caps::{CapId, Exception, ExceptionCode, Message, Outcome, Rights, Sqe, TransportError};
 
 /// Writes text to the appliance console; returns the bytes taken.
 pub fn console_write(text: &str) -> Result<u32, CallError> {
@@ -82,37 +82,69 @@ pub fn data(name: &str) -> Result<Option<&'static [u8]>, CallError> {
     }))
 }
 
-/// Serves an interface under `name`; returns the endpoint capability to
-/// RECV calls on (see [`Server`]).
-pub fn serve(name: &str) -> Result<CapId, CallError> {
-    let params = guest_control::ServeParams { name: name.into() };
-    let (_, aux) = call_with_aux::<guest_control::Serve>(
-        initial_capability(Interface::GuestControl),
-        &params,
-    )?;
-    CapId::from_raw(aux as u32).ok_or(CallError::Transport(TransportError::InvalidCap))
+/// The one capability a call's results carry (Serve, Connect, Mint).
+fn one_cap(caps: Vec<CapId>) -> Result<CapId, CallError> {
+    caps.first()
+        .copied()
+        .ok_or(CallError::Transport(TransportError::MalformedMessage))
 }
 
-/// A capability for calling what another guest serves under `name`, waiting
-/// (up to `attempts` times 10 ms) for it to be served.
+/// Serves an interface under `name` (which the appliance must list in this
+/// guest's `serves`); returns the endpoint's serving end to RECV calls on
+/// (see [`Server`]).
+pub fn serve(name: &str) -> Result<CapId, CallError> {
+    let params = guest_control::ServeParams { name: name.into() };
+    let (_, caps) = call_with_caps::<guest_control::Serve>(
+        initial_capability(Interface::GuestControl),
+        &params,
+        &[],
+        false,
+    )?;
+    one_cap(caps)
+}
+
+/// A calling end of what another guest serves under `name` (listed in this
+/// guest's `connects`), waiting (up to `attempts` times 10 ms) while nothing
+/// is served under it.
 pub fn connect(name: &str, attempts: u32) -> Result<CapId, CallError> {
     let params = guest_control::ConnectParams { name: name.into() };
     let mut tries = 0;
     loop {
-        match call_with_aux::<guest_control::Connect>(
+        match call_with_caps::<guest_control::Connect>(
             initial_capability(Interface::GuestControl),
             &params,
+            &[],
+            false,
         ) {
-            Ok((_, aux)) => {
-                return CapId::from_raw(aux as u32)
-                    .ok_or(CallError::Transport(TransportError::InvalidCap));
-            }
-            Err(CallError::Exception(_)) if tries + 1 < attempts => {
+            Ok((_, caps)) => return one_cap(caps),
+            Err(CallError::Exception(e))
+                if e.code == ExceptionCode::Disconnected && tries + 1 < attempts =>
+            {
                 tries += 1;
                 timer_sleep(10_000_000)?;
             }
             Err(error) => return Err(error),
         }
+    }
+}
+
+/// A new calling end of the endpoint `server` serves, whose calls arrive
+/// with `badge`, holding at most `rights` (`endpoint::CLIENT_RIGHTS`).
+pub fn mint(server: CapId, badge: u64, rights: Rights) -> Result<CapId, CallError> {
+    let params = endpoint::MintParams {
+        badge,
+        rights: rights.bits(),
+    };
+    let (_, caps) = call_with_caps::<endpoint::Mint>(server, &params, &[], false)?;
+    one_cap(caps)
+}
+
+/// Drops a capability from this guest's table.
+pub fn release(cap: CapId) -> Result<(), CallError> {
+    match with_ring(|ring| ring.submit_and_wait(Sqe::release(cap.raw(), 0))).outcome() {
+        Outcome::Done { .. } => Ok(()),
+        Outcome::Failed(error) => Err(CallError::Transport(error)),
+        _ => Err(CallError::Transport(TransportError::NotSupported)),
     }
 }
 
@@ -126,7 +158,12 @@ pub struct Server {
 pub struct Incoming<'a> {
     pub token: u64,
     pub method: u16,
+    /// The badge of the capability the caller called through.
+    pub badge: u64,
+    /// The params message.
     pub params: &'a [u8],
+    /// Capabilities the call carried, now in this guest's table.
+    pub caps: Vec<CapId>,
 }
 
 impl Server {
@@ -137,15 +174,26 @@ impl Server {
         }
     }
 
+    /// The serving end's capability (for [`mint`]).
+    pub fn cap(&self) -> CapId {
+        self.cap
+    }
+
     /// Waits for the next call.
     pub fn receive(&mut self) -> Result<Incoming<'_>, CallError> {
         let sqe = Sqe::recv(self.cap.raw(), buffer_mut(&mut self.buffer), 0);
-        match with_ring(|ring| ring.submit_and_wait(sqe)).outcome() {
-            Outcome::Done { written, aux } => Ok(Incoming {
-                token: aux,
-                method: (aux & 0xffff) as u16,
-                params: &self.buffer[..written as usize],
-            }),
+        let cqe = with_ring(|ring| ring.submit_and_wait(sqe));
+        match cqe.outcome() {
+            Outcome::Done { written, aux, caps } => {
+                let (params, caps) = split_caps(&self.buffer[..written as usize], caps);
+                Ok(Incoming {
+                    token: aux,
+                    method: (aux & 0xffff) as u16,
+                    badge: cqe.badge,
+                    params,
+                    caps,
+                })
+            }
             Outcome::Failed(error) => Err(CallError::Transport(error)),
             _ => Err(CallError::Transport(TransportError::NotSupported)),
         }
@@ -153,17 +201,46 @@ impl Server {
 
     /// Answers the call `token` with `results`.
     pub fn reply<M: Message>(&mut self, token: u64, results: &M) -> Result<(), CallError> {
+        self.reply_with_caps(token, results, &[], false)
+    }
+
+    /// Answers the call `token` with `results` and the capabilities `caps`
+    /// (copied, or moved out of this guest's table when `moved`).
+    pub fn reply_with_caps<M: Message>(
+        &mut self,
+        token: u64,
+        results: &M,
+        caps: &[CapId],
+        moved: bool,
+    ) -> Result<(), CallError> {
         let cap = self.cap.raw();
+        let count = caps.len() as u16;
         let cqe = with_ring(|ring| {
-            ring.with_encoded(results, |ring, reply| {
-                ring.submit_and_wait(Sqe::return_call(cap, token, reply, 0))
+            ring.with_encoded(results, caps, |ring, reply| {
+                let sqe = Sqe::return_call(cap, token, reply, 0).carrying_caps(count, moved);
+                ring.submit_and_wait(sqe)
             })
         })?;
-        match cqe.outcome() {
-            Outcome::Done { .. } => Ok(()),
-            Outcome::Failed(error) => Err(CallError::Transport(error)),
-            _ => Err(CallError::Transport(TransportError::NotSupported)),
-        }
+        returned(cqe)
+    }
+
+    /// Answers the call `token` with an exception.
+    pub fn reply_exception(&mut self, token: u64, exception: &Exception) -> Result<(), CallError> {
+        let cap = self.cap.raw();
+        let cqe = with_ring(|ring| {
+            ring.with_encoded(exception, &[], |ring, reply| {
+                ring.submit_and_wait(Sqe::return_exception(cap, token, reply, 0))
+            })
+        })?;
+        returned(cqe)
+    }
+}
+
+fn returned(cqe: caps::Cqe) -> Result<(), CallError> {
+    match cqe.outcome() {
+        Outcome::Done { .. } => Ok(()),
+        Outcome::Failed(error) => Err(CallError::Transport(error)),
+        _ => Err(CallError::Transport(TransportError::NotSupported)),
     }
 }
 

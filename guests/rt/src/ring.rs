@@ -4,8 +4,8 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use caps::{
-    Buffer, CapId, CompletionQueue, Cqe, CqeSlot, Exception, MAX_MESSAGE_BYTES, Message, Method,
-    Outcome, RingHeader, Sqe, SqeSlot, SubmissionQueue, TransportError,
+    Buffer, CAP_ID_BYTES, CapId, CompletionQueue, Cqe, CqeSlot, Exception, MAX_MESSAGE_BYTES,
+    Message, Method, Outcome, RingHeader, Sqe, SqeSlot, SubmissionQueue, TransportError,
 };
 use spin::Mutex;
 
@@ -112,38 +112,51 @@ impl Ring {
         cap: CapId,
         params: &M::Params,
     ) -> Result<M::Results, CallError> {
-        self.call_with_aux::<M>(cap, params)
+        self.call_with_caps::<M>(cap, params, &[], false)
             .map(|(results, _)| results)
     }
 
-    /// As [`Ring::call`], also returning the completion's aux (the new
-    /// capability of a call that returns one).
-    pub fn call_with_aux<M: Method>(
+    /// As [`Ring::call`], sending the capabilities `send` (copied, or moved
+    /// out of this guest's table when `moved`) and returning the ones the
+    /// results carry.
+    pub fn call_with_caps<M: Method>(
         &mut self,
         cap: CapId,
         params: &M::Params,
-    ) -> Result<(M::Results, u64), CallError> {
-        self.with_encoded(params, |ring, params| ring.call_encoded::<M>(cap, params))?
+        send: &[CapId],
+        moved: bool,
+    ) -> Result<(M::Results, Vec<CapId>), CallError> {
+        self.with_encoded(params, send, |ring, params| {
+            ring.call_encoded::<M>(cap, params, send.len() as u16, moved)
+        })?
     }
 
-    /// Encodes `message` into the ring's params buffer and runs `with` with
-    /// the ring and the buffer holding the bytes (none for a struct without
-    /// fields).
+    /// Encodes `message` and then the ids `caps` into the ring's params
+    /// buffer and runs `with` with the ring and the buffer holding the bytes
+    /// (none for a struct without fields and no capabilities).
     pub fn with_encoded<M: Message, R>(
         &mut self,
         message: &M,
+        caps: &[CapId],
         with: impl FnOnce(&mut Ring, Buffer) -> R,
     ) -> Result<R, CallError> {
-        if M::NO_FIELDS {
+        if M::NO_FIELDS && caps.is_empty() {
             return Ok(with(self, Buffer::NONE));
         }
         // Taken out for the call, so the ring can be borrowed meanwhile.
         let mut bytes = core::mem::take(&mut self.params);
         bytes.clear();
-        let encoded = message.encode_in_parts(MAX_MESSAGE_BYTES as usize, |header, segment| {
-            bytes.extend_from_slice(header);
-            bytes.extend_from_slice(segment);
-        });
+        let encoded = if M::NO_FIELDS {
+            Ok(0)
+        } else {
+            message.encode_in_parts(MAX_MESSAGE_BYTES as usize, |header, segment| {
+                bytes.extend_from_slice(header);
+                bytes.extend_from_slice(segment);
+            })
+        };
+        for id in caps {
+            bytes.extend_from_slice(&id.raw().to_le_bytes());
+        }
         let outcome = match encoded {
             Ok(_) => Ok(with(self, buffer(&bytes))),
             Err(error) => Err(CallError::Transport(error)),
@@ -152,12 +165,15 @@ impl Ring {
         outcome
     }
 
-    /// Calls `M` on `cap` with params already encoded in `params`.
+    /// Calls `M` on `cap` with params (and `caps` capability ids after
+    /// them) already encoded in `params`.
     fn call_encoded<M: Method>(
         &mut self,
         cap: CapId,
         params: Buffer,
-    ) -> Result<(M::Results, u64), CallError> {
+        caps: u16,
+        moved: bool,
+    ) -> Result<(M::Results, Vec<CapId>), CallError> {
         const LARGEST: usize = MAX_MESSAGE_BYTES as usize;
         let mut capacity = 256;
         loop {
@@ -172,12 +188,16 @@ impl Ring {
                 params,
                 buffer_mut(&mut results[..capacity]),
                 0,
-            );
+            )
+            .carrying_caps(caps, moved);
             let cqe = self.submit_and_wait(sqe);
             let outcome = match cqe.outcome() {
-                Outcome::Done { written, aux } => M::Results::decode(&results[..written as usize])
-                    .map(|decoded| (decoded, aux))
-                    .map_err(CallError::Transport),
+                Outcome::Done { written, caps, .. } => {
+                    let (message, ids) = split_caps(&results[..written as usize], caps);
+                    M::Results::decode(message)
+                        .map(|decoded| (decoded, ids))
+                        .map_err(CallError::Transport)
+                }
                 Outcome::Exception { len } => match Exception::decode(&results[..len as usize]) {
                     Ok(exception) => Err(CallError::Exception(exception)),
                     Err(error) => Err(CallError::Transport(error)),
@@ -196,6 +216,18 @@ impl Ring {
             return outcome;
         }
     }
+}
+
+/// A payload's message and the capability ids (`caps` of them) ending it.
+pub fn split_caps(payload: &[u8], caps: u32) -> (&[u8], Vec<CapId>) {
+    let at = payload.len().saturating_sub(caps as usize * CAP_ID_BYTES);
+    let ids = payload[at..]
+        .chunks_exact(CAP_ID_BYTES)
+        .filter_map(|chunk| {
+            CapId::from_raw(u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]))
+        })
+        .collect();
+    (&payload[..at], ids)
 }
 
 /// The buffer an SQE names for params the nucleus reads (none if empty).
@@ -222,10 +254,12 @@ pub fn call<M: Method>(cap: CapId, params: &M::Params) -> Result<M::Results, Cal
     with_ring(|ring| ring.call::<M>(cap, params))
 }
 
-/// As [`call`], with the completion's aux.
-pub fn call_with_aux<M: Method>(
+/// As [`call`], sending capabilities and returning those the results carry.
+pub fn call_with_caps<M: Method>(
     cap: CapId,
     params: &M::Params,
-) -> Result<(M::Results, u64), CallError> {
-    with_ring(|ring| ring.call_with_aux::<M>(cap, params))
+    send: &[CapId],
+    moved: bool,
+) -> Result<(M::Results, Vec<CapId>), CallError> {
+    with_ring(|ring| ring.call_with_caps::<M>(cap, params, send, moved))
 }

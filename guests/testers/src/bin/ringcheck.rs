@@ -49,6 +49,11 @@ fn main() -> i32 {
     let mut sqe = Sqe::nop(0);
     sqe.flags = 1;
     checks.push(("non-zero flags", sqe, TransportError::ReservedNotZero));
+    checks.push((
+        "more than 8 capabilities sent",
+        good_call(&mut results).carrying_caps(9, false),
+        TransportError::MessageTooLarge,
+    ));
     let mut sqe = good_call(&mut results);
     sqe.reserved2 = 5;
     checks.push((
@@ -166,7 +171,12 @@ fn main() -> i32 {
         buffer_mut(&mut results),
         0,
     ));
-    if released == (Outcome::Done { written: 0, aux: 0 })
+    if released
+        == (Outcome::Done {
+            written: 0,
+            aux: 0,
+            caps: 0,
+        })
         && stale == Outcome::Failed(TransportError::StaleCap)
     {
         println!(
@@ -207,7 +217,14 @@ fn main() -> i32 {
     let alive =
         clients::console_write("ringcheck: ring still works after every malformed request\n")
             .is_ok();
-    if nop != (Outcome::Done { written: 0, aux: 0 }) || !alive {
+    if nop
+        != (Outcome::Done {
+            written: 0,
+            aux: 0,
+            caps: 0,
+        })
+        || !alive
+    {
         failures += 1;
     }
     println!("ringcheck: {} checks, {failures} failed", checks.len() + 4);
