@@ -984,6 +984,60 @@ mod tests {
         assert_eq!(schema_methods, MethodId::ALL.len());
     }
 
+    /// docs/abi.md's interface table says what the schemas say: every
+    /// interface, its id, and each method's ordinal and name.
+    #[test]
+    fn the_abi_document_lists_the_schemas() {
+        use std::string::ToString;
+        let document = include_str!("../../docs/abi.md");
+        let start = document
+            .find("| interface | type id | ordinal: method |")
+            .expect("the interface table");
+        let mut listed = std::vec::Vec::new();
+        for row in document[start..].lines().skip(2) {
+            let Some(row) = row.strip_prefix("| `") else {
+                break;
+            };
+            let mut columns = row.split(" | ");
+            let name = columns.next().unwrap().trim_end_matches('`').to_string();
+            let id = u64::from_str_radix(columns.next().unwrap().trim_start_matches("0x"), 16)
+                .unwrap_or_else(|e| panic!("{name}: id: {e}"));
+            let methods: std::vec::Vec<std::string::String> = columns
+                .next()
+                .unwrap()
+                .split("; ")
+                .enumerate()
+                .map(|(ordinal, method)| {
+                    let (number, rest) = method
+                        .split_once(": `")
+                        .unwrap_or_else(|| panic!("{name}: {method}"));
+                    assert_eq!(
+                        number.trim(),
+                        ordinal.to_string(),
+                        "{name}: ordinals in order"
+                    );
+                    rest.split([' ', '`']).next().unwrap().to_string()
+                })
+                .collect();
+            listed.push((name, id, methods));
+        }
+        listed.sort();
+        let compiled: std::vec::Vec<_> = SCHEMA_INTERFACES
+            .iter()
+            .map(|(name, id, methods)| {
+                (
+                    name.to_string(),
+                    *id,
+                    methods
+                        .iter()
+                        .map(|m| m.to_string())
+                        .collect::<std::vec::Vec<_>>(),
+                )
+            })
+            .collect();
+        assert_eq!(listed, compiled);
+    }
+
     #[test]
     fn unknown_ids_and_ordinals() {
         assert_eq!(Interface::from_id(0), None);

@@ -129,7 +129,7 @@ on_bios_and_uefi! {
         run.assert_contains("echo-client: echoed: hello through another guest");
         run.assert_contains("echo-client: guest-call batch=1: min ");
         run.assert_contains("echo-server: served 502 calls; quitting");
-        run.assert_contains("echo-client: after quit: disconnected (the guest serving 'echo' is gone)");
+        run.assert_contains("echo-client: after quit: stale capability (released, or the object it named is gone) (-4)");
         run.assert_contains("guest 1 (echo-server): exited; exit code 0");
         run.assert_contains("guest 2 (echo-client): exited; exit code 0");
         run.assert_contains("CR3 writes since boot: 0");

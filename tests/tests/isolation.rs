@@ -23,7 +23,15 @@ on_bios_and_uefi! {
         let run = boot_tcg(
             f,
             "qemu-exit",
-            &["victim", "pk-reader", "pk-writer", "pk-jumper", "wrpkru", "privileged", "faulter"],
+            &[
+                "victim,serves=victim",
+                "pk-reader,connects=victim",
+                "pk-writer,connects=victim",
+                "pk-jumper,connects=victim",
+                "wrpkru",
+                "privileged",
+                "faulter",
+            ],
             &[],
         );
         run.assert_exit(ExitCode::Success);

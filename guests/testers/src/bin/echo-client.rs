@@ -1,6 +1,6 @@
 //! Calls the Echo another guest serves: checks the reply, measures the
-//! guest-to-guest round trip, asks the server to quit, and checks that a
-//! call after that fails as disconnected. Its argument is the rounds
+//! guest-to-guest round trip, asks the server to quit, and checks that its
+//! capability is stale once the endpoint has closed. Its argument is the rounds
 //! measured (default 500).
 #![no_std]
 #![no_main]
@@ -9,9 +9,9 @@ extern crate alloc;
 
 use alloc::vec::Vec;
 
-use guest_rt::caps::ExceptionCode;
 use guest_rt::caps::interfaces::echo::{Echo, EchoParams};
-use guest_rt::clients::{boot_info, connect, start_info};
+use guest_rt::caps::{ExceptionCode, TransportError};
+use guest_rt::clients::{boot_info, connect, start_info, timer_sleep};
 use guest_rt::println;
 use guest_rt::ring::{CallError, call};
 use guest_rt::syscall::cycles;
@@ -60,19 +60,28 @@ fn main() -> i32 {
         },
     )
     .expect("Echo.echo quit");
-    match call::<Echo>(
-        echo,
-        &EchoParams {
-            data: b"anyone?".to_vec(),
-        },
-    ) {
-        Err(CallError::Exception(e)) if e.code == ExceptionCode::Disconnected => {
-            println!("after quit: disconnected ({})", e.message);
-            0
-        }
-        other => {
-            println!("after quit: unexpected {:?}", other.map(|r| r.data.len()));
-            1
+    // A call that reached the endpoint before it closed is told the server
+    // is gone; once it has closed, the capability itself is stale.
+    for _ in 0..100 {
+        match call::<Echo>(
+            echo,
+            &EchoParams {
+                data: b"anyone?".to_vec(),
+            },
+        ) {
+            Err(CallError::Exception(e)) if e.code == ExceptionCode::Disconnected => {
+                timer_sleep(5_000_000).expect("Timer.sleep");
+            }
+            Err(CallError::Transport(error)) if error == TransportError::StaleCap => {
+                println!("after quit: {error}");
+                return 0;
+            }
+            other => {
+                println!("after quit: unexpected {:?}", other.map(|r| r.data.len()));
+                return 1;
+            }
         }
     }
+    println!("after quit: still disconnected, never stale");
+    1
 }
