@@ -216,7 +216,7 @@ pub fn validate(
         && sqe.reserved0 == 0
         && (carries_caps || sqe.caps == 0)
         // An exception carries no capabilities.
-        && !(exception && sqe.caps != 0)
+        && (!exception || sqe.caps == 0)
         && sqe.reserved2 == 0
         && sqe.reserved3 == 0;
     let params_used = matches!(opcode, Opcode::Call | Opcode::Return);
