@@ -3,12 +3,17 @@
 //! `Box` and `to_string` as if the std prelude were there, so every generated
 //! module gets an explicit `use` of them from `alloc`.
 //!
-//! It also writes `interfaces.rs`: every interface's id and its methods by
-//! ordinal, read from the compiler's own output, so tests can hold the
-//! hand-written dispatch constants to the schemas.
+//! It also writes `interfaces.rs`, every interface's id and its methods by
+//! ordinal as the compiler reported them, and `interfaces_generated.rs`
+//! (build_support/codegen.rs): per interface its method ids, marker types,
+//! params and results structs with their encoding, and a typed client, and
+//! the `Interface` and `MethodId` enums.
 
 use std::fmt::Write;
 use std::path::Path;
+
+#[path = "build_support/codegen.rs"]
+mod codegen;
 
 const SCHEMAS: &[&str] = &[
     "exception",
@@ -27,6 +32,7 @@ const ALLOC_PRELUDE: &str = "#[allow(unused_imports)] use ::alloc::{boxed::Box, 
 
 fn main() {
     println!("cargo:rerun-if-changed=schema");
+    println!("cargo:rerun-if-changed=build_support");
     let mut command = capnpc::CompilerCommand::new();
     command
         .src_prefix("schema")
@@ -41,7 +47,7 @@ fn main() {
         .run()
         .expect("capnp compile failed (is the capnproto package installed?)");
 
-    write_interface_table(&request_path, &Path::new(&out_dir).join("interfaces.rs"));
+    write_interface_table(&request_path, Path::new(&out_dir));
     for schema in SCHEMAS {
         add_alloc_prelude(&Path::new(&out_dir).join(format!("{schema}_capnp.rs")));
     }
@@ -70,8 +76,9 @@ fn add_alloc_prelude(path: &Path) {
     std::fs::write(path, patched).expect("rewrite generated file");
 }
 
-/// `(name, id, methods by ordinal)` for every interface the schemas declare.
-fn write_interface_table(request_path: &Path, out: &Path) {
+/// `interfaces.rs`: `(name, id, methods by ordinal)` for every interface the
+/// schemas declare; `interfaces_generated.rs`: the Rust for them (codegen).
+fn write_interface_table(request_path: &Path, out_dir: &Path) {
     use capnp::schema_capnp::{code_generator_request, node};
     let file = std::fs::File::open(request_path).expect("code generator request");
     let message = capnp::serialize::read_message(
@@ -102,5 +109,10 @@ fn write_interface_table(request_path: &Path, out: &Path) {
         writeln!(rust, "    ({name:?}, {id:#018x}, &{methods:?}),").unwrap();
     }
     rust.push_str("]\n");
-    std::fs::write(out, rust).expect("write interfaces.rs");
+    std::fs::write(out_dir.join("interfaces.rs"), rust).expect("write interfaces.rs");
+    std::fs::write(
+        out_dir.join("interfaces_generated.rs"),
+        codegen::generate(request),
+    )
+    .expect("write interfaces_generated.rs");
 }

@@ -251,7 +251,7 @@ fn read_guest(
         }
         grants.push(interface);
     }
-    grants.sort_by_key(|interface| *interface as u8);
+    sort_grants(&mut grants);
 
     let data_list = reader
         .get_data()
@@ -495,6 +495,11 @@ pub fn encode(manifest: &Manifest) -> Vec<u8> {
         }
     }
     capnp::serialize::write_message_to_words(&message)
+}
+
+/// Puts grants in the order of the schema's `enum Grant`.
+pub fn sort_grants(grants: &mut [Interface]) {
+    grants.sort_by_key(|interface| GRANTABLE.iter().position(|g| g == interface));
 }
 
 /// The interface a manifest grant names, by its name in the schema.

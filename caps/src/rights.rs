@@ -1,8 +1,8 @@
 //! What a capability allows: a small bit set. Bit 0, [`Rights::TRANSFER`],
 //! means the same for every interface (the capability may be passed to
 //! another guest, copied or moved); the other bits are the interface's own
-//! (`console::RIGHT_WRITE`, `endpoint::RIGHT_MINT`, ...). A method names
-//! the rights it needs; a capability that lacks one gets `MissingRight`.
+//! ([`console::WRITE`], [`endpoint::MINT`], ...). A method names the rights
+//! it needs; a capability that lacks one gets `MissingRight`.
 //!
 //! Rights only ever shrink: a copy, a move or a minted capability has at
 //! most the rights of the one it came from.
@@ -48,6 +48,30 @@ impl Rights {
     pub const fn without(self, other: Rights) -> Rights {
         Rights(self.0 & !other.0)
     }
+}
+
+/// Console's rights.
+pub mod console {
+    use super::Rights;
+
+    /// Needed by `write`.
+    pub const WRITE: Rights = Rights::bit(1);
+}
+
+/// An endpoint's rights: a serving end's, and a calling end's.
+pub mod endpoint {
+    use super::Rights;
+
+    /// A serving end's right to RECV and RETURN.
+    pub const SERVE: Rights = Rights::bit(1);
+    /// A serving end's right to mint calling ends (`Endpoint.mint`).
+    pub const MINT: Rights = Rights::bit(2);
+    /// A calling end's right to CALL. Its interface is the server's, which
+    /// the nucleus does not know, so this one right stands for its methods.
+    pub const CALL: Rights = Rights::bit(1);
+    /// What a calling end from GuestControl.connect holds; minted ones hold
+    /// at most this.
+    pub const CLIENT: Rights = Rights::TRANSFER.union(CALL);
 }
 
 #[cfg(test)]

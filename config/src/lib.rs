@@ -318,7 +318,7 @@ impl Appliance {
                 None => return fail(format!("{at}.grants: unknown capability {grant}")),
             }
         }
-        grants.sort_by_key(|interface| *interface as u8);
+        manifest::sort_grants(&mut grants);
         for (list, names) in [
             ("serves", &definition.serves),
             ("connects", &definition.connects),

@@ -2,6 +2,7 @@
 //! `manifest`) says which guests to start, from which boot modules, with
 //! what grants and limits. It is checked whole before anything starts; a
 //! bad manifest stops the boot with the field that is wrong.
+#![forbid(unsafe_code)]
 
 use alloc::vec::Vec;
 

@@ -1,230 +1,25 @@
 //! What a guest owns in the one address space: its pages (with their
-//! permissions, for checking every pointer it passes), its ring and its
-//! capability table. Everything is released when the guest ends.
+//! permissions, for checking every pointer it passes: `GuestMemory`, in
+//! arch), its ring and its capability table, and the one dispatcher its
+//! SQEs go through. Everything is released when the guest ends.
+#![forbid(unsafe_code)]
 
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use caps::interfaces::guest_control::{DataRegion, StartInfoResults};
 use caps::{
-    Access, Buffer, CallerMemory, CapTable, CompletionProducer, CqReservation, Cqe, CqeSlot,
-    Exception, Region, RegionSet, Request, RingError, RingHeader, RingLayout, Sqe, SqeSlot,
-    SubmissionConsumer, TransportError,
+    Buffer, CapTable, CompletionProducer, CqReservation, Cqe, Exception, Request, RingError,
+    RingLayout, Sqe, SubmissionConsumer, TransportError,
 };
-use nucleus_core::paging::{MappingKind, SIZE_4K};
+use nucleus_core::paging::SIZE_4K;
 
-use crate::endpoint::{Capability, Object, RouteKind, Routed, SentCaps};
+use caps::rights::endpoint as endpoint_rights;
+
+use crate::endpoint::{Capability, EndpointId, Object, RouteKind, Routed};
+pub use crate::guest_memory::GuestMemory;
 use crate::memory::{self, MapError};
 use crate::services::{self, Reply};
-
-#[derive(Default)]
-pub struct GuestMemory {
-    /// The protection key every page of this guest carries (0 without PKU).
-    pub key: u8,
-    regions: RegionSet,
-    /// Every mapped page, to unmap and free on release.
-    pages: Vec<u64>,
-    /// Pages mapping frames the guest does not own (boot data modules):
-    /// unmapped on release, never freed.
-    borrowed: Vec<u64>,
-}
-
-impl GuestMemory {
-    /// Maps `bytes` (zero-padded to whole pages) at `start` with `kind`'s
-    /// permissions: fresh frames, filled through the direct map before the
-    /// guest can see them.
-    pub fn map(
-        &mut self,
-        start: u64,
-        pages: u64,
-        bytes: &[u8],
-        kind: MappingKind,
-    ) -> Result<(), MapError> {
-        for page in 0..pages {
-            let phys = memory::allocate_zeroed_frame().ok_or(MapError::OutOfMemory)?;
-            let offset = (page * SIZE_4K) as usize;
-            if offset < bytes.len() {
-                let chunk = &bytes[offset..bytes.len().min(offset + SIZE_4K as usize)];
-                // SAFETY: the frame is ours alone and direct-mapped read-write.
-                unsafe {
-                    core::ptr::copy_nonoverlapping(
-                        chunk.as_ptr(),
-                        memory::phys_to_virt(phys) as *mut u8,
-                        chunk.len(),
-                    )
-                };
-            }
-            let virt = start + page * SIZE_4K;
-            if let Err(error) = memory::map_4k(virt, phys, kind, self.key) {
-                memory::free_frame(phys);
-                return Err(error);
-            }
-            self.pages.push(virt);
-        }
-        self.add_region(start, pages, kind)
-    }
-
-    /// Maps already-allocated frames (the ring, shared with the nucleus):
-    /// the guest owns them, so release frees them.
-    pub fn map_frames(&mut self, start: u64, first_frame: u64, pages: u64) -> Result<(), MapError> {
-        self.map_contiguous(start, first_frame, pages, MappingKind::UserReadWrite, true)
-    }
-
-    /// Maps frames that stay the nucleus's (a boot data module) read-only.
-    pub fn map_borrowed(
-        &mut self,
-        start: u64,
-        first_frame: u64,
-        pages: u64,
-    ) -> Result<(), MapError> {
-        self.map_contiguous(start, first_frame, pages, MappingKind::UserRead, false)
-    }
-
-    fn map_contiguous(
-        &mut self,
-        start: u64,
-        first_frame: u64,
-        pages: u64,
-        kind: MappingKind,
-        owned: bool,
-    ) -> Result<(), MapError> {
-        for page in 0..pages {
-            let virt = start + page * SIZE_4K;
-            memory::map_4k(virt, first_frame + page * SIZE_4K, kind, self.key)?;
-            if owned {
-                self.pages.push(virt)
-            } else {
-                self.borrowed.push(virt)
-            }
-        }
-        self.add_region(start, pages, kind)
-    }
-
-    /// Records pages just mapped as a region buffers may lie in. (They
-    /// mapped, so they overlap nothing of this guest's.)
-    fn add_region(&mut self, start: u64, pages: u64, kind: MappingKind) -> Result<(), MapError> {
-        let region = Region {
-            base: start,
-            size: pages * SIZE_4K,
-            writable: kind == MappingKind::UserReadWrite,
-        };
-        self.regions
-            .insert(region)
-            .map_err(|_| MapError::AlreadyMapped)
-    }
-
-    /// Whether `length` bytes from `address` lie inside one of the guest's
-    /// own regions (a writable one, for `Access::Write`). Length 0 is never
-    /// "inside".
-    fn holds(&self, address: u64, length: usize, access: Access) -> bool {
-        length > 0
-            && address
-                .checked_add(length as u64)
-                .is_some_and(|end| self.regions.contains(address..end, access))
-    }
-
-    /// Copies guest memory into `into`. The caller checked the range with
-    /// `caps::validate`; the copy is what the nucleus then works on, so a guest
-    /// thread changing the source mid-call cannot change what was validated.
-    pub fn copy_in(&self, address: u64, into: &mut [u8]) {
-        assert!(self.holds(address, into.len(), Access::Read) || into.is_empty());
-        // SAFETY: the range is mapped user memory of this guest (checked
-        // above; guests cannot unmap). STAC/CLAC open SMAP only for the copy.
-        unsafe {
-            user_access(|| {
-                core::ptr::copy_nonoverlapping(address as *const u8, into.as_mut_ptr(), into.len())
-            });
-        }
-    }
-
-    /// Copies `from` into writable guest memory at `address`.
-    pub fn copy_out(&self, address: u64, from: &[u8]) {
-        self.copy_out_parts(address, from, &[]);
-    }
-
-    /// Copies `first` and then `second` into writable guest memory from
-    /// `address` on, in one opening of the guest's memory.
-    pub fn copy_out_parts(&self, address: u64, first: &[u8], second: &[u8]) {
-        let length = first.len() + second.len();
-        assert!(self.holds(address, length, Access::Write) || length == 0);
-        // SAFETY: as in `copy_in`, and the region is writable (checked);
-        // `second` goes right after `first`, inside the checked range.
-        unsafe {
-            user_access(|| {
-                let to = address as *mut u8;
-                core::ptr::copy_nonoverlapping(first.as_ptr(), to, first.len());
-                core::ptr::copy_nonoverlapping(second.as_ptr(), to.add(first.len()), second.len());
-            });
-        }
-    }
-
-    /// Copies `length` bytes of `source`'s memory at `from` into this
-    /// guest's writable memory at `to`: one guest to another (or within one),
-    /// with no nucleus buffer between. Both ranges were checked by the
-    /// callers; a guest thread changing the source mid-copy changes only
-    /// what the other guest receives, which it could have sent anyway.
-    pub fn copy_from_guest(&self, to: u64, source: &GuestMemory, from: u64, length: usize) {
-        if length == 0 {
-            return;
-        }
-        assert!(self.holds(to, length, Access::Write) && source.holds(from, length, Access::Read));
-        // SAFETY: both ranges are mapped user memory (checked above; guests
-        // cannot unmap), the destination writable. `copy` allows overlap, for
-        // a guest that serves itself.
-        unsafe {
-            user_access(|| core::ptr::copy(from as *const u8, to as *mut u8, length));
-        }
-    }
-
-    /// Unmaps everything and returns the frames (the ring's frames too: the
-    /// nucleus drops its own view of the ring before calling this).
-    pub fn release(&mut self) {
-        for virt in self.pages.drain(..) {
-            if let Some(phys) = memory::unmap_4k(virt) {
-                memory::free_frame(phys);
-            }
-        }
-        for virt in self.borrowed.drain(..) {
-            memory::unmap_4k(virt);
-        }
-        self.regions.clear();
-    }
-}
-
-/// Runs `copy` with SMAP's protection lifted (when the CPU has SMAP, the
-/// AC flag allows supervisor access to user pages).
-///
-/// # Safety
-/// `copy` may only touch user memory the caller has checked.
-unsafe fn user_access(copy: impl FnOnce()) {
-    let smap = crate::cpu::smap_enabled();
-    // Protection keys govern the nucleus's accesses to user pages too: open
-    // every key for the copy (it may be into another guest than the running
-    // one), then put the running guest's PKRU back.
-    let pkru = crate::cpu::pku_enabled().then(crate::cpu::read_pkru);
-    if pkru.is_some() {
-        crate::cpu::write_pkru(nucleus_core::pkeys::PKRU_ALLOW_ALL);
-    }
-    // SAFETY: STAC/CLAC only toggle RFLAGS.AC; they exist when SMAP does.
-    unsafe {
-        if smap {
-            core::arch::asm!("stac", options(nomem, nostack));
-        }
-        copy();
-        if smap {
-            core::arch::asm!("clac", options(nomem, nostack));
-        }
-    }
-    if let Some(pkru) = pkru {
-        crate::cpu::write_pkru(pkru);
-    }
-}
-
-impl CallerMemory for GuestMemory {
-    fn contains(&self, range: core::ops::Range<u64>, access: Access) -> bool {
-        self.regions.contains(range, access)
-    }
-}
 
 /// The guest's ring as the nucleus sees it: through the direct map (so no
 /// SMAP window is needed), sized by the layout the nucleus chose, never by
@@ -409,26 +204,8 @@ impl Domain {
         layout: RingLayout,
     ) -> Result<Ring, crate::guest::GuestLoadError> {
         let pages = layout.pages() as u64;
-        let frames = crate::memory::allocate_zeroed_frames(pages)
+        let (frames, (header, sq, cq)) = crate::guest_memory::allocate_ring(layout)
             .ok_or(crate::guest::GuestLoadError::Memory(MapError::OutOfMemory))?;
-        let base = crate::memory::phys_to_virt(frames);
-        // SAFETY: the frames are freshly allocated, zeroed, contiguous and
-        // direct-mapped; `layout` says where the header and the two arrays
-        // lie inside them. The views hold only atomics (every access to
-        // memory the guest shares is atomic), and they live until `release`,
-        // which drops them before the frames are freed.
-        let (header, sq, cq) = unsafe {
-            let header = &*(base as *const RingHeader);
-            let sq = core::slice::from_raw_parts(
-                (base + layout.sq_offset() as u64) as *const SqeSlot,
-                layout.sq_entries() as usize,
-            );
-            let cq = core::slice::from_raw_parts(
-                (base + layout.cq_offset() as u64) as *const CqeSlot,
-                layout.cq_entries() as usize,
-            );
-            (header, sq, cq)
-        };
         header.initialize(layout);
         let ring = Ring {
             layout,
@@ -645,11 +422,8 @@ fn execute(
         },
         // `validate` checked every buffer in the caller's memory, and
         // results and RECV buffers in its writable memory.
-        Request::Recv { cap, buffer } => match caps.get(cap) {
-            Ok(capability) => Executed::Route(RouteKind::Recv {
-                capability: *capability,
-                buffer,
-            }),
+        Request::Recv { cap, buffer } => match serving_end(caps, cap) {
+            Ok(endpoint) => Executed::Route(RouteKind::Recv { endpoint, buffer }),
             Err(error) => failed(error),
         },
         // The reply and a call's params go from guest to guest when the
@@ -661,12 +435,12 @@ fn execute(
             reply,
             caps: sent,
             exception,
-        } => match caps.get(cap) {
-            Ok(capability) => Executed::Route(RouteKind::Return {
-                capability: *capability,
+        } => match serving_end(caps, cap) {
+            Ok(endpoint) => Executed::Route(RouteKind::Return {
+                endpoint,
                 token,
                 reply: reply.unwrap_or(Buffer::NONE),
-                caps: SentCaps::read(memory, sent),
+                caps: sent,
                 exception,
             }),
             Err(error) => failed(error),
@@ -683,14 +457,32 @@ fn execute(
                 Err(error) => return failed(error),
             };
             let results = results.unwrap_or(Buffer::NONE);
-            let Object::Service(interface) = capability.object else {
-                return Executed::Route(RouteKind::Call {
-                    capability,
-                    method,
-                    params: params.unwrap_or(Buffer::NONE),
-                    results,
-                    caps: SentCaps::read(memory, sent),
-                });
+            let params_or_none = params.unwrap_or(Buffer::NONE);
+            let interface = match capability.object {
+                Object::Service(interface) => interface,
+                Object::Client(endpoint) if capability.rights.contains(endpoint_rights::CALL) => {
+                    return Executed::Route(RouteKind::Call {
+                        endpoint,
+                        badge: capability.badge,
+                        method,
+                        params: params_or_none,
+                        results,
+                        caps: sent,
+                    });
+                }
+                // A serving end's own methods (Endpoint), which the
+                // registry implements.
+                Object::Server(endpoint) if capability.rights.contains(endpoint_rights::MINT) => {
+                    return Executed::Route(RouteKind::Endpoint {
+                        endpoint,
+                        method,
+                        params: params_or_none,
+                        results,
+                    });
+                }
+                Object::Client(_) | Object::Server(_) => {
+                    return failed(TransportError::MissingRight);
+                }
             };
             let Some(service) = services::service(interface) else {
                 return failed(TransportError::WrongCapKind);
@@ -736,6 +528,22 @@ fn execute(
                 Ok(Reply::Exit(code)) => Executed::Exit(code),
             }
         }
+    }
+}
+
+/// The endpoint a serving end names, for RECV and RETURN.
+fn serving_end(
+    caps: &CapTable<Capability>,
+    cap: caps::CapId,
+) -> Result<EndpointId, TransportError> {
+    let capability = caps.get(cap)?;
+    let Object::Server(endpoint) = capability.object else {
+        return Err(TransportError::WrongCapKind);
+    };
+    if capability.rights.contains(endpoint_rights::SERVE) {
+        Ok(endpoint)
+    } else {
+        Err(TransportError::MissingRight)
     }
 }
 

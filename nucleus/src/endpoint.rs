@@ -19,13 +19,15 @@
 //! A RECV completion's aux is the call token (bits 0-15 the method ordinal
 //! the caller named, bits 16-63 a per-endpoint call number, never 0) and
 //! its badge the badge of the capability the caller called through.
+#![forbid(unsafe_code)]
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use caps::interfaces::endpoint::{self as endpoint_interface, CLIENT_RIGHTS, MintParams};
+use caps::interfaces::endpoint::{self as endpoint_interface, MintParams};
+use caps::rights::endpoint as endpoint_rights;
 use caps::{
     Buffer, CAP_ID_BYTES, CapId, CapTable, CapsSent, CqReservation, Cqe, Destination, Exception,
     ExceptionCode, MAX_TRANSFER_CAPS, Message, Rights, TransportError,
@@ -123,27 +125,35 @@ pub struct Routed {
     pub kind: RouteKind,
 }
 
+/// What the dispatcher hands the registry, its rights checked: `params`,
+/// `results` and capability ids lie in the caller's memory (checked).
 pub enum RouteKind {
-    /// A CALL on an endpoint capability (a calling end, or a serving end's
-    /// own methods); `params` and `results` lie in the caller's memory
-    /// (checked).
+    /// A CALL on a calling end, through a capability with `badge`.
     Call {
-        capability: Capability,
+        endpoint: EndpointId,
+        badge: u64,
         method: u16,
         params: Buffer,
         results: Buffer,
-        caps: SentCaps,
+        caps: CapsSent,
+    },
+    /// A CALL on a serving end: the Endpoint interface.
+    Endpoint {
+        endpoint: EndpointId,
+        method: u16,
+        params: Buffer,
+        results: Buffer,
     },
     Recv {
-        capability: Capability,
+        endpoint: EndpointId,
         buffer: Buffer,
     },
     /// `reply` lies in the server's memory (checked).
     Return {
-        capability: Capability,
+        endpoint: EndpointId,
         token: u64,
         reply: Buffer,
-        caps: SentCaps,
+        caps: CapsSent,
         exception: bool,
     },
     Serve {
@@ -238,6 +248,9 @@ fn done(user_data: u64, written: u32, caps: usize) -> Cqe {
 
 /// Writes `ids` (little-endian u32s) into guest memory at `at`.
 fn write_ids(memory: &crate::domain::GuestMemory, at: u64, ids: &[CapId]) {
+    if ids.is_empty() {
+        return;
+    }
     let mut bytes = [0u8; MAX_TRANSFER_CAPS * CAP_ID_BYTES];
     for (chunk, id) in bytes.chunks_exact_mut(CAP_ID_BYTES).zip(ids) {
         chunk.copy_from_slice(&id.raw().to_le_bytes());
@@ -311,27 +324,14 @@ impl Endpoints {
         from: u32,
         sent: &SentCaps,
     ) -> Result<(), TransportError> {
+        if sent.count == 0 {
+            return Ok(());
+        }
         let caps = &guest_ref(guests, from).domain.caps;
         for id in sent.ids()? {
             self.may_pass(caps.get(id)?, from)?;
         }
         Ok(())
-    }
-
-    /// The endpoint a serving-end capability names, if it has the rights.
-    fn served(
-        &self,
-        capability: &Capability,
-        needed: Rights,
-    ) -> Result<EndpointId, TransportError> {
-        let Object::Server(id) = capability.object else {
-            return Err(TransportError::WrongCapKind);
-        };
-        self.table.get(id.0)?;
-        if !capability.rights.contains(needed) {
-            return Err(TransportError::MissingRight);
-        }
-        Ok(id)
     }
 
     /// Carries out `routed` for the guest `current` (an id).
@@ -345,49 +345,51 @@ impl Endpoints {
             RouteKind::Serve { name, results } => self.serve(guests, current, name, results),
             RouteKind::Connect { name, results } => self.connect(&name, results),
             RouteKind::Call {
-                capability,
+                endpoint,
+                badge,
                 method,
                 params,
                 results,
                 caps,
-            } => match capability.object {
-                Object::Client(endpoint) => {
-                    let call = InFlight {
-                        client: current,
-                        badge: capability.badge,
+            } => {
+                let call = InFlight {
+                    client: current,
+                    badge,
+                    user_data,
+                    results,
+                    reservation,
+                };
+                // Completed, failed or waiting: it posts its completion.
+                self.call(guests, endpoint, method, params, caps, call);
+                return;
+            }
+            RouteKind::Endpoint {
+                endpoint,
+                method,
+                params,
+                results,
+            } => self.endpoint_method(guests, current, endpoint, method, params, results),
+            RouteKind::Recv { endpoint, buffer } => match self.table.get_mut(endpoint.0) {
+                Ok(target) => {
+                    target.receivers.push_back(Receiver {
                         user_data,
-                        results,
+                        buffer,
                         reservation,
-                    };
-                    // Completed, failed or waiting: it posts its completion.
-                    self.call(guests, endpoint, &capability, method, params, caps, call);
+                    });
+                    self.match_calls(endpoint, guests);
                     return;
                 }
-                _ => self.endpoint_method(guests, current, &capability, method, params, results),
+                Err(error) => Answer::Failed(error),
             },
-            RouteKind::Recv { capability, buffer } => {
-                match self.served(&capability, endpoint_interface::RIGHT_SERVE) {
-                    Ok(endpoint) => {
-                        let target = self.table.get_mut(endpoint.0).expect("checked live");
-                        target.receivers.push_back(Receiver {
-                            user_data,
-                            buffer,
-                            reservation,
-                        });
-                        self.match_calls(endpoint, guests);
-                        return;
-                    }
-                    Err(error) => Answer::Failed(error),
-                }
-            }
             RouteKind::Return {
-                capability,
+                endpoint,
                 token,
                 reply,
                 caps,
                 exception,
-            } => match self.served(&capability, endpoint_interface::RIGHT_SERVE) {
-                Ok(endpoint) => {
+            } => match self.table.get(endpoint.0) {
+                Ok(_) => {
+                    let caps = SentCaps::read(&guest_ref(guests, current).domain.memory, caps);
                     self.answer(guests, current, endpoint, token, reply, caps, exception)
                 }
                 Err(error) => Answer::Failed(error),
@@ -449,7 +451,7 @@ impl Endpoints {
                     object: Object::Server(EndpointId(id)),
                     // The one serving end: never passed on, so releasing it
                     // closes the endpoint.
-                    rights: endpoint_interface::RIGHT_SERVE.union(endpoint_interface::RIGHT_MINT),
+                    rights: endpoint_rights::SERVE.union(endpoint_rights::MINT),
                     badge: 0,
                 },
             ),
@@ -467,7 +469,7 @@ impl Endpoints {
                 Capability {
                     interface: 0,
                     object: Object::Client(EndpointId(id)),
-                    rights: CLIENT_RIGHTS,
+                    rights: endpoint_rights::CLIENT,
                     badge: 0,
                 },
             ),
@@ -487,15 +489,14 @@ impl Endpoints {
         &mut self,
         guests: &mut [Box<Guest>],
         current: u32,
-        capability: &Capability,
+        endpoint: EndpointId,
         method: u16,
         params: Buffer,
         results: Buffer,
     ) -> Answer {
-        let endpoint = match self.served(capability, endpoint_interface::RIGHT_MINT) {
-            Ok(endpoint) => endpoint,
-            Err(error) => return Answer::Failed(error),
-        };
+        if let Err(error) = self.table.get(endpoint.0) {
+            return Answer::Failed(error);
+        }
         if method != endpoint_interface::MINT {
             return Answer::Failed(TransportError::UnknownMethod);
         }
@@ -510,7 +511,7 @@ impl Endpoints {
                 Capability {
                     interface: 0,
                     object: Object::Client(endpoint),
-                    rights: CLIENT_RIGHTS.intersect(Rights::from_bits(mint.rights)),
+                    rights: endpoint_rights::CLIENT.intersect(Rights::from_bits(mint.rights)),
                     badge: mint.badge,
                 },
             ),
@@ -525,19 +526,18 @@ impl Endpoints {
         &mut self,
         guests: &mut [Box<Guest>],
         endpoint: EndpointId,
-        capability: &Capability,
         method: u16,
         params: Buffer,
-        caps: SentCaps,
+        caps: CapsSent,
         call: InFlight,
     ) {
         let current = call.client;
-        let refused = self.table.get(endpoint.0).map(|_| ()).and_then(|()| {
-            if !capability.rights.contains(endpoint_interface::RIGHT_CALL) {
-                return Err(TransportError::MissingRight);
-            }
-            self.can_pass(guests, current, &caps)
-        });
+        let caps = SentCaps::read(&guest_ref(guests, current).domain.memory, caps);
+        let refused = self
+            .table
+            .get(endpoint.0)
+            .map(|_| ())
+            .and_then(|()| self.can_pass(guests, current, &caps));
         if let Err(error) = refused {
             fail(guests, call, error);
             return;

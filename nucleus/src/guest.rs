@@ -1,6 +1,7 @@
 //! Loading a native guest: sas-loader checks the ELF and plans where every
 //! page goes in the guest's slot; this maps the plan as user pages in the one
 //! page table, with fresh frames holding the relocated image.
+#![forbid(unsafe_code)]
 
 use core::fmt;
 

@@ -1,25 +1,24 @@
 //! Guests and the scheduler: round-robin over runnable guests, preempted by
 //! the timer, all in the one page table (switching guests never writes CR3).
+#![forbid(unsafe_code)]
 //!
 //! The nucleus is not preemptible: it runs with interrupts off, except while
-//! idling. Each guest has its own kernel stack; a guest that is not running
-//! is suspended inside the nucleus (in a system call, or in the timer
-//! interrupt) with its callee-saved registers pushed, and `switch_stacks`
-//! moves from one kernel stack to another. Its user registers are the
-//! `TrapFrame` at the top of its kernel stack.
+//! idling. Each guest has its own kernel context (`arch`'s `Context`: a
+//! kernel stack); a guest that is not running is suspended inside the
+//! nucleus (in a system call, or in the timer interrupt), and
+//! `context::switch` moves from one to another.
 
 use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::arch::naked_asm;
 
 use spin::Mutex;
 
+use crate::context::{self, Context};
 use crate::cpu::FpuArea;
 use crate::domain::Step;
 use crate::endpoint::Endpoints;
-use crate::gdt::{USER_CODE_SELECTOR, USER_DATA_SELECTOR};
-use crate::traps::{TrapFrame, return_from_trap};
+use crate::traps::TrapFrame;
 use crate::{log, user};
 
 /// Time slice in timer ticks before a runnable guest is preempted.
@@ -48,8 +47,8 @@ pub struct Guest {
     pub id: u32,
     pub name: String,
     pub state: State,
-    saved_rsp: u64,
-    kernel_stack_top: u64,
+    /// Its kernel stack, where it is suspended while it does not run.
+    context: Context,
     fpu: FpuArea,
     pub ticks_used: u64,
     /// Stopped once it has used this many timer ticks of CPU time.
@@ -70,8 +69,6 @@ struct Scheduler {
     guests: Vec<Box<Guest>>,
     /// Index into `guests` of the running guest; `None` while idle.
     current: Option<usize>,
-    /// The idle context's saved stack pointer (the boot stack).
-    idle_rsp: u64,
     slice_started_at_tick: u64,
     /// Interfaces guests serve each other.
     endpoints: Endpoints,
@@ -80,7 +77,6 @@ struct Scheduler {
 static SCHEDULER: Mutex<Scheduler> = Mutex::new(Scheduler {
     guests: Vec::new(),
     current: None,
-    idle_rsp: 0,
     slice_started_at_tick: 0,
     endpoints: Endpoints::new(),
 });
@@ -146,45 +142,7 @@ pub fn spawn(
     tick_limit: Option<u64>,
     tag: usize,
 ) -> Result<u32, crate::memory::MapError> {
-    let kernel_stack_top = crate::memory::allocate_kernel_stack()?;
-    // The first switch to the guest pops six callee-saved registers and
-    // "returns" into `return_from_trap`, which iretqs with this frame.
-    let frame = TrapFrame {
-        r15: 0,
-        r14: 0,
-        r13: 0,
-        r12: 0,
-        r11: 0,
-        r10: 0,
-        r9: 0,
-        r8: 0,
-        rbp: 0,
-        rdi: start.arguments[0],
-        rsi: start.arguments[1],
-        rdx: start.arguments[2],
-        rcx: 0,
-        rbx: 0,
-        rax: 0,
-        vector: 0,
-        error_code: 0,
-        rip: start.entry,
-        cs: USER_CODE_SELECTOR as u64,
-        rflags: 0x202, // IF set
-        rsp: start.stack_top,
-        ss: USER_DATA_SELECTOR as u64,
-    };
-    let frame_at = kernel_stack_top - core::mem::size_of::<TrapFrame>() as u64;
-    let saved_rsp = frame_at - 8 * 7;
-    // SAFETY: the kernel stack was just mapped read-write for this guest and
-    // is not in use; the writes stay within its top page.
-    unsafe {
-        (frame_at as *mut TrapFrame).write(frame);
-        let slots = saved_rsp as *mut u64;
-        for i in 0..6 {
-            slots.add(i).write(0); // r15, r14, r13, r12, rbp, rbx
-        }
-        slots.add(6).write(return_from_trap as *const () as u64);
-    }
+    let context = Context::for_guest(start.entry, start.stack_top, start.arguments)?;
     let fpu = FpuArea::new(crate::cpu::FPU.get().expect("FPU enabled at boot"));
     let mut scheduler = SCHEDULER.lock();
     let id = scheduler.guests.len() as u32 + 1;
@@ -192,8 +150,7 @@ pub fn spawn(
         id,
         name,
         state: State::Ready,
-        saved_rsp,
-        kernel_stack_top,
+        context,
         fpu,
         ticks_used: 0,
         tick_limit,
@@ -218,7 +175,7 @@ pub fn run_until_all_exit(mut on_exit: impl FnMut(usize, i32)) -> Vec<(String, i
                     g.exit_seen = true;
                     // The idle loop runs on the boot stack: the exited
                     // guest's kernel stack is free for the next guest.
-                    crate::memory::release_kernel_stack(g.kernel_stack_top);
+                    g.context.release();
                     Some((g.tag, code))
                 }
                 _ => None,
@@ -279,31 +236,25 @@ fn wake_due(scheduler: &mut Scheduler) {
 
 impl Scheduler {
     /// Makes guest `index` the running one (its kernel stack, FPU state and
-    /// PKRU loaded) and returns the stack pointer to switch to.
-    fn start_running(&mut self, index: usize) -> u64 {
+    /// PKRU loaded) and returns the context to switch to.
+    fn start_running(&mut self, index: usize) -> Context {
         self.current = Some(index);
         self.slice_started_at_tick = crate::apic::ticks();
         let guest = &mut self.guests[index];
         guest.state = State::Running;
-        user::set_kernel_stack(guest.kernel_stack_top);
+        user::set_kernel_stack(guest.context.kernel_stack_top());
         if let Some(table) = &guest.domain.private_table {
             user::GUEST_TABLE.store(table.pml4, core::sync::atomic::Ordering::Relaxed);
         }
         guest.enter();
-        guest.saved_rsp
+        guest.context
     }
 }
 
 fn switch_from_idle(index: usize) {
-    let (from, to) = {
-        let mut scheduler = SCHEDULER.lock();
-        let to = scheduler.start_running(index);
-        (&mut scheduler.idle_rsp as *mut u64, to)
-    };
-    // SAFETY: `from` points into the static scheduler (stable), `to` is a
-    // stack prepared by `spawn` or saved by `switch_stacks`; interrupts are
-    // off and the lock is released before the switch.
-    unsafe { switch_stacks(from, to) };
+    // The lock is released before the switch.
+    let to = SCHEDULER.lock().start_running(index);
+    context::switch(Context::IDLE, to);
 }
 
 /// Leaves the running guest (its state already set: Ready, Blocked or
@@ -319,20 +270,18 @@ fn leave_current(to_next: bool) {
         let mut scheduler = SCHEDULER.lock();
         let current = scheduler.current.expect("yield with no running guest");
         scheduler.guests[current].fpu.save();
-        let from = &mut scheduler.guests[current].saved_rsp as *mut u64;
+        let from = scheduler.guests[current].context;
         let next = pick_next(&scheduler, Some(current)).filter(|_| to_next);
         let to = match next {
             Some(index) => scheduler.start_running(index),
             None => {
                 scheduler.current = None;
-                scheduler.idle_rsp
+                Context::IDLE
             }
         };
         (from, to)
     };
-    // SAFETY: `from` is the running guest's field inside its Box (stable
-    // address); `to` was saved by `switch_stacks` or built by `spawn`.
-    unsafe { switch_stacks(from, to) };
+    context::switch(from, to);
 }
 
 /// The running guest, for the system-call layer.
@@ -411,31 +360,6 @@ pub fn exit_current(code: i32, why: core::fmt::Arguments) -> ! {
     // Through the idle loop, which tells the caller of `run_until_all_exit`.
     leave_current(false);
     unreachable!("an exited guest was scheduled again");
-}
-
-/// Saves callee-saved registers on the current stack, stores RSP at `from`,
-/// loads `to` and pops the next context's registers. Returns into whatever
-/// that context was doing when it switched away (or `return_from_trap` for a
-/// new guest).
-#[unsafe(naked)]
-unsafe extern "C" fn switch_stacks(from: *mut u64, to: u64) {
-    naked_asm!(
-        "push rbx",
-        "push rbp",
-        "push r12",
-        "push r13",
-        "push r14",
-        "push r15",
-        "mov [rdi], rsp",
-        "mov rsp, rsi",
-        "pop r15",
-        "pop r14",
-        "pop r13",
-        "pop r12",
-        "pop rbp",
-        "pop rbx",
-        "ret",
-    );
 }
 
 /// A system call from the running guest. RAX holds the number; results go

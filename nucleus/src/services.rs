@@ -5,6 +5,7 @@
 //! endpoint registry carries out, or the caller's exit. None touches
 //! hardware except through the nucleus modules it calls, and none has
 //! `unsafe`. The dispatcher (`domain::execute`) knows only this trait.
+#![forbid(unsafe_code)]
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -108,7 +109,7 @@ struct ConsoleService;
 
 impl Service for ConsoleService {
     fn rights(&self, method: u16) -> Result<Rights, TransportError> {
-        uniform(Interface::Console, method, console::RIGHT_WRITE)
+        uniform(Interface::Console, method, caps::rights::console::WRITE)
     }
 
     fn call(&self, _: u16, params: &[u8], mut caller: Caller) -> Result<Reply, TransportError> {

@@ -1,5 +1,6 @@
 //! The system calls: `cap_enter` and `exit` (numbers and semantics in
 //! caps::start). Anything else answers `NotSupported`.
+#![forbid(unsafe_code)]
 
 use caps::TransportError;
 use caps::start::{SYSCALL_CAP_ENTER, SYSCALL_EXIT};

@@ -103,7 +103,7 @@ on_bios_and_uefi! {
     panic_prints_message_and_location => |f| {
         let run = boot(f, "qemu-exit scenario=panic");
         run.assert_exit(ExitCode::Failure);
-        run.assert_contains("PANIC: panic requested on the command line at nucleus/src/scenario.rs:");
+        run.assert_contains("PANIC: panic requested on the command line at nucleus/src/arch/x86_64/scenario.rs:");
     };
     stray_interrupts_are_acknowledged_and_survived => |f| {
         let run = boot(f, "qemu-exit scenario=stray-interrupt");

@@ -6,69 +6,72 @@ use caps::Interface;
 use caps::interfaces::{boot_info, console, endpoint, entropy, guest_control, timer};
 use caps::start::initial_capability;
 
-use crate::ring::{CallError, buffer_mut, call, call_with_caps, split_caps, with_ring};
+use crate::ring::{CallError, Rt, buffer_mut, call_with_caps, split_caps, with_ring};
 use caps::{CapId, Exception, ExceptionCode, Message, Outcome, Rights, Sqe, TransportError};
+
+/// The typed client of an initial capability.
+fn console() -> console::Client {
+    console::Client::new(initial_capability(Interface::Console))
+}
+
+fn timer() -> timer::Client {
+    timer::Client::new(initial_capability(Interface::Timer))
+}
+
+fn guest_control() -> guest_control::Client {
+    guest_control::Client::new(initial_capability(Interface::GuestControl))
+}
 
 /// Writes text to the appliance console; returns the bytes taken.
 pub fn console_write(text: &str) -> Result<u32, CallError> {
     let params = console::WriteParams {
         text: text.as_bytes().to_vec(),
     };
-    call::<console::Write>(initial_capability(Interface::Console), &params).map(|r| r.written)
+    console().write(&mut Rt, &params).map(|r| r.written)
 }
 
 /// Nanoseconds since the nucleus started.
 pub fn timer_now() -> Result<u64, CallError> {
-    call::<timer::Now>(initial_capability(Interface::Timer), &timer::NowParams).map(|r| r.nanos)
+    timer().now(&mut Rt, &timer::NowParams).map(|r| r.nanos)
 }
 
 /// Nanoseconds since 1970-01-01 UTC.
 pub fn timer_realtime() -> Result<u64, CallError> {
-    call::<timer::Realtime>(initial_capability(Interface::Timer), &timer::RealtimeParams)
+    timer()
+        .realtime(&mut Rt, &timer::RealtimeParams)
         .map(|r| r.nanos)
 }
 
 /// Sleeps at least `nanos` (with the timer tick's granularity).
 pub fn timer_sleep(nanos: u64) -> Result<(), CallError> {
-    call::<timer::Sleep>(
-        initial_capability(Interface::Timer),
-        &timer::SleepParams { nanos },
-    )
-    .map(|_| ())
+    timer()
+        .sleep(&mut Rt, &timer::SleepParams { nanos })
+        .map(|_| ())
 }
 
 /// `length` bytes from the hardware entropy source (at most 4096 per call).
 pub fn entropy_fill(length: u32) -> Result<Vec<u8>, CallError> {
-    call::<entropy::Fill>(
-        initial_capability(Interface::Entropy),
-        &entropy::FillParams { length },
-    )
-    .map(|r| r.bytes)
+    entropy::Client::new(initial_capability(Interface::Entropy))
+        .fill(&mut Rt, &entropy::FillParams { length })
+        .map(|r| r.bytes)
 }
 
 pub fn boot_info() -> Result<boot_info::Info, CallError> {
-    call::<boot_info::Get>(
-        initial_capability(Interface::BootInfo),
-        &boot_info::GetParams,
-    )
-    .map(|r| r.info)
+    boot_info::Client::new(initial_capability(Interface::BootInfo))
+        .get(&mut Rt, &boot_info::GetParams)
+        .map(|r| r.info)
 }
 
 /// This guest's slot of the address space: (base, size).
 pub fn region() -> Result<(u64, u64), CallError> {
-    call::<guest_control::Region>(
-        initial_capability(Interface::GuestControl),
-        &guest_control::RegionParams,
-    )
-    .map(|r| (r.base, r.size))
+    guest_control()
+        .region(&mut Rt, &guest_control::RegionParams)
+        .map(|r| (r.base, r.size))
 }
 
 /// The guest's arguments and read-only data regions.
 pub fn start_info() -> Result<guest_control::StartInfoResults, CallError> {
-    call::<guest_control::StartInfo>(
-        initial_capability(Interface::GuestControl),
-        &guest_control::StartInfoParams,
-    )
+    guest_control().start_info(&mut Rt, &guest_control::StartInfoParams)
 }
 
 /// The bytes of the data region named `name`, mapped read-only in this
@@ -129,7 +132,7 @@ pub fn connect(name: &str, attempts: u32) -> Result<CapId, CallError> {
 }
 
 /// A new calling end of the endpoint `server` serves, whose calls arrive
-/// with `badge`, holding at most `rights` (`endpoint::CLIENT_RIGHTS`).
+/// with `badge`, holding at most `rights` (`endpoint::endpoint_rights::CLIENT`).
 pub fn mint(server: CapId, badge: u64, rights: Rights) -> Result<CapId, CallError> {
     let params = endpoint::MintParams {
         badge,
@@ -246,10 +249,7 @@ fn returned(cqe: caps::Cqe) -> Result<(), CallError> {
 
 /// Ends the guest through GuestControl (the `exit` system call does the same).
 pub fn exit(code: i32) -> ! {
-    let _ = call::<guest_control::Exit>(
-        initial_capability(Interface::GuestControl),
-        &guest_control::ExitParams { code },
-    );
+    let _ = guest_control().exit(&mut Rt, &guest_control::ExitParams { code });
     crate::syscall::exit(code)
 }
 

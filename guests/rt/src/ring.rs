@@ -220,6 +220,9 @@ impl Ring {
 
 /// A payload's message and the capability ids (`caps` of them) ending it.
 pub fn split_caps(payload: &[u8], caps: u32) -> (&[u8], Vec<CapId>) {
+    if caps == 0 {
+        return (payload, Vec::new());
+    }
     let at = payload.len().saturating_sub(caps as usize * CAP_ID_BYTES);
     let ids = payload[at..]
         .chunks_exact(CAP_ID_BYTES)
@@ -246,6 +249,26 @@ pub fn buffer_mut(bytes: &mut [u8]) -> Buffer {
         Buffer::NONE
     } else {
         Buffer::new(bytes.as_mut_ptr() as u64, bytes.len() as u32)
+    }
+}
+
+impl caps::interfaces::Transport for Ring {
+    type Error = CallError;
+
+    fn call<M: Method>(&mut self, cap: CapId, params: &M::Params) -> Result<M::Results, CallError> {
+        Ring::call::<M>(self, cap, params)
+    }
+}
+
+/// The guest's ring as a typed client's transport, taken for each call:
+/// `timer::Client::new(cap).now(&mut Rt, &NowParams)`.
+pub struct Rt;
+
+impl caps::interfaces::Transport for Rt {
+    type Error = CallError;
+
+    fn call<M: Method>(&mut self, cap: CapId, params: &M::Params) -> Result<M::Results, CallError> {
+        with_ring(|ring| ring.call::<M>(cap, params))
     }
 }
 

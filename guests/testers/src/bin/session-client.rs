@@ -11,12 +11,12 @@
 extern crate alloc;
 
 use alloc::string::String;
-use guest_rt::caps::interfaces::endpoint::RIGHT_CALL;
 use guest_rt::caps::interfaces::sessions::{
     Give, GiveParams, Open, OpenParams, Probe, ProbeParams, Stop, StopParams, Whoami, WhoamiParams,
 };
+use guest_rt::caps::rights::endpoint::CALL as RIGHT_CALL;
 use guest_rt::caps::{CapId, ExceptionCode, Rights, TransportError};
-use guest_rt::clients::{connect, serve, timer_sleep};
+use guest_rt::clients::{connect, release, serve, timer_sleep};
 use guest_rt::println;
 use guest_rt::ring::{CallError, call, call_with_caps};
 
@@ -139,6 +139,34 @@ fn main() -> i32 {
         "a moved capability is stale here -> -4",
         transport(&after_move) == Some(TransportError::StaleCap),
         alloc::format!("{after_move:?}"),
+    );
+
+    // Results naming more capabilities than this guest's table can take:
+    // refused whole, and the table stays usable.
+    let mut opened = alloc::vec::Vec::new();
+    let full = loop {
+        match open(front, all) {
+            Ok(session) => opened.push(session),
+            Err(error) => break error,
+        }
+        if opened.len() > 1000 {
+            break CallError::Transport(TransportError::NotSupported);
+        }
+    };
+    checks.check(
+        "opening sessions until the table is full -> -10",
+        matches!(full, CallError::Transport(TransportError::CapQuotaExceeded)),
+        alloc::format!("{full} after {}", opened.len()),
+    );
+    let held = opened.len();
+    for session in opened {
+        release(session).expect("release");
+    }
+    let after = open(front, all).and_then(|s| release(s).map(|()| s));
+    checks.check(
+        "released capabilities make room again",
+        after.is_ok(),
+        alloc::format!("{} held before; {:?}", held, after.map(|c| c.raw())),
     );
 
     let taken = serve("sessions");

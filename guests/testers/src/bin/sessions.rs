@@ -10,13 +10,13 @@
 extern crate alloc;
 
 use guest_rt::caps::interfaces::sessions::{
-    BadgeResults, GIVE, OPEN, OpenParams, PROBE, ProbeResults, STOP, StopParams, StopResults,
-    WHOAMI, Whoami, WhoamiParams,
+    GIVE, GiveResults, OPEN, OpenParams, OpenResults, PROBE, ProbeResults, STOP, StopParams,
+    StopResults, WHOAMI, Whoami, WhoamiParams, WhoamiResults,
 };
-use guest_rt::caps::{CapId, Exception, ExceptionCode, Message, Rights};
-use guest_rt::clients::{Server, mint, serve, start_info};
+use guest_rt::caps::{CapId, Exception, ExceptionCode, Message, Rights, TransportError};
+use guest_rt::clients::{Server, connect, mint, release, serve, start_info};
 use guest_rt::println;
-use guest_rt::ring::{CallError, call};
+use guest_rt::ring::{CallError, call, call_with_caps};
 
 guest_rt::entry!(main);
 
@@ -37,6 +37,27 @@ fn main() -> i32 {
     let name = args.first().map_or("sessions", |a| a.as_str());
     let mut server = Server::new(serve(name).expect("GuestControl.serve"));
     println!("serving {name}");
+    // A RETURN naming no call in flight is refused, and the server goes on.
+    let bogus = server.reply(0xdead_0001, &StopResults);
+    let refused = matches!(bogus, Err(CallError::Transport(TransportError::InvalidCap)));
+    println!(
+        "{}: a RETURN with a token no call has -> -3",
+        if refused { "ok" } else { "FAILED" }
+    );
+    if name == "relay" {
+        // The serving end is this guest's alone: it cannot be passed on.
+        let sessions = connect("sessions", 200).expect("connect sessions");
+        let passed = call_with_caps::<Whoami>(sessions, &WhoamiParams, &[server.cap()], false);
+        let refused = matches!(
+            passed,
+            Err(CallError::Transport(TransportError::MissingRight))
+        );
+        println!(
+            "{}: passing a serving end to another guest -> -13",
+            if refused { "ok" } else { "FAILED" }
+        );
+        let _ = release(sessions);
+    }
     let mut next_badge = 1u64;
     let mut kept: Option<CapId> = None;
     loop {
@@ -48,15 +69,9 @@ fn main() -> i32 {
                 let rights = OpenParams::decode(call.params).map_or(0, |p| p.rights);
                 match mint(server.cap(), next_badge, Rights::from_bits(rights)) {
                     Ok(session) => {
-                        println!("badge {badge} opened session {next_badge}");
                         next_badge += 1;
                         // Moved: the client holds it, this server does not.
-                        server.reply_with_caps(
-                            token,
-                            &guest_rt::caps::interfaces::sessions::OpenResults,
-                            &[session],
-                            true,
-                        )
+                        server.reply_with_caps(token, &OpenResults, &[session], true)
                     }
                     Err(error) => {
                         println!("mint failed: {error}");
@@ -67,7 +82,7 @@ fn main() -> i32 {
                     }
                 }
             }
-            WHOAMI => server.reply(token, &BadgeResults { badge }),
+            WHOAMI => server.reply(token, &WhoamiResults { badge }),
             GIVE => match carried.first() {
                 Some(&given) => {
                     kept = Some(given);
@@ -75,7 +90,7 @@ fn main() -> i32 {
                     println!(
                         "given a capability by badge {badge}: whoami through it -> {code}, badge {seen}"
                     );
-                    server.reply(token, &BadgeResults { badge: seen })
+                    server.reply(token, &GiveResults { badge: seen })
                 }
                 None => server.reply_exception(
                     token,

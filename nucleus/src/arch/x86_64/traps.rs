@@ -19,6 +19,7 @@ pub const SPURIOUS_VECTOR: u8 = 0xff;
 
 /// Registers as the entry path leaves them on the stack (lowest address first).
 #[repr(C)]
+#[derive(Default)]
 pub struct TrapFrame {
     pub r15: u64,
     pub r14: u64,

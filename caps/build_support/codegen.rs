@@ -1,0 +1,497 @@
+//! Writes `interfaces_generated.rs` from the compiler's CodeGeneratorRequest:
+//! for every interface of the schemas, a module with its id, one constant
+//! per method ordinal, a marker type per method (`Method`), the method's
+//! params and results as plain Rust structs with their `Message`
+//! encoding, the structs the interface declares, and a typed client; then
+//! the `Interface` and `MethodId` enums that dispatch on them. Adding a
+//! method is a schema change: this writes the rest.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use capnp::schema_capnp::{code_generator_request, field, node, type_};
+
+/// A Cap'n Proto name as Rust's snake_case (`bootNanos` -> `boot_nanos`,
+/// `GuestControl` -> `guest_control`), as capnpc-rust names modules and
+/// accessors.
+pub fn snake(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn pascal(name: &str) -> String {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+        None => String::new(),
+    }
+}
+
+/// What a struct field holds, as far as the generated code supports.
+enum Kind {
+    /// Bool, integers, floats: (Rust type).
+    Primitive(&'static str),
+    Text,
+    Data,
+    TextList,
+    /// A struct declared in the same interface: its Rust type.
+    Struct(String),
+    StructList(String),
+}
+
+struct Field {
+    name: String,
+    kind: Kind,
+}
+
+struct Nodes<'a> {
+    by_id: BTreeMap<u64, node::Reader<'a>>,
+}
+
+impl<'a> Nodes<'a> {
+    fn get(&self, id: u64) -> node::Reader<'a> {
+        *self
+            .by_id
+            .get(&id)
+            .unwrap_or_else(|| panic!("node {id:#x} is not in the request"))
+    }
+
+    /// The last component of a node's display name (`Info`, `write$Params`).
+    fn short_name(&self, id: u64) -> String {
+        let node = self.get(id);
+        let display = node.get_display_name().unwrap().to_str().unwrap();
+        display[node.get_display_name_prefix_length() as usize..].to_string()
+    }
+
+    fn struct_type(&self, id: u64, interface: u64) -> String {
+        let node = self.get(id);
+        assert_eq!(
+            node.get_scope_id(),
+            interface,
+            "a struct field's type must be declared in its interface"
+        );
+        self.short_name(id)
+    }
+
+    fn fields(&self, id: u64, interface: u64) -> Vec<Field> {
+        let node::Struct(structure) = self.get(id).which().unwrap() else {
+            panic!("{} is not a struct", self.short_name(id));
+        };
+        let mut fields = Vec::new();
+        for f in structure.get_fields().unwrap() {
+            let name = f.get_name().unwrap().to_str().unwrap().to_string();
+            let field::Slot(slot) = f.which().unwrap() else {
+                panic!("field {name}: groups and unions are not supported in interface messages");
+            };
+            let kind = match slot.get_type().unwrap().which().unwrap() {
+                type_::Bool(()) => Kind::Primitive("bool"),
+                type_::Int8(()) => Kind::Primitive("i8"),
+                type_::Int16(()) => Kind::Primitive("i16"),
+                type_::Int32(()) => Kind::Primitive("i32"),
+                type_::Int64(()) => Kind::Primitive("i64"),
+                type_::Uint8(()) => Kind::Primitive("u8"),
+                type_::Uint16(()) => Kind::Primitive("u16"),
+                type_::Uint32(()) => Kind::Primitive("u32"),
+                type_::Uint64(()) => Kind::Primitive("u64"),
+                type_::Float32(()) => Kind::Primitive("f32"),
+                type_::Float64(()) => Kind::Primitive("f64"),
+                type_::Text(()) => Kind::Text,
+                type_::Data(()) => Kind::Data,
+                type_::Struct(s) => Kind::Struct(self.struct_type(s.get_type_id(), interface)),
+                type_::List(list) => match list.get_element_type().unwrap().which().unwrap() {
+                    type_::Text(()) => Kind::TextList,
+                    type_::Struct(s) => {
+                        Kind::StructList(self.struct_type(s.get_type_id(), interface))
+                    }
+                    _ => panic!("field {name}: only lists of Text or structs are supported"),
+                },
+                _ => panic!("field {name}: this type is not supported in interface messages"),
+            };
+            fields.push(Field { name, kind });
+        }
+        fields
+    }
+}
+
+/// `struct NAME { fields }` with `write_to`/`read_from` over capnp module
+/// `module` (a path), and, for a method's params or results, `Message`.
+fn write_struct(out: &mut String, name: &str, module: &str, fields: &[Field], message: bool) {
+    let plain = fields.iter().all(|f| matches!(f.kind, Kind::Primitive(_)));
+    let floats = fields
+        .iter()
+        .any(|f| matches!(f.kind, Kind::Primitive("f32" | "f64")));
+    let derives = match (plain, floats) {
+        (true, true) => "Clone, Copy, Debug, Default, PartialEq",
+        (true, false) => "Clone, Copy, Debug, Default, PartialEq, Eq",
+        (false, true) => "Clone, Debug, Default, PartialEq",
+        (false, false) => "Clone, Debug, Default, PartialEq, Eq",
+    };
+    writeln!(out, "    #[derive({derives})]").unwrap();
+    if fields.is_empty() {
+        writeln!(out, "    pub struct {name};").unwrap();
+    } else {
+        writeln!(out, "    pub struct {name} {{").unwrap();
+        for f in fields {
+            let ty = match &f.kind {
+                Kind::Primitive(ty) => ty.to_string(),
+                Kind::Text => "String".into(),
+                Kind::Data => "Vec<u8>".into(),
+                Kind::TextList => "Vec<String>".into(),
+                Kind::Struct(ty) => ty.clone(),
+                Kind::StructList(ty) => format!("Vec<{ty}>"),
+            };
+            writeln!(out, "        pub {}: {ty},", snake(&f.name)).unwrap();
+        }
+        writeln!(out, "    }}").unwrap();
+    }
+    writeln!(out).unwrap();
+    writeln!(out, "    impl {name} {{").unwrap();
+    let builder = if fields.is_empty() {
+        "_builder"
+    } else {
+        "mut builder"
+    };
+    writeln!(out, "        #[allow(unused)]").unwrap();
+    writeln!(
+        out,
+        "        fn write_to(&self, {builder}: {module}::Builder<'_>) -> capnp::Result<()> {{"
+    )
+    .unwrap();
+    for f in fields {
+        let field = snake(&f.name);
+        match &f.kind {
+            Kind::Primitive(_) => writeln!(out, "            builder.set_{field}(self.{field});"),
+            Kind::Text => writeln!(
+                out,
+                "            check_len(self.{field}.len())?;\n            builder.set_{field}(self.{field}.as_str());"
+            ),
+            Kind::Data => writeln!(
+                out,
+                "            check_len(self.{field}.len())?;\n            builder.set_{field}(&self.{field});"
+            ),
+            Kind::TextList => writeln!(
+                out,
+                "            let mut list = builder.reborrow().init_{field}(check_len(self.{field}.len())?);\n            for (i, item) in self.{field}.iter().enumerate() {{\n                check_len(item.len())?;\n                list.set(i as u32, item.as_str());\n            }}"
+            ),
+            Kind::Struct(_) => writeln!(
+                out,
+                "            self.{field}.write_to(builder.reborrow().init_{field}())?;"
+            ),
+            Kind::StructList(_) => writeln!(
+                out,
+                "            let mut list = builder.reborrow().init_{field}(check_len(self.{field}.len())?);\n            for (i, item) in self.{field}.iter().enumerate() {{\n                item.write_to(list.reborrow().get(i as u32))?;\n            }}"
+            ),
+        }
+        .unwrap();
+    }
+    writeln!(out, "            Ok(())\n        }}\n").unwrap();
+    let reader = if fields.is_empty() {
+        "_reader"
+    } else {
+        "reader"
+    };
+    writeln!(out, "        #[allow(unused)]").unwrap();
+    writeln!(
+        out,
+        "        fn read_from({reader}: {module}::Reader<'_>) -> capnp::Result<Self> {{"
+    )
+    .unwrap();
+    if fields.is_empty() {
+        writeln!(out, "            Ok({name})").unwrap();
+    } else {
+        writeln!(out, "            Ok({name} {{").unwrap();
+        for f in fields {
+            let field = snake(&f.name);
+            let value = match &f.kind {
+                Kind::Primitive(_) => format!("reader.get_{field}()"),
+                Kind::Text => format!("String::from(reader.get_{field}()?.to_str()?)"),
+                Kind::Data => format!("reader.get_{field}()?.to_vec()"),
+                Kind::TextList => format!(
+                    "reader.get_{field}()?.iter().map(|item| Ok(String::from(item?.to_str()?))).collect::<capnp::Result<Vec<String>>>()?"
+                ),
+                Kind::Struct(ty) => format!("{ty}::read_from(reader.get_{field}()?)?"),
+                Kind::StructList(ty) => format!(
+                    "reader.get_{field}()?.iter().map({ty}::read_from).collect::<capnp::Result<Vec<{ty}>>>()?"
+                ),
+            };
+            writeln!(out, "                {field}: {value},").unwrap();
+        }
+        writeln!(out, "            }})").unwrap();
+    }
+    writeln!(out, "        }}\n    }}\n").unwrap();
+    if message {
+        writeln!(out, "    impl Message for {name} {{").unwrap();
+        writeln!(out, "        type Schema = {module}::Owned;").unwrap();
+        if fields.is_empty() {
+            writeln!(out, "        const NO_FIELDS: bool = true;").unwrap();
+        }
+        writeln!(
+            out,
+            "        fn write(&self, builder: {module}::Builder<'_>) -> capnp::Result<()> {{ self.write_to(builder) }}"
+        )
+        .unwrap();
+        writeln!(
+            out,
+            "        fn read(reader: {module}::Reader<'_>) -> capnp::Result<Self> {{ Self::read_from(reader) }}"
+        )
+        .unwrap();
+        writeln!(out, "    }}\n").unwrap();
+    }
+}
+
+struct Interface {
+    name: String,
+    methods: Vec<String>,
+}
+
+/// The generated Rust.
+pub fn generate(request: code_generator_request::Reader<'_>) -> String {
+    let mut nodes = Nodes {
+        by_id: BTreeMap::new(),
+    };
+    for node in request.get_nodes().unwrap() {
+        nodes.by_id.insert(node.get_id(), node);
+    }
+    let mut interfaces = Vec::new();
+    let mut out = String::new();
+    for node in request.get_nodes().unwrap() {
+        let node::Interface(interface) = node.which().unwrap() else {
+            continue;
+        };
+        let name = nodes.short_name(node.get_id());
+        let display = node.get_display_name().unwrap().to_str().unwrap();
+        let file = snake(
+            display
+                .split(':')
+                .next()
+                .unwrap()
+                .trim_end_matches(".capnp"),
+        );
+        let module = snake(&name);
+        let schema = format!("crate::schema::{file}_capnp::{module}");
+        let methods: Vec<_> = interface.get_methods().unwrap().iter().collect();
+        writeln!(out, "pub mod {module} {{").unwrap();
+        writeln!(out, "    #![allow(unused_imports)]").unwrap();
+        writeln!(out, "    use super::*;\n").unwrap();
+        writeln!(
+            out,
+            "    pub const INTERFACE_ID: u64 = {:#018x};",
+            node.get_id()
+        )
+        .unwrap();
+        for (ordinal, method) in methods.iter().enumerate() {
+            let method = method.get_name().unwrap().to_str().unwrap();
+            writeln!(
+                out,
+                "    pub const {}: u16 = {ordinal};",
+                snake(method).to_ascii_uppercase()
+            )
+            .unwrap();
+        }
+        writeln!(out).unwrap();
+        // Structs the interface declares (BootInfo.Info, ...).
+        for nested in node.get_nested_nodes().unwrap() {
+            let id = nested.get_id();
+            if let Ok(node::Struct(_)) = nodes.get(id).which() {
+                let struct_name = nodes.short_name(id);
+                let fields = nodes.fields(id, node.get_id());
+                let path = format!("{schema}::{}", snake(&struct_name));
+                write_struct(&mut out, &struct_name, &path, &fields, false);
+            }
+        }
+        let mut client = String::new();
+        for method in &methods {
+            let method_name = method.get_name().unwrap().to_str().unwrap();
+            let marker = pascal(method_name);
+            let ordinal = snake(method_name).to_ascii_uppercase();
+            for (suffix, id) in [
+                ("Params", method.get_param_struct_type()),
+                ("Results", method.get_result_struct_type()),
+            ] {
+                let fields = nodes.fields(id, node.get_id());
+                let path = format!(
+                    "{schema}::{}_{}",
+                    snake(method_name),
+                    suffix.to_ascii_lowercase()
+                );
+                write_struct(&mut out, &format!("{marker}{suffix}"), &path, &fields, true);
+            }
+            writeln!(out, "    /// `{name}.{method_name}`.").unwrap();
+            writeln!(out, "    pub struct {marker};\n").unwrap();
+            writeln!(out, "    impl Method for {marker} {{").unwrap();
+            writeln!(
+                out,
+                "        const INTERFACE: Interface = Interface::{name};"
+            )
+            .unwrap();
+            writeln!(out, "        const ORDINAL: u16 = {ordinal};").unwrap();
+            writeln!(out, "        type Params = {marker}Params;").unwrap();
+            writeln!(out, "        type Results = {marker}Results;").unwrap();
+            writeln!(out, "    }}\n").unwrap();
+            writeln!(
+                client,
+                "        pub fn {}<T: Transport>(&self, transport: &mut T, params: &{marker}Params) -> Result<{marker}Results, T::Error> {{\n            transport.call::<{marker}>(self.cap, params)\n        }}\n",
+                snake(method_name)
+            )
+            .unwrap();
+        }
+        writeln!(out, "    /// A typed handle on a `{name}` capability.").unwrap();
+        writeln!(out, "    #[derive(Clone, Copy, Debug, PartialEq, Eq)]").unwrap();
+        writeln!(
+            out,
+            "    pub struct Client {{\n        pub cap: CapId,\n    }}\n"
+        )
+        .unwrap();
+        writeln!(out, "    impl Client {{").unwrap();
+        writeln!(out, "        pub const fn new(cap: CapId) -> Client {{\n            Client {{ cap }}\n        }}\n").unwrap();
+        out.push_str(&client);
+        writeln!(out, "    }}\n}}\n").unwrap();
+        interfaces.push(Interface {
+            name,
+            methods: methods
+                .iter()
+                .map(|m| m.get_name().unwrap().to_str().unwrap().to_string())
+                .collect(),
+        });
+    }
+    write_enums(&mut out, &mut interfaces);
+    out
+}
+
+fn write_enums(out: &mut String, interfaces: &mut [Interface]) {
+    interfaces.sort_by(|a, b| a.name.cmp(&b.name));
+    let interfaces: &[Interface] = interfaces;
+    writeln!(out, "/// Every interface the schemas declare.").unwrap();
+    writeln!(
+        out,
+        "#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]"
+    )
+    .unwrap();
+    writeln!(out, "pub enum Interface {{").unwrap();
+    for i in interfaces {
+        writeln!(out, "    {},", i.name).unwrap();
+    }
+    writeln!(out, "}}\n").unwrap();
+    writeln!(out, "impl Interface {{").unwrap();
+    writeln!(
+        out,
+        "    pub const ALL: [Interface; {}] = [",
+        interfaces.len()
+    )
+    .unwrap();
+    for i in interfaces {
+        writeln!(out, "        Interface::{},", i.name).unwrap();
+    }
+    writeln!(out, "    ];\n").unwrap();
+    writeln!(
+        out,
+        "    pub const fn id(self) -> u64 {{\n        match self {{"
+    )
+    .unwrap();
+    for i in interfaces {
+        writeln!(
+            out,
+            "            Interface::{} => {}::INTERFACE_ID,",
+            i.name,
+            snake(&i.name)
+        )
+        .unwrap();
+    }
+    writeln!(out, "        }}\n    }}\n").unwrap();
+    writeln!(out, "    /// The name in the schema.").unwrap();
+    writeln!(
+        out,
+        "    pub const fn name(self) -> &'static str {{\n        match self {{"
+    )
+    .unwrap();
+    for i in interfaces {
+        writeln!(out, "            Interface::{0} => {0:?},", i.name).unwrap();
+    }
+    writeln!(out, "        }}\n    }}\n}}\n").unwrap();
+
+    let all: Vec<(String, &Interface, usize, &String)> = interfaces
+        .iter()
+        .flat_map(|i| {
+            i.methods
+                .iter()
+                .enumerate()
+                .map(move |(n, m)| (format!("{}{}", i.name, pascal(m)), i, n, m))
+        })
+        .collect();
+    writeln!(
+        out,
+        "/// Every method of every interface: what a CALL's `(interface, method)`\n/// resolves to."
+    )
+    .unwrap();
+    writeln!(out, "#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]").unwrap();
+    writeln!(out, "pub enum MethodId {{").unwrap();
+    for (variant, ..) in &all {
+        writeln!(out, "    {variant},").unwrap();
+    }
+    writeln!(out, "}}\n").unwrap();
+    writeln!(out, "impl MethodId {{").unwrap();
+    writeln!(out, "    pub const ALL: [MethodId; {}] = [", all.len()).unwrap();
+    for (variant, ..) in &all {
+        writeln!(out, "        MethodId::{variant},").unwrap();
+    }
+    writeln!(out, "    ];\n").unwrap();
+    writeln!(out, "    /// The method a CALL names on a capability of `interface`, or\n    /// `UnknownMethod`.").unwrap();
+    writeln!(out, "    pub const fn resolve(interface: Interface, ordinal: u16) -> Result<MethodId, TransportError> {{").unwrap();
+    writeln!(out, "        Ok(match (interface, ordinal) {{").unwrap();
+    for (variant, i, n, _) in &all {
+        writeln!(
+            out,
+            "            (Interface::{}, {n}) => MethodId::{variant},",
+            i.name
+        )
+        .unwrap();
+    }
+    writeln!(
+        out,
+        "            _ => return Err(TransportError::UnknownMethod),\n        }})\n    }}\n"
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "    pub const fn interface(self) -> Interface {{\n        match self {{"
+    )
+    .unwrap();
+    for (variant, i, ..) in &all {
+        writeln!(
+            out,
+            "            MethodId::{variant} => Interface::{},",
+            i.name
+        )
+        .unwrap();
+    }
+    writeln!(out, "        }}\n    }}\n").unwrap();
+    writeln!(
+        out,
+        "    pub const fn ordinal(self) -> u16 {{\n        match self {{"
+    )
+    .unwrap();
+    for (variant, _, n, _) in &all {
+        writeln!(out, "            MethodId::{variant} => {n},").unwrap();
+    }
+    writeln!(out, "        }}\n    }}\n").unwrap();
+    writeln!(out, "    /// The name in the schema.").unwrap();
+    writeln!(
+        out,
+        "    pub const fn name(self) -> &'static str {{\n        match self {{"
+    )
+    .unwrap();
+    for (variant, _, _, m) in &all {
+        writeln!(out, "            MethodId::{variant} => {m:?},").unwrap();
+    }
+    writeln!(out, "        }}\n    }}\n}}").unwrap();
+}

@@ -1,0 +1,147 @@
+//! Kernel contexts and the switch between them. A context is a kernel
+//! stack with, while it is suspended, the stack pointer `switch_stacks`
+//! saved on it: the idle loop's (the boot stack), or a guest's (suspended
+//! inside the nucleus, in a system call or an interrupt, with its
+//! callee-saved registers pushed and its user registers in the `TrapFrame`
+//! at the top of its stack).
+//!
+//! Contexts are handles (`Context`) into a table only this module writes,
+//! so the switch is safe to call: a context's saved stack pointer is
+//! taken exactly once, by the switch that resumes it, and a context that
+//! is not suspended cannot be switched to.
+
+use core::arch::naked_asm;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use spin::Mutex;
+
+use crate::gdt::{USER_CODE_SELECTOR, USER_DATA_SELECTOR};
+use crate::memory::MapError;
+use crate::traps::{TrapFrame, return_from_trap};
+
+/// The idle context and one per guest slot of the address space.
+const MAX_CONTEXTS: usize = 1 + sas_loader::MAX_GUEST_SLOTS;
+
+/// Each context's saved stack pointer while it is suspended; 0 while it
+/// runs, or when the slot is free.
+static SAVED: [AtomicU64; MAX_CONTEXTS] = [const { AtomicU64::new(0) }; MAX_CONTEXTS];
+/// Each guest context's kernel stack top; 0: the slot is free.
+static STACKS: Mutex<[u64; MAX_CONTEXTS]> = Mutex::new([0; MAX_CONTEXTS]);
+/// The context running now.
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
+
+/// A kernel context.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Context(usize);
+
+impl Context {
+    /// The idle loop's context, on the boot stack: the one running at boot.
+    pub const IDLE: Context = Context(0);
+
+    /// A new context on a kernel stack of its own that, when first switched
+    /// to, enters ring 3 at `entry` with the user stack `user_stack` and
+    /// `arguments` in RDI, RSI, RDX.
+    pub fn for_guest(
+        entry: u64,
+        user_stack: u64,
+        arguments: [u64; 3],
+    ) -> Result<Context, MapError> {
+        let mut stacks = STACKS.lock();
+        let index = (1..MAX_CONTEXTS)
+            .find(|&i| stacks[i] == 0)
+            .ok_or(MapError::OutOfMemory)?;
+        let top = crate::memory::allocate_kernel_stack()?;
+        // The first switch pops six callee-saved registers and "returns"
+        // into `return_from_trap`, which iretqs with this frame.
+        let frame = TrapFrame {
+            rdi: arguments[0],
+            rsi: arguments[1],
+            rdx: arguments[2],
+            rip: entry,
+            cs: USER_CODE_SELECTOR as u64,
+            rflags: 0x202, // IF set
+            rsp: user_stack,
+            ss: USER_DATA_SELECTOR as u64,
+            ..TrapFrame::default()
+        };
+        let frame_at = top - core::mem::size_of::<TrapFrame>() as u64;
+        let saved = frame_at - 8 * 7;
+        // SAFETY: the kernel stack was just allocated (mapped read-write,
+        // used by no one); the writes stay within its top page.
+        unsafe {
+            (frame_at as *mut TrapFrame).write(frame);
+            let slots = saved as *mut u64;
+            for i in 0..6 {
+                slots.add(i).write(0); // r15, r14, r13, r12, rbp, rbx
+            }
+            slots.add(6).write(return_from_trap as *const () as u64);
+        }
+        stacks[index] = top;
+        SAVED[index].store(saved, Ordering::Release);
+        Ok(Context(index))
+    }
+
+    /// The top of its kernel stack (for the TSS while it runs).
+    pub fn kernel_stack_top(self) -> u64 {
+        STACKS.lock()[self.0]
+    }
+
+    /// Frees a guest context that will never run again, and its kernel
+    /// stack. Not the running one: its stack is in use.
+    pub fn release(self) {
+        assert!(
+            self != Context::IDLE && CURRENT.load(Ordering::Relaxed) != self.0,
+            "releasing the idle or the running context"
+        );
+        let mut stacks = STACKS.lock();
+        let top = core::mem::take(&mut stacks[self.0]);
+        if top != 0 {
+            SAVED[self.0].store(0, Ordering::Relaxed);
+            crate::memory::release_kernel_stack(top);
+        }
+    }
+}
+
+/// Suspends the running context `from` and resumes `to`; returns when
+/// `from` is resumed (never, if it is released meanwhile). Panics if `from`
+/// is not the running context or `to` is not suspended.
+pub fn switch(from: Context, to: Context) {
+    assert_eq!(
+        CURRENT.load(Ordering::Relaxed),
+        from.0,
+        "switch from a context that is not running"
+    );
+    let target = SAVED[to.0].swap(0, Ordering::Acquire);
+    assert_ne!(target, 0, "switch to a context that is not suspended");
+    CURRENT.store(to.0, Ordering::Relaxed);
+    // SAFETY: `target` is the stack pointer `switch_stacks` saved when `to`
+    // was suspended (or the one `for_guest` prepared), taken once; `from`'s
+    // slot is the running context's own, which `switch_stacks` writes before
+    // it leaves. Interrupts are off (the nucleus is not preemptible).
+    unsafe { switch_stacks(SAVED[from.0].as_ptr(), target) };
+}
+
+/// Saves callee-saved registers on the current stack, stores RSP at `from`,
+/// loads `to` and pops the next context's registers. Returns into whatever
+/// that context was doing when it switched away (or `return_from_trap` for a
+/// new guest).
+#[unsafe(naked)]
+unsafe extern "C" fn switch_stacks(from: *mut u64, to: u64) {
+    naked_asm!(
+        "push rbx",
+        "push rbp",
+        "push r12",
+        "push r13",
+        "push r14",
+        "push r15",
+        "mov [rdi], rsp",
+        "mov rsp, rsi",
+        "pop r15",
+        "pop r14",
+        "pop r13",
+        "pop r12",
+        "pop rbp",
+        "pop rbx",
+        "ret",
+    );
+}
