@@ -868,6 +868,8 @@ mod tests {
             params in buffer(),
             results in buffer(),
             token in prop_oneof![Just(0u64), any::<u64>()],
+            caps in prop_oneof![Just(0u16), 0u16..10],
+            flags in prop_oneof![Just(0u8), 0u8..4],
             user_data in any::<u64>(),
         ) {
             let sqe = Sqe {
@@ -879,16 +881,26 @@ mod tests {
                 results_addr: results.addr,
                 results_len: results.len,
                 token,
+                caps,
+                flags,
                 ..Sqe::nop(user_data)
             };
             let answer = validate(&sqe, &CALLER);
             // The nucleus's NOP shortcut answers exactly the NOPs validate accepts.
             prop_assert_eq!(sqe.is_plain_nop(), answer == Ok(Request::Nop));
             match answer {
-                Ok(Request::Call { params: p, results: r, .. }) => {
+                Ok(Request::Call { params: p, results: r, caps: sent, .. }) => {
                     for b in [p, r].into_iter().flatten() {
                         prop_assert!(b.len <= MAX_MESSAGE_BYTES);
                         prop_assert!(CALLER.contains(b.addr..b.addr + b.len as u64, Access::Read));
+                    }
+                    // The capability ids are the params buffer's last bytes.
+                    prop_assert_eq!(sent.count as u16, caps);
+                    if caps > 0 {
+                        let end = sent.addr + sent.bytes() as u64;
+                        prop_assert!(CALLER.contains(sent.addr..end, Access::Read));
+                        prop_assert_eq!(end, params.addr + params.len as u64);
+                        prop_assert_eq!(p.map_or(0, |p| p.len) as usize + sent.bytes(), params.len as usize);
                     }
                 }
                 Ok(_) => {}

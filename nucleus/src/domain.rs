@@ -240,7 +240,7 @@ impl Domain {
                 .post(reservation, &Cqe::done(sqe.user_data, 0, 0));
         };
         let user_data = sqe.user_data;
-        let caller = CallerState {
+        let mut caller = services::CallerInfo {
             name: &self.name,
             slot: &self.slot_range,
             console_line: &mut self.console_line,
@@ -248,7 +248,7 @@ impl Domain {
             serves: &self.serves,
             connects: &self.connects,
         };
-        match execute(&sqe, &self.memory, &mut self.caps, caller) {
+        match execute(&sqe, &self.memory, &mut self.caps, &mut caller) {
             Executed::Now(cqe) => {
                 ring.completions.post(reservation, &cqe);
                 Step::Done
@@ -383,16 +383,6 @@ enum Executed {
     Route(RouteKind),
 }
 
-/// What of the calling domain a nucleus service may see.
-struct CallerState<'a> {
-    name: &'a str,
-    slot: &'a core::ops::Range<u64>,
-    console_line: &'a mut Vec<u8>,
-    start_info: &'a StartInfoResults,
-    serves: &'a [String],
-    connects: &'a [String],
-}
-
 /// The one dispatcher, on the nucleus's private copy of an SQE: validate,
 /// look the capability up, then hand the request to the object's handler:
 /// a nucleus [`services::Service`] here (after its rights check), or the
@@ -401,7 +391,7 @@ fn execute(
     sqe: &Sqe,
     memory: &GuestMemory,
     caps: &mut CapTable<Capability>,
-    caller: CallerState,
+    caller: &mut services::CallerInfo,
 ) -> Executed {
     let user_data = sqe.user_data;
     let failed = |error: TransportError| Executed::Now(Cqe::failed(user_data, error));
@@ -498,24 +488,20 @@ fn execute(
             }
             // The params are copied once and decoded from the copy: another
             // guest thread rewriting them mid-call changes nothing here.
-            let mut copied = alloc::vec![0u8; params.map_or(0, |p| p.len as usize)];
+            let mut copied = Vec::new();
             if let Some(params) = params {
+                copied.resize(params.len as usize, 0);
                 memory.copy_in(params.addr, &mut copied);
             }
             let mut write_results = |header: &[u8], segment: &[u8]| {
                 memory.copy_out_parts(results.addr, header, segment)
             };
-            let caller = services::Caller {
-                name: caller.name,
-                slot: caller.slot.clone(),
-                console_line: caller.console_line,
-                start_info: caller.start_info,
-                serves: caller.serves,
-                connects: caller.connects,
+            let mut caller = services::Caller {
+                info: caller,
                 results,
                 write_results: &mut write_results,
             };
-            match service.call(method, &copied, caller) {
+            match service.call(method, &copied, &mut caller) {
                 Err(error) => failed(error),
                 Ok(Reply::Results(written)) => {
                     Executed::Now(Cqe::done(user_data, written as u32, 0))

@@ -89,18 +89,20 @@ impl SentCaps {
     };
 
     /// Reads the ids `sent` names from the sender's memory (checked there).
+    #[inline]
     pub fn read(memory: &crate::domain::GuestMemory, sent: CapsSent) -> SentCaps {
+        if sent.count == 0 {
+            return SentCaps::NONE;
+        }
         let mut caps = SentCaps {
             moved: sent.moved,
             count: sent.count,
             ..SentCaps::NONE
         };
-        if sent.count > 0 {
-            let mut bytes = [0u8; MAX_TRANSFER_CAPS * CAP_ID_BYTES];
-            memory.copy_in(sent.addr, &mut bytes[..sent.bytes()]);
-            for (id, chunk) in caps.ids.iter_mut().zip(bytes.chunks_exact(CAP_ID_BYTES)) {
-                *id = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-            }
+        let mut bytes = [0u8; MAX_TRANSFER_CAPS * CAP_ID_BYTES];
+        memory.copy_in(sent.addr, &mut bytes[..sent.bytes()]);
+        for (id, chunk) in caps.ids.iter_mut().zip(bytes.chunks_exact(CAP_ID_BYTES)) {
+            *id = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
         }
         caps
     }
@@ -533,16 +535,13 @@ impl Endpoints {
     ) {
         let current = call.client;
         let caps = SentCaps::read(&guest_ref(guests, current).domain.memory, caps);
-        let refused = self
-            .table
-            .get(endpoint.0)
-            .map(|_| ())
-            .and_then(|()| self.can_pass(guests, current, &caps));
-        if let Err(error) = refused {
-            fail(guests, call, error);
-            return;
+        let target = match self.table.get(endpoint.0) {
+            Ok(target) => target,
+            Err(error) => return fail(guests, call, error),
+        };
+        if let Err(error) = self.can_pass(guests, current, &caps) {
+            return fail(guests, call, error);
         }
-        let target = self.table.get(endpoint.0).expect("checked live");
         let target_waiting = target.waiting.len();
         if target_waiting >= MAX_WAITING_CALLS {
             let me = &mut guest(guests, current).domain;

@@ -39,7 +39,8 @@ pub trait Service: Sync {
     fn rights(&self, method: u16) -> Result<Rights, TransportError>;
 
     /// Runs `method` with the params message (a nucleus copy) for `caller`.
-    fn call(&self, method: u16, params: &[u8], caller: Caller) -> Result<Reply, TransportError>;
+    fn call(&self, method: u16, params: &[u8], caller: &mut Caller)
+        -> Result<Reply, TransportError>;
 }
 
 /// The service behind a nucleus capability of `interface`.
@@ -68,16 +69,22 @@ pub static BOOT_FACTS: Once<BootFacts> = Once::new();
 /// Most bytes one Entropy.fill returns (a guest wanting more calls again).
 const MAX_ENTROPY_BYTES: u32 = 4096;
 
-/// What a service may know about its caller.
-pub struct Caller<'a> {
+/// What a service may know about its caller (built once per `cap_enter`
+/// pass, lent to each call).
+pub struct CallerInfo<'a> {
     pub name: &'a str,
-    pub slot: core::ops::Range<u64>,
+    pub slot: &'a core::ops::Range<u64>,
     /// Console text waiting for its newline.
     pub console_line: &'a mut Vec<u8>,
     pub start_info: &'a guest_control::StartInfoResults,
     /// Endpoint names the appliance lets it serve and connect to.
     pub serves: &'a [String],
     pub connects: &'a [String],
+}
+
+/// One call's caller: who, and where its results go.
+pub struct Caller<'a, 'b> {
+    pub info: &'a mut CallerInfo<'b>,
     /// The caller's results buffer (checked writable), for routed replies.
     pub results: Buffer,
     /// Writes encoded results (frame header, then segment) into the
@@ -85,7 +92,7 @@ pub struct Caller<'a> {
     pub write_results: &'a mut dyn FnMut(&[u8], &[u8]),
 }
 
-impl Caller<'_> {
+impl Caller<'_, '_> {
     /// Encodes results straight into the caller's buffer (from the
     /// nucleus's scratch segment: no buffer between).
     fn results<M: Message>(&mut self, message: &M) -> Result<Reply, TransportError> {
@@ -112,9 +119,9 @@ impl Service for ConsoleService {
         uniform(Interface::Console, method, caps::rights::console::WRITE)
     }
 
-    fn call(&self, _: u16, params: &[u8], mut caller: Caller) -> Result<Reply, TransportError> {
+    fn call(&self, _: u16, params: &[u8], caller: &mut Caller) -> Result<Reply, TransportError> {
         let params = console::WriteParams::decode(params)?;
-        write_console(caller.name, caller.console_line, &params.text);
+        write_console(caller.info.name, caller.info.console_line, &params.text);
         let written = params.text.len() as u32;
         caller.results(&console::WriteResults { written })
     }
@@ -131,7 +138,7 @@ impl Service for TimerService {
         &self,
         method: u16,
         params: &[u8],
-        mut caller: Caller,
+        caller: &mut Caller,
     ) -> Result<Reply, TransportError> {
         match method {
             timer::NOW => {
@@ -162,7 +169,7 @@ impl Service for EntropyService {
         uniform(Interface::Entropy, method, Rights::NONE)
     }
 
-    fn call(&self, _: u16, params: &[u8], mut caller: Caller) -> Result<Reply, TransportError> {
+    fn call(&self, _: u16, params: &[u8], caller: &mut Caller) -> Result<Reply, TransportError> {
         let params = entropy::FillParams::decode(params)?;
         if params.length > MAX_ENTROPY_BYTES {
             return exception(
@@ -187,7 +194,7 @@ impl Service for BootInfoService {
         uniform(Interface::BootInfo, method, Rights::NONE)
     }
 
-    fn call(&self, _: u16, _: &[u8], mut caller: Caller) -> Result<Reply, TransportError> {
+    fn call(&self, _: u16, _: &[u8], caller: &mut Caller) -> Result<Reply, TransportError> {
         let facts = BOOT_FACTS
             .get()
             .expect("boot facts recorded before guests start");
@@ -214,7 +221,7 @@ impl Service for GuestControlService {
         &self,
         method: u16,
         params: &[u8],
-        mut caller: Caller,
+        caller: &mut Caller,
     ) -> Result<Reply, TransportError> {
         match method {
             guest_control::EXIT => {
@@ -222,13 +229,13 @@ impl Service for GuestControlService {
                 Ok(Reply::Exit(params.code))
             }
             guest_control::REGION => {
-                let (base, size) = (caller.slot.start, caller.slot.end - caller.slot.start);
+                let (base, size) = (caller.info.slot.start, caller.info.slot.end - caller.info.slot.start);
                 caller.results(&guest_control::RegionResults { base, size })
             }
             guest_control::SERVE => {
                 let name = guest_control::ServeParams::decode(params)?.name;
-                if !caller.serves.contains(&name) {
-                    return denied(caller.name, "serve", &name);
+                if !caller.info.serves.contains(&name) {
+                    return denied(caller.info.name, "serve", &name);
                 }
                 Ok(Reply::Routed(RouteKind::Serve {
                     name,
@@ -237,8 +244,8 @@ impl Service for GuestControlService {
             }
             guest_control::CONNECT => {
                 let name = guest_control::ConnectParams::decode(params)?.name;
-                if !caller.connects.contains(&name) {
-                    return denied(caller.name, "connect to", &name);
+                if !caller.info.connects.contains(&name) {
+                    return denied(caller.info.name, "connect to", &name);
                 }
                 Ok(Reply::Routed(RouteKind::Connect {
                     name,
@@ -246,7 +253,7 @@ impl Service for GuestControlService {
                 }))
             }
             _ => {
-                let start_info = caller.start_info;
+                let start_info = caller.info.start_info;
                 caller.results(start_info)
             }
         }

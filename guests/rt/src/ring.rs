@@ -112,8 +112,10 @@ impl Ring {
         cap: CapId,
         params: &M::Params,
     ) -> Result<M::Results, CallError> {
-        self.call_with_caps::<M>(cap, params, &[], false)
-            .map(|(results, _)| results)
+        self.with_encoded(params, &[], |ring, params| {
+            ring.call_encoded::<M>(cap, params, 0, false)
+        })?
+        .map(|(results, _)| results)
     }
 
     /// As [`Ring::call`], sending the capabilities `send` (copied, or moved
@@ -219,6 +221,7 @@ impl Ring {
 }
 
 /// A payload's message and the capability ids (`caps` of them) ending it.
+#[inline]
 pub fn split_caps(payload: &[u8], caps: u32) -> (&[u8], Vec<CapId>) {
     if caps == 0 {
         return (payload, Vec::new());
