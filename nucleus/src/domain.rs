@@ -59,25 +59,20 @@ pub enum Step {
 }
 
 pub struct Domain {
-    pub name: String,
     pub memory: GuestMemory,
     slot: usize,
-    slot_range: core::ops::Range<u64>,
     /// Where the guest ELF's virtual address 0 is (for symbolizing).
     pub image_base: u64,
     ring: Option<Ring>,
     /// What the guest holds: the dispatcher and the endpoint registry
     /// (minting, transfer) work on it.
     pub caps: CapTable<Capability>,
-    /// Endpoint names the appliance lets it serve and connect to.
-    serves: Vec<String>,
-    connects: Vec<String>,
+    /// Who it is, for the services it calls (name, slot, console line,
+    /// start info, endpoint names).
+    pub info: services::CallerInfo,
     pending: Vec<Pending>,
-    console_line: Vec<u8>,
     /// While blocked in `cap_enter`: completions it waits for.
     pub waiting_for: u32,
-    /// What GuestControl.startInfo answers.
-    start_info: StartInfoResults,
     /// Its own page table, in the page-table-switching variant only.
     pub private_table: Option<memory::PrivateTable>,
 }
@@ -175,23 +170,25 @@ impl Domain {
             None
         };
         let domain = Domain {
-            name: name.into(),
             memory,
             slot,
-            slot_range: plan.slot.clone(),
             image_base: plan.image_base,
             private_table,
             ring: Some(ring),
             caps,
-            serves: endpoints.0.to_vec(),
-            connects: endpoints.1.to_vec(),
-            pending: Vec::new(),
-            console_line: Vec::new(),
-            waiting_for: 0,
-            start_info: StartInfoResults {
-                args,
-                data: described,
+            info: services::CallerInfo {
+                name: name.into(),
+                slot: plan.slot.clone(),
+                console_line: Vec::new(),
+                start_info: StartInfoResults {
+                    args,
+                    data: described,
+                },
+                serves: endpoints.0.to_vec(),
+                connects: endpoints.1.to_vec(),
             },
+            pending: Vec::new(),
+            waiting_for: 0,
         };
         Ok((domain, start))
     }
@@ -240,15 +237,7 @@ impl Domain {
                 .post(reservation, &Cqe::done(sqe.user_data, 0, 0));
         };
         let user_data = sqe.user_data;
-        let mut caller = services::CallerInfo {
-            name: &self.name,
-            slot: &self.slot_range,
-            console_line: &mut self.console_line,
-            start_info: &self.start_info,
-            serves: &self.serves,
-            connects: &self.connects,
-        };
-        match execute(&sqe, &self.memory, &mut self.caps, &mut caller) {
+        match execute(&sqe, &self.memory, &mut self.caps, &mut self.info) {
             Executed::Now(cqe) => {
                 ring.completions.post(reservation, &cqe);
                 Step::Done
@@ -302,7 +291,7 @@ impl Domain {
 
     /// Whether `address` lies in this guest's slot of the address space.
     pub fn owns(&self, address: u64) -> bool {
-        self.slot_range.contains(&address)
+        self.info.slot.contains(&address)
     }
 
     pub fn is_running(&self) -> bool {
@@ -361,7 +350,7 @@ impl Domain {
     /// Releases everything the guest holds. Pending completions are dropped
     /// (no one is left to read them).
     pub fn release(&mut self) {
-        services::flush_console(&self.name, &mut self.console_line);
+        services::flush_console(&self.info.name, &mut self.info.console_line);
         // The nucleus's views of the ring go first; the ring's frames are
         // unmapped and freed with the rest of the guest's memory below.
         if let Some(mut ring) = self.ring.take() {

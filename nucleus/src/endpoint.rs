@@ -249,6 +249,7 @@ fn done(user_data: u64, written: u32, caps: usize) -> Cqe {
 }
 
 /// Writes `ids` (little-endian u32s) into guest memory at `at`.
+#[inline(always)]
 fn write_ids(memory: &crate::domain::GuestMemory, at: u64, ids: &[CapId]) {
     if ids.is_empty() {
         return;
@@ -315,6 +316,22 @@ impl Endpoints {
             let (from, to) = pair(guests, from, to);
             let into = Destination::Other(&mut to.domain.caps);
             caps::transfer(&mut from.domain.caps, into, &ids, sent.moved, check)
+        }
+    }
+
+    /// `pass`, without a call when there is nothing to pass.
+    #[inline(always)]
+    fn pass_if_any(
+        &self,
+        guests: &mut [Box<Guest>],
+        from: u32,
+        to: u32,
+        sent: &SentCaps,
+    ) -> Result<Vec<CapId>, TransportError> {
+        if sent.count == 0 {
+            Ok(Vec::new())
+        } else {
+            self.pass(guests, from, to, sent)
         }
     }
 
@@ -539,7 +556,9 @@ impl Endpoints {
             Ok(target) => target,
             Err(error) => return fail(guests, call, error),
         };
-        if let Err(error) = self.can_pass(guests, current, &caps) {
+        if caps.count != 0
+            && let Err(error) = self.can_pass(guests, current, &caps)
+        {
             return fail(guests, call, error);
         }
         let target_waiting = target.waiting.len();
@@ -565,7 +584,7 @@ impl Endpoints {
             let target = self.table.get_mut(endpoint.0).expect("checked live");
             let receiver = target.receivers.pop_front().expect("checked non-empty");
             let server = target.server;
-            let passed = match self.pass(guests, current, server, &caps) {
+            let passed = match self.pass_if_any(guests, current, server, &caps) {
                 Ok(passed) => passed,
                 Err(error) => {
                     let target = self.table.get_mut(endpoint.0).expect("checked live");
@@ -653,10 +672,12 @@ impl Endpoints {
         let running = guest_ref(guests, client).domain.is_running();
         let fits = reply.len + caps.bytes() <= results.len;
         let passed = if running && fits {
-            if let Err(error) = self.can_pass(guests, current, &caps) {
+            if caps.count != 0
+                && let Err(error) = self.can_pass(guests, current, &caps)
+            {
                 return Answer::Failed(error);
             }
-            self.pass(guests, current, client, &caps)
+            self.pass_if_any(guests, current, client, &caps)
         } else {
             Err(TransportError::ResultsTooSmall)
         };
@@ -711,7 +732,8 @@ impl Endpoints {
                 continue;
             }
             let waiting = target.waiting.pop_front().expect("checked non-empty");
-            let passed = match self.pass(guests, waiting.call.client, server, &waiting.caps) {
+            let passed = match self.pass_if_any(guests, waiting.call.client, server, &waiting.caps)
+            {
                 Ok(passed) => passed,
                 Err(error) => {
                     // Its capabilities went stale while it waited: the

@@ -39,8 +39,12 @@ pub trait Service: Sync {
     fn rights(&self, method: u16) -> Result<Rights, TransportError>;
 
     /// Runs `method` with the params message (a nucleus copy) for `caller`.
-    fn call(&self, method: u16, params: &[u8], caller: &mut Caller)
-        -> Result<Reply, TransportError>;
+    fn call(
+        &self,
+        method: u16,
+        params: &[u8],
+        caller: &mut Caller,
+    ) -> Result<Reply, TransportError>;
 }
 
 /// The service behind a nucleus capability of `interface`.
@@ -69,22 +73,23 @@ pub static BOOT_FACTS: Once<BootFacts> = Once::new();
 /// Most bytes one Entropy.fill returns (a guest wanting more calls again).
 const MAX_ENTROPY_BYTES: u32 = 4096;
 
-/// What a service may know about its caller (built once per `cap_enter`
-/// pass, lent to each call).
-pub struct CallerInfo<'a> {
-    pub name: &'a str,
-    pub slot: &'a core::ops::Range<u64>,
+/// What a service may know about its caller: part of its domain, lent to
+/// each call by one reference.
+pub struct CallerInfo {
+    pub name: String,
+    /// Its slot of the address space.
+    pub slot: core::ops::Range<u64>,
     /// Console text waiting for its newline.
-    pub console_line: &'a mut Vec<u8>,
-    pub start_info: &'a guest_control::StartInfoResults,
+    pub console_line: Vec<u8>,
+    pub start_info: guest_control::StartInfoResults,
     /// Endpoint names the appliance lets it serve and connect to.
-    pub serves: &'a [String],
-    pub connects: &'a [String],
+    pub serves: Vec<String>,
+    pub connects: Vec<String>,
 }
 
 /// One call's caller: who, and where its results go.
-pub struct Caller<'a, 'b> {
-    pub info: &'a mut CallerInfo<'b>,
+pub struct Caller<'a> {
+    pub info: &'a mut CallerInfo,
     /// The caller's results buffer (checked writable), for routed replies.
     pub results: Buffer,
     /// Writes encoded results (frame header, then segment) into the
@@ -92,7 +97,7 @@ pub struct Caller<'a, 'b> {
     pub write_results: &'a mut dyn FnMut(&[u8], &[u8]),
 }
 
-impl Caller<'_, '_> {
+impl Caller<'_> {
     /// Encodes results straight into the caller's buffer (from the
     /// nucleus's scratch segment: no buffer between).
     fn results<M: Message>(&mut self, message: &M) -> Result<Reply, TransportError> {
@@ -121,7 +126,11 @@ impl Service for ConsoleService {
 
     fn call(&self, _: u16, params: &[u8], caller: &mut Caller) -> Result<Reply, TransportError> {
         let params = console::WriteParams::decode(params)?;
-        write_console(caller.info.name, caller.info.console_line, &params.text);
+        write_console(
+            &caller.info.name,
+            &mut caller.info.console_line,
+            &params.text,
+        );
         let written = params.text.len() as u32;
         caller.results(&console::WriteResults { written })
     }
@@ -229,13 +238,16 @@ impl Service for GuestControlService {
                 Ok(Reply::Exit(params.code))
             }
             guest_control::REGION => {
-                let (base, size) = (caller.info.slot.start, caller.info.slot.end - caller.info.slot.start);
+                let (base, size) = (
+                    caller.info.slot.start,
+                    caller.info.slot.end - caller.info.slot.start,
+                );
                 caller.results(&guest_control::RegionResults { base, size })
             }
             guest_control::SERVE => {
                 let name = guest_control::ServeParams::decode(params)?.name;
                 if !caller.info.serves.contains(&name) {
-                    return denied(caller.info.name, "serve", &name);
+                    return denied(&caller.info.name, "serve", &name);
                 }
                 Ok(Reply::Routed(RouteKind::Serve {
                     name,
@@ -245,7 +257,7 @@ impl Service for GuestControlService {
             guest_control::CONNECT => {
                 let name = guest_control::ConnectParams::decode(params)?.name;
                 if !caller.info.connects.contains(&name) {
-                    return denied(caller.info.name, "connect to", &name);
+                    return denied(&caller.info.name, "connect to", &name);
                 }
                 Ok(Reply::Routed(RouteKind::Connect {
                     name,
@@ -253,8 +265,10 @@ impl Service for GuestControlService {
                 }))
             }
             _ => {
-                let start_info = caller.info.start_info;
-                caller.results(start_info)
+                let start_info = &caller.info.start_info;
+                start_info
+                    .encode_in_parts(caller.results.len as usize, &mut *caller.write_results)
+                    .map(Reply::Results)
             }
         }
     }

@@ -194,6 +194,11 @@ impl Ring {
             .carrying_caps(caps, moved);
             let cqe = self.submit_and_wait(sqe);
             let outcome = match cqe.outcome() {
+                Outcome::Done {
+                    written, caps: 0, ..
+                } => M::Results::decode(&results[..written as usize])
+                    .map(|decoded| (decoded, Vec::new()))
+                    .map_err(CallError::Transport),
                 Outcome::Done { written, caps, .. } => {
                     let (message, ids) = split_caps(&results[..written as usize], caps);
                     M::Results::decode(message)

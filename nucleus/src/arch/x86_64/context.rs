@@ -25,8 +25,10 @@ const MAX_CONTEXTS: usize = 1 + sas_loader::MAX_GUEST_SLOTS;
 /// Each context's saved stack pointer while it is suspended; 0 while it
 /// runs, or when the slot is free.
 static SAVED: [AtomicU64; MAX_CONTEXTS] = [const { AtomicU64::new(0) }; MAX_CONTEXTS];
-/// Each guest context's kernel stack top; 0: the slot is free.
-static STACKS: Mutex<[u64; MAX_CONTEXTS]> = Mutex::new([0; MAX_CONTEXTS]);
+/// Each guest context's kernel stack top; 0: the slot is free. Slots are
+/// claimed under `CLAIM` and read without it (the switch path).
+static STACKS: [AtomicU64; MAX_CONTEXTS] = [const { AtomicU64::new(0) }; MAX_CONTEXTS];
+static CLAIM: Mutex<()> = Mutex::new(());
 /// The context running now.
 static CURRENT: AtomicUsize = AtomicUsize::new(0);
 
@@ -46,9 +48,9 @@ impl Context {
         user_stack: u64,
         arguments: [u64; 3],
     ) -> Result<Context, MapError> {
-        let mut stacks = STACKS.lock();
+        let _claim = CLAIM.lock();
         let index = (1..MAX_CONTEXTS)
-            .find(|&i| stacks[i] == 0)
+            .find(|&i| STACKS[i].load(Ordering::Relaxed) == 0)
             .ok_or(MapError::OutOfMemory)?;
         let top = crate::memory::allocate_kernel_stack()?;
         // The first switch pops six callee-saved registers and "returns"
@@ -76,14 +78,14 @@ impl Context {
             }
             slots.add(6).write(return_from_trap as *const () as u64);
         }
-        stacks[index] = top;
+        STACKS[index].store(top, Ordering::Relaxed);
         SAVED[index].store(saved, Ordering::Release);
         Ok(Context(index))
     }
 
     /// The top of its kernel stack (for the TSS while it runs).
     pub fn kernel_stack_top(self) -> u64 {
-        STACKS.lock()[self.0]
+        STACKS[self.0].load(Ordering::Relaxed)
     }
 
     /// Frees a guest context that will never run again, and its kernel
@@ -93,8 +95,8 @@ impl Context {
             self != Context::IDLE && CURRENT.load(Ordering::Relaxed) != self.0,
             "releasing the idle or the running context"
         );
-        let mut stacks = STACKS.lock();
-        let top = core::mem::take(&mut stacks[self.0]);
+        let _claim = CLAIM.lock();
+        let top = STACKS[self.0].swap(0, Ordering::Relaxed);
         if top != 0 {
             SAVED[self.0].store(0, Ordering::Relaxed);
             crate::memory::release_kernel_stack(top);
