@@ -252,6 +252,9 @@ pub fn validate(
     let needs_cap = || cap.ok_or(TransportError::InvalidCap);
     // The capability ids end the params buffer; the message is what precedes.
     let split = || -> Result<(Option<Buffer>, CapsSent), TransportError> {
+        if sqe.caps == 0 {
+            return Ok((params, CapsSent::NONE));
+        }
         let caps_bytes = sqe.caps as u32 * CAP_ID_BYTES as u32;
         let Some(params) = params else {
             return if caps_bytes == 0 {

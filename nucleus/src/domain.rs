@@ -499,7 +499,7 @@ fn execute(
                     Executed::Now(exception_completion(memory, user_data, results, &exception))
                 }
                 Ok(Reply::Later(due)) => Executed::At(due),
-                Ok(Reply::Routed(kind)) => Executed::Route(kind),
+                Ok(Reply::Routed(kind)) => Executed::Route(*kind),
                 Ok(Reply::Exit(code)) => Executed::Exit(code),
             }
         }

@@ -26,8 +26,9 @@ pub enum Reply {
     Exception(Exception),
     /// Completes (with empty results) when the TSC reaches this value.
     Later(u64),
-    /// Needs the endpoint registry (and perhaps other guests).
-    Routed(RouteKind),
+    /// Needs the endpoint registry (and perhaps other guests). Boxed: rare,
+    /// and it would make every reply a large value.
+    Routed(alloc::boxed::Box<RouteKind>),
     /// The guest asked to end with this code.
     Exit(i32),
 }
@@ -249,20 +250,20 @@ impl Service for GuestControlService {
                 if !caller.info.serves.contains(&name) {
                     return denied(&caller.info.name, "serve", &name);
                 }
-                Ok(Reply::Routed(RouteKind::Serve {
+                Ok(Reply::Routed(alloc::boxed::Box::new(RouteKind::Serve {
                     name,
                     results: caller.results,
-                }))
+                })))
             }
             guest_control::CONNECT => {
                 let name = guest_control::ConnectParams::decode(params)?.name;
                 if !caller.info.connects.contains(&name) {
                     return denied(&caller.info.name, "connect to", &name);
                 }
-                Ok(Reply::Routed(RouteKind::Connect {
+                Ok(Reply::Routed(alloc::boxed::Box::new(RouteKind::Connect {
                     name,
                     results: caller.results,
-                }))
+                })))
             }
             _ => {
                 let start_info = &caller.info.start_info;
