@@ -162,6 +162,28 @@ impl<T> CapTable<T> {
         }
     }
 
+    /// Two different live entries at once (`InvalidCap` if `a` and `b`
+    /// name one slot).
+    pub fn get_pair_mut(&mut self, a: CapId, b: CapId) -> Result<(&mut T, &mut T), TransportError> {
+        self.get(a)?;
+        self.get(b)?;
+        let (i, j) = (a.index() as usize, b.index() as usize);
+        if i == j {
+            return Err(TransportError::InvalidCap);
+        }
+        let (low, high) = self.slots.split_at_mut(i.max(j));
+        let (first, second) = (&mut low[i.min(j)], &mut high[0]);
+        let (first, second) = match (first.value.as_mut(), second.value.as_mut()) {
+            (Some(first), Some(second)) => (first, second),
+            _ => return Err(TransportError::StaleCap),
+        };
+        Ok(if i < j {
+            (first, second)
+        } else {
+            (second, first)
+        })
+    }
+
     /// Takes the capability out; its id, and every copy of it, is stale from
     /// now on. The slot is reused with the next generation, or retired if
     /// this was generation 0xFFFF.
@@ -193,6 +215,19 @@ impl<T> CapTable<T> {
                 slot.value.as_ref()?,
             ))
         })
+    }
+
+    /// Every live capability with its id, mutable.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (CapId, &mut T)> {
+        self.slots
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(index, slot)| {
+                Some((
+                    CapId::new(index as u16, slot.generation)?,
+                    slot.value.as_mut()?,
+                ))
+            })
     }
 
     /// `InvalidCap` unless `id`'s index names a slot this table has allocated.
@@ -329,6 +364,20 @@ mod tests {
             CapTable::<()>::new(4).get(CapId::new(0, 1).unwrap()),
             Err(TransportError::InvalidCap)
         );
+    }
+
+    #[test]
+    fn two_entries_at_once() {
+        let mut table = CapTable::new(4);
+        let a = table.insert(1).unwrap();
+        let b = table.insert(2).unwrap();
+        let (x, y) = table.get_pair_mut(b, a).unwrap();
+        assert_eq!((*x, *y), (2, 1));
+        *x = 20;
+        assert_eq!(table.get(b), Ok(&20));
+        assert_eq!(table.get_pair_mut(a, a), Err(TransportError::InvalidCap));
+        table.remove(b).unwrap();
+        assert_eq!(table.get_pair_mut(a, b), Err(TransportError::StaleCap));
     }
 
     #[test]

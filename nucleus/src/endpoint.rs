@@ -21,7 +21,6 @@
 //! its badge the badge of the capability the caller called through.
 #![forbid(unsafe_code)]
 
-use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -33,7 +32,7 @@ use caps::{
     ExceptionCode, MAX_TRANSFER_CAPS, Message, Rights, TransportError,
 };
 
-use crate::sched::Guest;
+use crate::sched::{Guest, GuestId, Guests};
 
 /// An endpoint: its slot in the registry and the slot's generation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,7 +192,7 @@ struct WaitingCall {
 }
 
 struct InFlight {
-    client: u32,
+    client: GuestId,
     badge: u64,
     user_data: u64,
     results: Buffer,
@@ -202,7 +201,7 @@ struct InFlight {
 
 struct Endpoint {
     name: String,
-    server: u32,
+    server: GuestId,
     receivers: VecDeque<Receiver>,
     waiting: VecDeque<WaitingCall>,
     /// By token; a server has few calls in hand at once.
@@ -214,25 +213,24 @@ pub struct Endpoints {
     table: CapTable<Endpoint>,
 }
 
-fn guest(guests: &mut [Box<Guest>], id: u32) -> &mut Guest {
-    &mut guests[id as usize - 1]
+/// A guest an endpoint refers to: a server (alive while its endpoints are)
+/// or a caller whose calls are still in flight (dropped when it exits).
+fn guest(guests: &mut Guests, id: GuestId) -> &mut Guest {
+    guests
+        .get_mut(id)
+        .expect("endpoints refer only to live guests")
 }
 
-fn guest_ref(guests: &[Box<Guest>], id: u32) -> &Guest {
-    &guests[id as usize - 1]
+fn guest_ref(guests: &Guests, id: GuestId) -> &Guest {
+    guests.get(id).expect("endpoints refer only to live guests")
 }
 
 /// Two different guests at once.
-fn pair(guests: &mut [Box<Guest>], a: u32, b: u32) -> (&mut Guest, &mut Guest) {
-    let (a, b) = (a as usize - 1, b as usize - 1);
-    assert_ne!(a, b);
-    if a < b {
-        let (low, high) = guests.split_at_mut(b);
-        (&mut low[a], &mut high[0])
-    } else {
-        let (low, high) = guests.split_at_mut(a);
-        (&mut high[0], &mut low[b])
-    }
+fn pair(guests: &mut Guests, a: GuestId, b: GuestId) -> (&mut Guest, &mut Guest) {
+    let (a, b) = guests
+        .get_pair_mut(a, b)
+        .expect("two different live guests");
+    (a, b)
 }
 
 fn disconnected(name: &str) -> Exception {
@@ -280,7 +278,7 @@ impl Endpoints {
     /// alive, and it must carry the transfer right, unless `from` serves
     /// the endpoint it names (a server hands out calling ends of its own
     /// endpoint, which it could mint anyway).
-    fn may_pass(&self, capability: &Capability, from: u32) -> Result<(), TransportError> {
+    fn may_pass(&self, capability: &Capability, from: GuestId) -> Result<(), TransportError> {
         if !self.alive(capability.object) {
             return Err(TransportError::StaleCap);
         }
@@ -299,9 +297,9 @@ impl Endpoints {
     /// `to`, all or none (see `caps::transfer`), each as `may_pass` allows.
     fn pass(
         &self,
-        guests: &mut [Box<Guest>],
-        from: u32,
-        to: u32,
+        guests: &mut Guests,
+        from: GuestId,
+        to: GuestId,
         sent: &SentCaps,
     ) -> Result<Vec<CapId>, TransportError> {
         if sent.count == 0 {
@@ -323,9 +321,9 @@ impl Endpoints {
     #[inline(always)]
     fn pass_if_any(
         &self,
-        guests: &mut [Box<Guest>],
-        from: u32,
-        to: u32,
+        guests: &mut Guests,
+        from: GuestId,
+        to: GuestId,
         sent: &SentCaps,
     ) -> Result<Vec<CapId>, TransportError> {
         if sent.count == 0 {
@@ -339,8 +337,8 @@ impl Endpoints {
     /// capabilities `sent` names: the answer a caller gets at once.
     fn can_pass(
         &self,
-        guests: &[Box<Guest>],
-        from: u32,
+        guests: &Guests,
+        from: GuestId,
         sent: &SentCaps,
     ) -> Result<(), TransportError> {
         if sent.count == 0 {
@@ -354,7 +352,7 @@ impl Endpoints {
     }
 
     /// Carries out `routed` for the guest `current` (an id).
-    pub fn route(&mut self, guests: &mut [Box<Guest>], current: u32, routed: Routed) {
+    pub fn route(&mut self, guests: &mut Guests, current: GuestId, routed: Routed) {
         let Routed {
             user_data,
             reservation,
@@ -432,8 +430,8 @@ impl Endpoints {
 
     fn serve(
         &mut self,
-        guests: &mut [Box<Guest>],
-        current: u32,
+        guests: &mut Guests,
+        current: GuestId,
         name: String,
         results: Buffer,
     ) -> Answer {
@@ -506,8 +504,8 @@ impl Endpoints {
     /// implements.
     fn endpoint_method(
         &mut self,
-        guests: &mut [Box<Guest>],
-        current: u32,
+        guests: &mut Guests,
+        current: GuestId,
         endpoint: EndpointId,
         method: u16,
         params: Buffer,
@@ -543,7 +541,7 @@ impl Endpoints {
     #[allow(clippy::too_many_arguments)]
     fn call(
         &mut self,
-        guests: &mut [Box<Guest>],
+        guests: &mut Guests,
         endpoint: EndpointId,
         method: u16,
         params: Buffer,
@@ -633,8 +631,8 @@ impl Endpoints {
     #[allow(clippy::too_many_arguments)]
     fn answer(
         &mut self,
-        guests: &mut [Box<Guest>],
-        current: u32,
+        guests: &mut Guests,
+        current: GuestId,
         endpoint: EndpointId,
         token: u64,
         reply: Buffer,
@@ -709,7 +707,7 @@ impl Endpoints {
     }
 
     /// Hands waiting calls to posted RECVs, oldest first.
-    fn match_calls(&mut self, endpoint: EndpointId, guests: &mut [Box<Guest>]) {
+    fn match_calls(&mut self, endpoint: EndpointId, guests: &mut Guests) {
         loop {
             let Ok(target) = self.table.get_mut(endpoint.0) else {
                 return;
@@ -768,12 +766,12 @@ impl Endpoints {
     fn deliver(
         &mut self,
         endpoint: EndpointId,
-        guests: &mut [Box<Guest>],
+        guests: &mut Guests,
         receiver: Receiver,
         method: u16,
         call: InFlight,
         passed: &[CapId],
-        copy_params: impl FnOnce(&[Box<Guest>], &crate::domain::GuestMemory) -> u32,
+        copy_params: impl FnOnce(&Guests, &crate::domain::GuestMemory) -> u32,
     ) {
         let target = self
             .table
@@ -799,7 +797,7 @@ impl Endpoints {
 
     /// Closes an endpoint: its callers get a disconnected exception, its
     /// posted RECVs are dropped, and every capability naming it is stale.
-    fn close(&mut self, endpoint: EndpointId, guests: &mut [Box<Guest>]) {
+    fn close(&mut self, endpoint: EndpointId, guests: &mut Guests) {
         let Ok(mut closed) = self.table.remove(endpoint.0) else {
             return;
         };
@@ -827,7 +825,7 @@ impl Endpoints {
 
     /// A guest ended: the endpoints it served close; its calls waiting
     /// anywhere are dropped (no one is left to complete them for).
-    pub fn guest_exited(&mut self, guests: &mut [Box<Guest>], id: u32) {
+    pub fn guest_exited(&mut self, guests: &mut Guests, id: GuestId) {
         let served: Vec<EndpointId> = self
             .table
             .iter()
@@ -847,7 +845,7 @@ impl Endpoints {
 }
 
 /// Completes a call that cannot be delivered with `error`.
-fn fail(guests: &mut [Box<Guest>], call: InFlight, error: TransportError) {
+fn fail(guests: &mut Guests, call: InFlight, error: TransportError) {
     let client = guest(guests, call.client);
     client
         .domain

@@ -12,6 +12,7 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use caps::{CapId, CapTable};
 use spin::Mutex;
 
 use crate::context::{self, Context};
@@ -43,8 +44,22 @@ pub struct Start {
     pub arguments: [u64; 3],
 }
 
+/// A guest's id: its slot in the guest table and the slot's generation, so
+/// an id outlives its guest only as a stale one.
+pub type GuestId = caps::CapId;
+
+/// The guests, in a generational table: an exited guest's slot is freed
+/// and reused.
+pub type Guests = CapTable<Box<Guest>>;
+
+/// Guests at once: the address space has this many slots.
+const MAX_GUESTS: u16 = sas_loader::MAX_GUEST_SLOTS as u16;
+
 pub struct Guest {
-    pub id: u32,
+    pub id: GuestId,
+    /// Its number in the boot log: guests are numbered 1, 2, ... as they
+    /// start (a restart gets the next number).
+    pub number: u32,
     pub name: String,
     pub state: State,
     /// Its kernel stack, where it is suspended while it does not run.
@@ -58,25 +73,26 @@ pub struct Guest {
     pub domain: crate::domain::Domain,
     /// The caller's name for what this guest runs (the manifest entry).
     pub tag: usize,
-    /// Its exit has been handed to `run_until_all_exit`'s caller.
-    exit_seen: bool,
 }
 
 struct Scheduler {
-    /// Boxed: `switch_stacks` stores through a pointer into a guest, which
-    /// must not move if the vector grows.
-    #[allow(clippy::vec_box)]
-    guests: Vec<Box<Guest>>,
-    /// Index into `guests` of the running guest; `None` while idle.
-    current: Option<usize>,
+    guests: Guests,
+    /// The running guest; `None` while idle.
+    current: Option<GuestId>,
+    /// The number the next guest gets.
+    next_number: u32,
+    /// Guests that have exited, with their codes, oldest first.
+    exited: Vec<(String, i32)>,
     slice_started_at_tick: u64,
     /// Interfaces guests serve each other.
     endpoints: Endpoints,
 }
 
 static SCHEDULER: Mutex<Scheduler> = Mutex::new(Scheduler {
-    guests: Vec::new(),
+    guests: CapTable::new(MAX_GUESTS),
     current: None,
+    next_number: 1,
+    exited: Vec::new(),
     slice_started_at_tick: 0,
     endpoints: Endpoints::new(),
 });
@@ -118,10 +134,9 @@ pub enum Progress {
 pub fn process_current() -> Progress {
     let mut scheduler = SCHEDULER.lock();
     let scheduler = &mut *scheduler;
-    let current = scheduler.current.expect("no running guest");
-    let id = scheduler.guests[current].id;
+    let id = scheduler.current.expect("no running guest");
     loop {
-        match scheduler.guests[current].domain.step() {
+        match running(&mut scheduler.guests, id).domain.step() {
             Step::Idle => break,
             Step::Done => {}
             Step::Route(routed) => scheduler.endpoints.route(&mut scheduler.guests, id, routed),
@@ -129,9 +144,16 @@ pub fn process_current() -> Progress {
             Step::Corrupt(error) => return Progress::Corrupt(error),
         }
     }
-    let domain = &mut scheduler.guests[current].domain;
+    let domain = &mut running(&mut scheduler.guests, id).domain;
     domain.complete_due(crate::time::rdtsc());
     Progress::Ready(domain.ready())
+}
+
+/// The running guest (`current` always names a live one).
+fn running(guests: &mut Guests, id: GuestId) -> &mut Guest {
+    guests
+        .get_mut(id)
+        .expect("the running guest is in the table")
 }
 
 /// Creates a guest that will enter ring 3 at `start.entry` when first scheduled.
@@ -145,9 +167,13 @@ pub fn spawn(
     let context = Context::for_guest(start.entry, start.stack_top, start.arguments)?;
     let fpu = FpuArea::new(crate::cpu::FPU.get().expect("FPU enabled at boot"));
     let mut scheduler = SCHEDULER.lock();
-    let id = scheduler.guests.len() as u32 + 1;
-    scheduler.guests.push(Box::new(Guest {
-        id,
+    let number = scheduler.next_number;
+    // Slots and the table's quota are the address space's guest slots,
+    // which the domain already holds one of: the insert has room.
+    let placeholder = CapId::new(0, 1).expect("generation 1");
+    let guest = Box::new(Guest {
+        id: placeholder,
+        number,
         name,
         state: State::Ready,
         context,
@@ -156,9 +182,17 @@ pub fn spawn(
         tick_limit,
         domain,
         tag,
-        exit_seen: false,
-    }));
-    Ok(id)
+    });
+    let id = match scheduler.guests.insert(guest) {
+        Ok(id) => id,
+        Err(_) => {
+            context.release();
+            return Err(crate::memory::MapError::OutOfMemory);
+        }
+    };
+    scheduler.guests.get_mut(id).expect("just inserted").id = id;
+    scheduler.next_number += 1;
+    Ok(number)
 }
 
 /// Runs guests until every one has exited; returns their exit codes.
@@ -166,50 +200,41 @@ pub fn spawn(
 /// context, and may spawn guests (a restart).
 pub fn run_until_all_exit(mut on_exit: impl FnMut(usize, i32)) -> Vec<(String, i32)> {
     loop {
-        let exits: Vec<(usize, i32)> = SCHEDULER
-            .lock()
-            .guests
-            .iter_mut()
-            .filter_map(|g| match g.state {
-                State::Exited(code) if !g.exit_seen => {
-                    g.exit_seen = true;
-                    // The idle loop runs on the boot stack: the exited
-                    // guest's kernel stack is free for the next guest.
-                    g.context.release();
-                    Some((g.tag, code))
+        let exits: Vec<(usize, i32)> = {
+            let mut scheduler = SCHEDULER.lock();
+            let scheduler = &mut *scheduler;
+            let done: Vec<GuestId> = scheduler
+                .guests
+                .iter()
+                .filter(|(_, g)| matches!(g.state, State::Exited(_)))
+                .map(|(id, _)| id)
+                .collect();
+            let mut exits = Vec::new();
+            for id in done {
+                // The idle loop runs on the boot stack: the exited guest's
+                // kernel stack is free for the next guest, and its slot too.
+                let guest = scheduler.guests.remove(id).expect("listed live");
+                guest.context.release();
+                if let State::Exited(code) = guest.state {
+                    scheduler.exited.push((guest.name.clone(), code));
+                    exits.push((guest.tag, code));
                 }
-                _ => None,
-            })
-            .collect();
+            }
+            exits
+        };
         for (tag, code) in exits {
             on_exit(tag, code);
         }
         let next = {
             let mut scheduler = SCHEDULER.lock();
             wake_due(&mut scheduler);
-            if scheduler
-                .guests
-                .iter()
-                .all(|g| matches!(g.state, State::Exited(_)))
-            {
-                return scheduler
-                    .guests
-                    .iter()
-                    .map(|g| {
-                        (
-                            g.name.clone(),
-                            match g.state {
-                                State::Exited(code) => code,
-                                _ => unreachable!(),
-                            },
-                        )
-                    })
-                    .collect();
+            if scheduler.guests.is_empty() {
+                return core::mem::take(&mut scheduler.exited);
             }
             pick_next(&scheduler, None)
         };
         match next {
-            Some(index) => switch_from_idle(index),
+            Some(id) => switch_from_idle(id),
             None => {
                 // Nothing runnable: sleep until an interrupt (timer) arrives.
                 x86_64::instructions::interrupts::enable_and_hlt();
@@ -219,17 +244,21 @@ pub fn run_until_all_exit(mut on_exit: impl FnMut(usize, i32)) -> Vec<(String, i
     }
 }
 
-/// The next runnable guest after `after` (round robin).
-fn pick_next(scheduler: &Scheduler, after: Option<usize>) -> Option<usize> {
-    let count = scheduler.guests.len();
-    let start = after.map_or(0, |i| i + 1);
-    (0..count)
-        .map(|k| (start + k) % count)
-        .find(|&i| scheduler.guests[i].state == State::Ready)
+/// The next runnable guest after `after` (round robin over the table's
+/// slots).
+fn pick_next(scheduler: &Scheduler, after: Option<GuestId>) -> Option<GuestId> {
+    let start = after.map_or(0, |id| id.index() as usize + 1);
+    let ready = |(id, g): (GuestId, &Box<Guest>)| (g.state == State::Ready).then_some(id);
+    let guests = &scheduler.guests;
+    guests
+        .iter()
+        .filter(|(id, _)| id.index() as usize >= start)
+        .find_map(ready)
+        .or_else(|| guests.iter().find_map(ready))
 }
 
 fn wake_due(scheduler: &mut Scheduler) {
-    for guest in scheduler.guests.iter_mut() {
+    for (_, guest) in scheduler.guests.iter_mut() {
         guest.wake_if_ready();
     }
 }
@@ -237,10 +266,10 @@ fn wake_due(scheduler: &mut Scheduler) {
 impl Scheduler {
     /// Makes guest `index` the running one (its kernel stack, FPU state and
     /// PKRU loaded) and returns the context to switch to.
-    fn start_running(&mut self, index: usize) -> Context {
-        self.current = Some(index);
+    fn start_running(&mut self, id: GuestId) -> Context {
+        self.current = Some(id);
         self.slice_started_at_tick = crate::apic::ticks();
-        let guest = &mut self.guests[index];
+        let guest = running(&mut self.guests, id);
         guest.state = State::Running;
         user::set_kernel_stack(guest.context.kernel_stack_top());
         if let Some(table) = &guest.domain.private_table {
@@ -251,9 +280,9 @@ impl Scheduler {
     }
 }
 
-fn switch_from_idle(index: usize) {
+fn switch_from_idle(id: GuestId) {
     // The lock is released before the switch.
-    let to = SCHEDULER.lock().start_running(index);
+    let to = SCHEDULER.lock().start_running(id);
     context::switch(Context::IDLE, to);
 }
 
@@ -269,11 +298,12 @@ fn leave_current(to_next: bool) {
     let (from, to) = {
         let mut scheduler = SCHEDULER.lock();
         let current = scheduler.current.expect("yield with no running guest");
-        scheduler.guests[current].fpu.save();
-        let from = scheduler.guests[current].context;
+        let guest = running(&mut scheduler.guests, current);
+        guest.fpu.save();
+        let from = guest.context;
         let next = pick_next(&scheduler, Some(current)).filter(|_| to_next);
         let to = match next {
-            Some(index) => scheduler.start_running(index),
+            Some(id) => scheduler.start_running(id),
             None => {
                 scheduler.current = None;
                 Context::IDLE
@@ -288,7 +318,7 @@ fn leave_current(to_next: bool) {
 pub fn with_current<R>(f: impl FnOnce(&mut Guest) -> R) -> R {
     let mut scheduler = SCHEDULER.lock();
     let current = scheduler.current.expect("no running guest");
-    f(&mut scheduler.guests[current])
+    f(running(&mut scheduler.guests, current))
 }
 
 /// Timer tick from ring 3: preempt when the slice is used up and another
@@ -300,7 +330,7 @@ pub fn on_tick_from_user() {
         let Some(current) = scheduler.current else {
             return;
         };
-        let guest = &mut scheduler.guests[current];
+        let guest = running(&mut scheduler.guests, current);
         guest.ticks_used += 1;
         if let Some(limit) = guest.tick_limit
             && guest.ticks_used > limit
@@ -315,7 +345,7 @@ pub fn on_tick_from_user() {
         let used = crate::apic::ticks() - scheduler.slice_started_at_tick;
         let other_ready = pick_next(&scheduler, Some(current)).is_some_and(|i| i != current);
         if used >= SLICE_TICKS && other_ready {
-            scheduler.guests[current].state = State::Ready;
+            running(&mut scheduler.guests, current).state = State::Ready;
             true
         } else {
             false
@@ -332,8 +362,8 @@ pub fn owner_of(address: u64) -> Option<(String, u8)> {
     scheduler
         .guests
         .iter()
-        .find(|g| g.domain.owns(address))
-        .map(|g| (g.name.clone(), g.domain.memory.key))
+        .find(|(_, g)| g.domain.owns(address))
+        .map(|(_, g)| (g.name.clone(), g.domain.memory.key))
 }
 
 /// Stops the running guest for good with `code` and reports it.
@@ -341,16 +371,15 @@ pub fn exit_current(code: i32, why: core::fmt::Arguments) -> ! {
     {
         let mut scheduler = SCHEDULER.lock();
         let scheduler = &mut *scheduler;
-        let current = scheduler.current.expect("no running guest");
-        let id = scheduler.guests[current].id;
+        let id = scheduler.current.expect("no running guest");
         // Endpoints it served close (their callers are told) before its
         // memory and ring go.
         scheduler.endpoints.guest_exited(&mut scheduler.guests, id);
-        let guest = &mut scheduler.guests[current];
+        let guest = running(&mut scheduler.guests, id);
         guest.domain.release();
         log!(
             "guest {} ({}): {}; exit code {}",
-            guest.id,
+            guest.number,
             guest.name,
             why,
             code
