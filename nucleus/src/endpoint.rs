@@ -351,7 +351,10 @@ impl Endpoints {
         Ok(())
     }
 
-    /// Carries out `routed` for the guest `current` (an id).
+    /// Carries out `routed` for the guest `current` (an id). Not inlined:
+    /// it would make the system call's common path (NOPs, nucleus services)
+    /// one large function with a large frame.
+    #[inline(never)]
     pub fn route(&mut self, guests: &mut Guests, current: GuestId, routed: Routed) {
         let Routed {
             user_data,

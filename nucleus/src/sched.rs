@@ -136,17 +136,22 @@ pub fn process_current() -> Progress {
     let scheduler = &mut *scheduler;
     let id = scheduler.current.expect("no running guest");
     loop {
-        match running(&mut scheduler.guests, id).domain.step() {
-            Step::Idle => break,
-            Step::Done => {}
-            Step::Route(routed) => scheduler.endpoints.route(&mut scheduler.guests, id, routed),
-            Step::Exit(code) => return Progress::Exit(code),
-            Step::Corrupt(error) => return Progress::Corrupt(error),
-        }
+        // One look-up of the running guest per request that leaves it.
+        let domain = &mut running(&mut scheduler.guests, id).domain;
+        let routed = loop {
+            match domain.step() {
+                Step::Idle => {
+                    domain.complete_due(crate::time::rdtsc());
+                    return Progress::Ready(domain.ready());
+                }
+                Step::Done => {}
+                Step::Route(routed) => break routed,
+                Step::Exit(code) => return Progress::Exit(code),
+                Step::Corrupt(error) => return Progress::Corrupt(error),
+            }
+        };
+        scheduler.endpoints.route(&mut scheduler.guests, id, routed);
     }
-    let domain = &mut running(&mut scheduler.guests, id).domain;
-    domain.complete_due(crate::time::rdtsc());
-    Progress::Ready(domain.ready())
 }
 
 /// The running guest (`current` always names a live one).

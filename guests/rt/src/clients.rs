@@ -188,7 +188,12 @@ impl Server {
         let cqe = with_ring(|ring| ring.submit_and_wait(sqe));
         match cqe.outcome() {
             Outcome::Done { written, aux, caps } => {
-                let (params, caps) = split_caps(&self.buffer[..written as usize], caps);
+                let payload = &self.buffer[..written as usize];
+                let (params, caps) = if caps == 0 {
+                    (payload, Vec::new())
+                } else {
+                    split_caps(payload, caps)
+                };
                 Ok(Incoming {
                     token: aux,
                     method: (aux & 0xffff) as u16,

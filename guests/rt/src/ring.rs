@@ -194,13 +194,14 @@ impl Ring {
             .carrying_caps(caps, moved);
             let cqe = self.submit_and_wait(sqe);
             let outcome = match cqe.outcome() {
-                Outcome::Done {
-                    written, caps: 0, ..
-                } => M::Results::decode(&results[..written as usize])
-                    .map(|decoded| (decoded, Vec::new()))
-                    .map_err(CallError::Transport),
                 Outcome::Done { written, caps, .. } => {
-                    let (message, ids) = split_caps(&results[..written as usize], caps);
+                    let payload = &results[..written as usize];
+                    // One decode for both shapes, so it stays inlined.
+                    let (message, ids) = if caps == 0 {
+                        (payload, Vec::new())
+                    } else {
+                        split_caps(payload, caps)
+                    };
                     M::Results::decode(message)
                         .map(|decoded| (decoded, ids))
                         .map_err(CallError::Transport)
@@ -228,9 +229,6 @@ impl Ring {
 /// A payload's message and the capability ids (`caps` of them) ending it.
 #[inline]
 pub fn split_caps(payload: &[u8], caps: u32) -> (&[u8], Vec<CapId>) {
-    if caps == 0 {
-        return (payload, Vec::new());
-    }
     let at = payload.len().saturating_sub(caps as usize * CAP_ID_BYTES);
     let ids = payload[at..]
         .chunks_exact(CAP_ID_BYTES)
