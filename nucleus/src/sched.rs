@@ -253,13 +253,13 @@ pub fn run_until_all_exit(mut on_exit: impl FnMut(usize, i32)) -> Vec<(String, i
 /// slots).
 fn pick_next(scheduler: &Scheduler, after: Option<GuestId>) -> Option<GuestId> {
     let start = after.map_or(0, |id| id.index() as usize + 1);
-    let ready = |(id, g): (GuestId, &Box<Guest>)| (g.state == State::Ready).then_some(id);
     let guests = &scheduler.guests;
+    let ready = |guest: &Guest| guest.state == State::Ready;
     guests
         .iter()
-        .filter(|(id, _)| id.index() as usize >= start)
-        .find_map(ready)
-        .or_else(|| guests.iter().find_map(ready))
+        .find(|(id, g)| id.index() as usize >= start && ready(g))
+        .or_else(|| guests.iter().find(|(_, g)| ready(g)))
+        .map(|(id, _)| id)
 }
 
 fn wake_due(scheduler: &mut Scheduler) {
