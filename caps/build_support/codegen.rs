@@ -368,91 +368,90 @@ pub fn generate(request: code_generator_request::Reader<'_>) -> String {
     out
 }
 
-fn write_enums(out: &mut String, interfaces: &mut [Interface]) {
-    interfaces.sort_by(|a, b| a.name.cmp(&b.name));
-    let interfaces: &[Interface] = interfaces;
-    writeln!(out, "/// Every interface the schemas declare.").unwrap();
-    writeln!(
-        out,
-        "#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]"
-    )
-    .unwrap();
-    writeln!(out, "pub enum Interface {{").unwrap();
-    for i in interfaces {
-        writeln!(out, "    {},", i.name).unwrap();
-    }
-    writeln!(out, "}}\n").unwrap();
-    writeln!(out, "impl Interface {{").unwrap();
-    writeln!(
-        out,
-        "    pub const ALL: [Interface; {}] = [",
-        interfaces.len()
-    )
-    .unwrap();
-    for i in interfaces {
-        writeln!(out, "        Interface::{},", i.name).unwrap();
-    }
-    writeln!(out, "    ];\n").unwrap();
-    writeln!(
-        out,
-        "    pub const fn id(self) -> u64 {{\n        match self {{"
-    )
-    .unwrap();
-    for i in interfaces {
-        writeln!(
-            out,
-            "            Interface::{} => {}::INTERFACE_ID,",
-            i.name,
-            snake(&i.name)
-        )
-        .unwrap();
-    }
-    writeln!(out, "        }}\n    }}\n").unwrap();
-    writeln!(out, "    /// The name in the schema.").unwrap();
-    writeln!(
-        out,
-        "    pub const fn name(self) -> &'static str {{\n        match self {{"
-    )
-    .unwrap();
-    for i in interfaces {
-        writeln!(out, "            Interface::{0} => {0:?},", i.name).unwrap();
-    }
-    writeln!(out, "        }}\n    }}\n}}\n").unwrap();
-
-    let all: Vec<(String, &Interface, usize, &String)> = interfaces
-        .iter()
-        .flat_map(|i| {
-            i.methods
-                .iter()
-                .enumerate()
-                .map(move |(n, m)| (format!("{}{}", i.name, pascal(m)), i, n, m))
-        })
-        .collect();
-    writeln!(
-        out,
-        "/// Every method of every interface: what a CALL's `(interface, method)`\n/// resolves to."
-    )
-    .unwrap();
-    writeln!(out, "#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]").unwrap();
-    writeln!(out, "pub enum MethodId {{").unwrap();
-    for (variant, ..) in &all {
+/// `pub enum NAME { variants }` and its `ALL` array; the impl block is
+/// left open for `write_getter`.
+fn write_enum(out: &mut String, doc: &str, derives: &str, name: &str, variants: &[String]) {
+    writeln!(out, "{doc}\n#[derive({derives})]\npub enum {name} {{").unwrap();
+    for variant in variants {
         writeln!(out, "    {variant},").unwrap();
     }
-    writeln!(out, "}}\n").unwrap();
-    writeln!(out, "impl MethodId {{").unwrap();
-    writeln!(out, "    pub const ALL: [MethodId; {}] = [", all.len()).unwrap();
-    for (variant, ..) in &all {
-        writeln!(out, "        MethodId::{variant},").unwrap();
+    writeln!(out, "}}\n\nimpl {name} {{").unwrap();
+    writeln!(out, "    pub const ALL: [{name}; {}] = [", variants.len()).unwrap();
+    for variant in variants {
+        writeln!(out, "        {name}::{variant},").unwrap();
     }
     writeln!(out, "    ];\n").unwrap();
+}
+
+/// `pub const fn NAME(self) -> TYPE`, one match arm per `(variant, value)`.
+fn write_getter(out: &mut String, doc: &str, signature: &str, arms: &[(String, String)]) {
+    writeln!(
+        out,
+        "    {doc}\n    pub const fn {signature} {{\n        match self {{"
+    )
+    .unwrap();
+    for (variant, value) in arms {
+        writeln!(out, "            Self::{variant} => {value},").unwrap();
+    }
+    writeln!(out, "        }}\n    }}\n").unwrap();
+}
+
+fn write_enums(out: &mut String, interfaces: &mut [Interface]) {
+    interfaces.sort_by(|a, b| a.name.cmp(&b.name));
+    let names: Vec<String> = interfaces.iter().map(|i| i.name.clone()).collect();
+    write_enum(
+        out,
+        "/// Every interface the schemas declare.",
+        "Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord",
+        "Interface",
+        &names,
+    );
+    let arms = |value: &dyn Fn(&str) -> String| -> Vec<(String, String)> {
+        names.iter().map(|n| (n.clone(), value(n))).collect()
+    };
+    write_getter(
+        out,
+        "/// The type id.",
+        "id(self) -> u64",
+        &arms(&|n| format!("{}::INTERFACE_ID", snake(n))),
+    );
+    write_getter(
+        out,
+        "/// The name in the schema.",
+        "name(self) -> &'static str",
+        &arms(&|n| format!("{n:?}")),
+    );
+    writeln!(out, "}}\n").unwrap();
+
+    // (variant, interface, ordinal, method name)
+    let all: Vec<(String, &str, usize, &str)> = interfaces
+        .iter()
+        .flat_map(|i| {
+            i.methods.iter().enumerate().map(move |(n, m)| {
+                (
+                    format!("{}{}", i.name, pascal(m)),
+                    i.name.as_str(),
+                    n,
+                    m.as_str(),
+                )
+            })
+        })
+        .collect();
+    let variants: Vec<String> = all.iter().map(|(v, ..)| v.clone()).collect();
+    write_enum(
+        out,
+        "/// Every method of every interface: what a CALL's `(interface, method)`\n/// resolves to.",
+        "Clone, Copy, Debug, PartialEq, Eq, Hash",
+        "MethodId",
+        &variants,
+    );
     writeln!(out, "    /// The method a CALL names on a capability of `interface`, or\n    /// `UnknownMethod`.").unwrap();
     writeln!(out, "    pub const fn resolve(interface: Interface, ordinal: u16) -> Result<MethodId, TransportError> {{").unwrap();
     writeln!(out, "        Ok(match (interface, ordinal) {{").unwrap();
-    for (variant, i, n, _) in &all {
+    for (variant, interface, n, _) in &all {
         writeln!(
             out,
-            "            (Interface::{}, {n}) => MethodId::{variant},",
-            i.name
+            "            (Interface::{interface}, {n}) => MethodId::{variant},"
         )
         .unwrap();
     }
@@ -461,37 +460,28 @@ fn write_enums(out: &mut String, interfaces: &mut [Interface]) {
         "            _ => return Err(TransportError::UnknownMethod),\n        }})\n    }}\n"
     )
     .unwrap();
-    writeln!(
+    let arms = |value: &dyn Fn(&str, usize, &str) -> String| -> Vec<(String, String)> {
+        all.iter()
+            .map(|(v, i, n, m)| (v.clone(), value(i, *n, m)))
+            .collect()
+    };
+    write_getter(
         out,
-        "    pub const fn interface(self) -> Interface {{\n        match self {{"
-    )
-    .unwrap();
-    for (variant, i, ..) in &all {
-        writeln!(
-            out,
-            "            MethodId::{variant} => Interface::{},",
-            i.name
-        )
-        .unwrap();
-    }
-    writeln!(out, "        }}\n    }}\n").unwrap();
-    writeln!(
+        "/// Its interface.",
+        "interface(self) -> Interface",
+        &arms(&|i, _, _| format!("Interface::{i}")),
+    );
+    write_getter(
         out,
-        "    pub const fn ordinal(self) -> u16 {{\n        match self {{"
-    )
-    .unwrap();
-    for (variant, _, n, _) in &all {
-        writeln!(out, "            MethodId::{variant} => {n},").unwrap();
-    }
-    writeln!(out, "        }}\n    }}\n").unwrap();
-    writeln!(out, "    /// The name in the schema.").unwrap();
-    writeln!(
+        "/// Its ordinal.",
+        "ordinal(self) -> u16",
+        &arms(&|_, n, _| n.to_string()),
+    );
+    write_getter(
         out,
-        "    pub const fn name(self) -> &'static str {{\n        match self {{"
-    )
-    .unwrap();
-    for (variant, _, _, m) in &all {
-        writeln!(out, "            MethodId::{variant} => {m:?},").unwrap();
-    }
-    writeln!(out, "        }}\n    }}\n}}").unwrap();
+        "/// The name in the schema.",
+        "name(self) -> &'static str",
+        &arms(&|_, _, m| format!("{m:?}")),
+    );
+    writeln!(out, "}}").unwrap();
 }

@@ -49,12 +49,10 @@ pub enum Object {
     Client(EndpointId),
 }
 
-/// An entry of a guest's capability table: which object, through which
-/// interface, with which rights, and the badge its minter chose.
+/// An entry of a guest's capability table: which object (and so which
+/// interface), with which rights, and the badge its minter chose.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Capability {
-    /// The interface's type id; 0 for a calling end (its server's business).
-    pub interface: u64,
     pub object: Object,
     pub rights: Rights,
     pub badge: u64,
@@ -64,7 +62,6 @@ impl Capability {
     /// A nucleus service with every right and badge 0 (what a guest starts with).
     pub fn service(interface: caps::Interface) -> Capability {
         Capability {
-            interface: interface.id(),
             object: Object::Service(interface),
             rights: Rights::ALL,
             badge: 0,
@@ -227,6 +224,7 @@ fn guest_ref(guests: &Guests, id: GuestId) -> &Guest {
 
 /// Two different guests at once.
 fn pair(guests: &mut Guests, a: GuestId, b: GuestId) -> (&mut Guest, &mut Guest) {
+    // Out of their boxes.
     let (a, b) = guests
         .get_pair_mut(a, b)
         .expect("two different live guests");
@@ -302,9 +300,6 @@ impl Endpoints {
         to: GuestId,
         sent: &SentCaps,
     ) -> Result<Vec<CapId>, TransportError> {
-        if sent.count == 0 {
-            return Ok(Vec::new());
-        }
         let ids = sent.ids()?;
         let check = |capability: &Capability| self.may_pass(capability, from);
         if from == to {
@@ -317,7 +312,8 @@ impl Endpoints {
         }
     }
 
-    /// `pass`, without a call when there is nothing to pass.
+    /// `pass`, without a call when there is nothing to pass (the common
+    /// case, on the guest-call path).
     #[inline(always)]
     fn pass_if_any(
         &self,
@@ -467,7 +463,6 @@ impl Endpoints {
             Ok(id) => Answer::Granted(
                 results,
                 Capability {
-                    interface: endpoint_interface::INTERFACE_ID,
                     object: Object::Server(EndpointId(id)),
                     // The one serving end: never passed on, so releasing it
                     // closes the endpoint.
@@ -487,7 +482,6 @@ impl Endpoints {
             Some((id, _)) => Answer::Granted(
                 results,
                 Capability {
-                    interface: 0,
                     object: Object::Client(EndpointId(id)),
                     rights: endpoint_rights::CLIENT,
                     badge: 0,
@@ -529,7 +523,6 @@ impl Endpoints {
             Ok(mint) => Answer::Granted(
                 results,
                 Capability {
-                    interface: 0,
                     object: Object::Client(endpoint),
                     rights: endpoint_rights::CLIENT.intersect(Rights::from_bits(mint.rights)),
                     badge: mint.badge,
