@@ -56,15 +56,22 @@ pub fn run(modules: &[BootModule], options: &BootOptions) -> Outcome {
         }
     );
     crate::console::select(manifest.console);
-    for (device, wanted) in [
-        ("network", manifest.devices.network),
-        ("disk", manifest.devices.disk),
-    ] {
-        if wanted {
-            log!(
-                "appliance: {device} device requested, but no {device} driver is built yet: not brought up"
-            );
+    if manifest.devices.network {
+        match crate::net::bring_up(on_network_interrupt) {
+            Ok(link) => log!(
+                "net: virtio-net at pci {} claimed; MAC {}, interrupts on vector {:#x} (MSI-X)",
+                link.function,
+                crate::net::Mac(link.mac),
+                link.vector
+            ),
+            Err(error) => {
+                log!("appliance: boot stopped: the network device: {error}");
+                return Outcome::Refused;
+            }
         }
+    }
+    if manifest.devices.disk {
+        log!("appliance: disk device requested, but no disk driver is built yet: not brought up");
     }
     let mut restarts = alloc::vec![0u32; manifest.guests.len()];
     for index in 0..manifest.guests.len() {
@@ -164,4 +171,9 @@ impl core::fmt::Display for LimitNote {
             None => Ok(()),
         }
     }
+}
+
+/// The network device's interrupt (receive or transmit done).
+fn on_network_interrupt() {
+    crate::net::on_interrupt();
 }

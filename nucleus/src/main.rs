@@ -17,12 +17,13 @@ mod appliance;
 mod domain;
 mod endpoint;
 mod guest;
+mod net;
 mod sched;
 mod services;
 mod syscall;
 
 // The hardware modules, by their short names (`crate::memory`, ...).
 use arch::x86_64::{
-    acpi, apic, console, context, cpu, entropy, fb, gdt, guest_memory, memory, scenario, stacks,
-    stop, time, traps, user,
+    acpi, apic, console, context, cpu, entropy, fb, gdt, guest_memory, irq, memory, pci, scenario,
+    stacks, stop, time, traps, user, virtio,
 };

@@ -1,7 +1,9 @@
 //! ACPI tables from the RSDP Limine found: the MADT gives the CPU count and
-//! the interrupt controllers.
+//! the interrupt controllers, the MCFG where PCI configuration space is
+//! memory-mapped.
 
 use acpi::madt::{Madt, MadtEntry};
+use acpi::mcfg::Mcfg;
 use acpi::{AcpiHandler, AcpiTables, PhysicalMapping};
 use core::ptr::NonNull;
 use nucleus_core::paging::MappingKind;
@@ -41,6 +43,8 @@ pub struct Platform {
     pub io_apics: u32,
     pub local_apic_address: u64,
     pub has_8259: bool,
+    /// Segment 0's memory-mapped configuration space, when the MCFG has one.
+    pub ecam: Option<crate::pci::Ecam>,
 }
 
 /// `rsdp` is the physical address of the RSDP.
@@ -54,6 +58,7 @@ pub fn read_platform(rsdp: u64) -> Result<Platform, acpi::AcpiError> {
         io_apics: 0,
         local_apic_address: madt.local_apic_address as u64,
         has_8259: madt.supports_8259(),
+        ecam: None,
     };
     // Bit 0: enabled; bit 1: can be brought online later.
     let usable = |flags: u32| flags & 0b11 != 0;
@@ -67,6 +72,19 @@ pub fn read_platform(rsdp: u64) -> Result<Platform, acpi::AcpiError> {
             }
             _ => {}
         }
+    }
+    // The `pc` machine has no MCFG: PCI goes through the legacy ports then.
+    if let Ok(mcfg) = tables.find_table::<Mcfg>() {
+        platform.ecam = mcfg
+            .get()
+            .entries()
+            .iter()
+            .find(|entry| entry.pci_segment_group == 0)
+            .map(|entry| crate::pci::Ecam {
+                physical: entry.base_address,
+                first_bus: entry.bus_number_start,
+                last_bus: entry.bus_number_end,
+            });
     }
     Ok(platform)
 }

@@ -209,9 +209,19 @@ pub fn on_timer_interrupt() {
         }
         arm_deadline(next);
     }
+    end_of_interrupt();
+}
+
+/// Acknowledges the interrupt being handled.
+pub fn end_of_interrupt() {
     if let Some(access) = ACCESS.get() {
         access.write(REG_EOI, 0);
     }
+}
+
+/// This CPU's APIC id (where device interrupts are sent).
+pub fn id() -> u32 {
+    ACCESS.get().expect("APIC not initialised").id()
 }
 
 static UNEXPECTED: AtomicU64 = AtomicU64::new(0);
@@ -226,9 +236,7 @@ pub fn on_unexpected_interrupt(vector: u8) {
             "apic: unexpected interrupt on vector {vector:#x} ({count} so far), acknowledged"
         );
     }
-    if let Some(access) = ACCESS.get() {
-        access.write(REG_EOI, 0);
-    }
+    end_of_interrupt();
 }
 
 pub fn ticks() -> u64 {

@@ -5,7 +5,7 @@
 use alloc::vec::Vec;
 
 use crate::{acpi, apic, appliance, console, cpu, domain, entropy, fb, gdt, log, memory};
-use crate::{scenario, services, stacks, stop, time, traps, user};
+use crate::{pci, scenario, services, stacks, stop, time, traps, user};
 
 use limine::BaseRevision;
 use limine::firmware_type::FirmwareType;
@@ -181,6 +181,7 @@ extern "C" fn boot() -> ! {
 
     let rsdp = RSDP.get_response().map(|r| r.address() as u64);
     let mut cpu_count = 1;
+    let mut ecam = None;
     let has_8259 = match rsdp.map(|address| acpi::read_platform(physical(address))) {
         Some(Ok(platform)) => {
             log!(
@@ -195,6 +196,7 @@ extern "C" fn boot() -> ! {
                 }
             );
             cpu_count = platform.cpus;
+            ecam = platform.ecam;
             platform.has_8259
         }
         Some(Err(error)) => {
@@ -206,6 +208,8 @@ extern "C" fn boot() -> ! {
             true
         }
     };
+
+    pci::init(ecam);
 
     let apic = apic::init(&features, has_8259, options.tick_hz);
     match apic.timer {

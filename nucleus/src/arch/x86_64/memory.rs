@@ -39,6 +39,14 @@ pub fn phys_to_virt(phys: u64) -> u64 {
     phys + HHDM_OFFSET.load(Ordering::Relaxed)
 }
 
+/// The physical address behind a direct-map address (heap memory is
+/// direct-mapped), or `None` for any other address (stacks, the image).
+pub fn direct_map_to_phys(virt: u64) -> Option<u64> {
+    // The direct map spans physical memory, far below the kernel stacks.
+    virt.checked_sub(HHDM_OFFSET.load(Ordering::Relaxed))
+        .filter(|&offset| offset < 1 << 46)
+}
+
 /// How many times CR3 has been written since the nucleus started (1 after boot).
 pub fn cr3_writes() -> u64 {
     CR3_WRITES.load(Ordering::Relaxed)

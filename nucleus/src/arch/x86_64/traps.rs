@@ -195,6 +195,7 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         SPURIOUS_VECTOR => {}
         vector if (vector as usize) < FIRST_INTERRUPT_VECTOR && from_user => stop_guest(frame),
         vector if (vector as usize) < FIRST_INTERRUPT_VECTOR => report_and_stop(frame),
+        vector if crate::irq::dispatch(vector) => {}
         vector => crate::apic::on_unexpected_interrupt(vector),
     }
 }
