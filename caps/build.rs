@@ -25,6 +25,7 @@ const SCHEMAS: &[&str] = &[
     "echo",
     "endpoint",
     "sessions",
+    "network",
     "manifest",
 ];
 

@@ -44,9 +44,29 @@ enum Kind {
     Text,
     Data,
     TextList,
+    /// A list of numbers or Bools: (Rust element type).
+    PrimitiveList(&'static str),
     /// A struct declared in the same interface: its Rust type.
     Struct(String),
     StructList(String),
+}
+
+/// The Rust type of a Cap'n Proto number or Bool.
+fn primitive(which: &type_::WhichReader) -> Option<&'static str> {
+    Some(match which {
+        type_::Bool(()) => "bool",
+        type_::Int8(()) => "i8",
+        type_::Int16(()) => "i16",
+        type_::Int32(()) => "i32",
+        type_::Int64(()) => "i64",
+        type_::Uint8(()) => "u8",
+        type_::Uint16(()) => "u16",
+        type_::Uint32(()) => "u32",
+        type_::Uint64(()) => "u64",
+        type_::Float32(()) => "f32",
+        type_::Float64(()) => "f64",
+        _ => return None,
+    })
 }
 
 struct Field {
@@ -94,28 +114,26 @@ impl<'a> Nodes<'a> {
                 panic!("field {name}: groups and unions are not supported in interface messages");
             };
             let kind = match slot.get_type().unwrap().which().unwrap() {
-                type_::Bool(()) => Kind::Primitive("bool"),
-                type_::Int8(()) => Kind::Primitive("i8"),
-                type_::Int16(()) => Kind::Primitive("i16"),
-                type_::Int32(()) => Kind::Primitive("i32"),
-                type_::Int64(()) => Kind::Primitive("i64"),
-                type_::Uint8(()) => Kind::Primitive("u8"),
-                type_::Uint16(()) => Kind::Primitive("u16"),
-                type_::Uint32(()) => Kind::Primitive("u32"),
-                type_::Uint64(()) => Kind::Primitive("u64"),
-                type_::Float32(()) => Kind::Primitive("f32"),
-                type_::Float64(()) => Kind::Primitive("f64"),
                 type_::Text(()) => Kind::Text,
                 type_::Data(()) => Kind::Data,
                 type_::Struct(s) => Kind::Struct(self.struct_type(s.get_type_id(), interface)),
-                type_::List(list) => match list.get_element_type().unwrap().which().unwrap() {
-                    type_::Text(()) => Kind::TextList,
-                    type_::Struct(s) => {
-                        Kind::StructList(self.struct_type(s.get_type_id(), interface))
+                type_::List(list) => {
+                    let element = list.get_element_type().unwrap().which().unwrap();
+                    match element {
+                        type_::Text(()) => Kind::TextList,
+                        type_::Struct(s) => {
+                            Kind::StructList(self.struct_type(s.get_type_id(), interface))
+                        }
+                        other => Kind::PrimitiveList(primitive(&other).unwrap_or_else(|| {
+                            panic!(
+                                "field {name}: only lists of Text, structs or numbers are supported"
+                            )
+                        })),
                     }
-                    _ => panic!("field {name}: only lists of Text or structs are supported"),
-                },
-                _ => panic!("field {name}: this type is not supported in interface messages"),
+                }
+                other => Kind::Primitive(primitive(&other).unwrap_or_else(|| {
+                    panic!("field {name}: this type is not supported in interface messages")
+                })),
             };
             fields.push(Field { name, kind });
         }
@@ -147,6 +165,7 @@ fn write_struct(out: &mut String, name: &str, module: &str, fields: &[Field], me
                 Kind::Text => "String".into(),
                 Kind::Data => "Vec<u8>".into(),
                 Kind::TextList => "Vec<String>".into(),
+                Kind::PrimitiveList(ty) => format!("Vec<{ty}>"),
                 Kind::Struct(ty) => ty.clone(),
                 Kind::StructList(ty) => format!("Vec<{ty}>"),
             };
@@ -182,6 +201,10 @@ fn write_struct(out: &mut String, name: &str, module: &str, fields: &[Field], me
             Kind::TextList => writeln!(
                 out,
                 "            let mut list = builder.reborrow().init_{field}(check_len(self.{field}.len())?);\n            for (i, item) in self.{field}.iter().enumerate() {{\n                check_len(item.len())?;\n                list.set(i as u32, item.as_str());\n            }}"
+            ),
+            Kind::PrimitiveList(_) => writeln!(
+                out,
+                "            let mut list = builder.reborrow().init_{field}(check_len(self.{field}.len())?);\n            for (i, item) in self.{field}.iter().enumerate() {{\n                list.set(i as u32, *item);\n            }}"
             ),
             Kind::Struct(_) => writeln!(
                 out,
@@ -219,6 +242,7 @@ fn write_struct(out: &mut String, name: &str, module: &str, fields: &[Field], me
                 Kind::TextList => format!(
                     "reader.get_{field}()?.iter().map(|item| Ok(String::from(item?.to_str()?))).collect::<capnp::Result<Vec<String>>>()?"
                 ),
+                Kind::PrimitiveList(_) => format!("reader.get_{field}()?.iter().collect()"),
                 Kind::Struct(ty) => format!("{ty}::read_from(reader.get_{field}()?)?"),
                 Kind::StructList(ty) => format!(
                     "reader.get_{field}()?.iter().map({ty}::read_from).collect::<capnp::Result<Vec<{ty}>>>()?"

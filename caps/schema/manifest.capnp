@@ -65,6 +65,10 @@ struct Guest {
 
   connects @11 :List(Text);
   # Endpoint names this guest may connect to (GuestControl.connect).
+
+  listen @12 :List(UInt16);
+  # TCP ports this guest may listen on (Network.listen); no other guest of
+  # the manifest may list them. Needs the network grant.
 }
 
 enum Grant {
@@ -72,4 +76,6 @@ enum Grant {
   timer @1;
   entropy @2;
   bootInfo @3;
+  network @4;
+  # Needs the appliance's network device.
 }

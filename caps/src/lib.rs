@@ -77,4 +77,7 @@ pub mod schema {
     pub mod sessions_capnp {
         include!(concat!(env!("OUT_DIR"), "/sessions_capnp.rs"));
     }
+    pub mod network_capnp {
+        include!(concat!(env!("OUT_DIR"), "/network_capnp.rs"));
+    }
 }

@@ -70,6 +70,8 @@ pub struct Guest {
     pub serves: Vec<String>,
     /// Endpoint names it may connect to.
     pub connects: Vec<String>,
+    /// TCP ports it alone may listen on (with the network grant).
+    pub listen: Vec<u16>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -101,11 +103,12 @@ fn error(field: impl Into<String>, problem: impl Into<String>) -> ManifestError 
 }
 
 /// The services a manifest can grant, in `enum Grant` order.
-pub const GRANTABLE: [Interface; 4] = [
+pub const GRANTABLE: [Interface; 5] = [
     Interface::Console,
     Interface::Timer,
     Interface::Entropy,
     Interface::BootInfo,
+    Interface::Network,
 ];
 
 /// Decodes and checks a manifest; `modules` names the image's boot modules.
@@ -184,6 +187,22 @@ fn read_manifest(
                     format!("'{name}' is also served by guests[{other}]: a name has one server"),
                 ));
             }
+        }
+        for (i, port) in guest.listen.iter().enumerate() {
+            if let Some(other) = guests.iter().position(|g| g.listen.contains(port)) {
+                return Err(error(
+                    format!("guests[{index}].listen[{i}]"),
+                    format!(
+                        "port {port} is also listed by guests[{other}]: a port has one listener"
+                    ),
+                ));
+            }
+        }
+        if guest.grants.contains(&Interface::Network) && !devices.network {
+            return Err(error(
+                format!("guests[{index}].grants"),
+                "the network is granted, but the appliance has no network device (devices: network: true)",
+            ));
         }
         guests.push(guest);
     }
@@ -306,6 +325,13 @@ fn read_guest(
     };
     let serves = endpoint_names(&field("serves"), reader.get_serves())?;
     let connects = endpoint_names(&field("connects"), reader.get_connects())?;
+    let listen = listen_ports(&field("listen"), reader.get_listen())?;
+    if !listen.is_empty() && !grants.contains(&Interface::Network) {
+        return Err(error(
+            field("listen"),
+            "ports to listen on, but no network grant",
+        ));
+    }
     Ok(Guest {
         name,
         module,
@@ -318,7 +344,38 @@ fn read_guest(
         restart,
         serves,
         connects,
+        listen,
     })
+}
+
+/// Most ports one guest's `listen` lists.
+pub const MAX_LISTEN_PORTS: usize = 32;
+
+fn listen_ports(
+    at: &str,
+    list: capnp::Result<capnp::primitive_list::Reader<'_, u16>>,
+) -> Result<Vec<u16>, ManifestError> {
+    let list = list.map_err(|e| error(at, e.to_string()))?;
+    if list.len() as usize > MAX_LISTEN_PORTS {
+        return Err(error(
+            at,
+            format!("{} ports; at most {MAX_LISTEN_PORTS}", list.len()),
+        ));
+    }
+    let mut ports = Vec::new();
+    for (i, port) in list.iter().enumerate() {
+        if port == 0 {
+            return Err(error(format!("{at}[{i}]"), "port 0 cannot be listened on"));
+        }
+        if ports.contains(&port) {
+            return Err(error(
+                format!("{at}[{i}]"),
+                format!("port {port} is listed twice"),
+            ));
+        }
+        ports.push(port);
+    }
+    Ok(ports)
 }
 
 /// Most endpoint names one guest's `serves` or `connects` lists.
@@ -465,6 +522,7 @@ pub fn encode(manifest: &Manifest) -> Vec<u8> {
                 Interface::Timer => manifest_capnp::Grant::Timer,
                 Interface::Entropy => manifest_capnp::Grant::Entropy,
                 Interface::BootInfo => manifest_capnp::Grant::BootInfo,
+                Interface::Network => manifest_capnp::Grant::Network,
                 other => panic!("{other:?} cannot be granted by a manifest"),
             };
             grants.set(i as u32, grant);
@@ -485,6 +543,10 @@ pub fn encode(manifest: &Manifest) -> Vec<u8> {
             .init_connects(guest.connects.len() as u32);
         for (i, name) in guest.connects.iter().enumerate() {
             connects.set(i as u32, name.as_str());
+        }
+        let mut listen = builder.reborrow().init_listen(guest.listen.len() as u32);
+        for (i, port) in guest.listen.iter().enumerate() {
+            listen.set(i as u32, *port);
         }
         match guest.restart {
             Restart::Never => builder.set_restart(guest::Restart::Never),
@@ -516,6 +578,7 @@ pub fn grant_name(interface: Interface) -> Option<&'static str> {
         Interface::Timer => Some("timer"),
         Interface::Entropy => Some("entropy"),
         Interface::BootInfo => Some("bootInfo"),
+        Interface::Network => Some("network"),
         _ => None,
     }
 }
@@ -553,6 +616,7 @@ mod tests {
                     restart: Restart::OnFailure { max: 2 },
                     serves: vec![],
                     connects: vec!["echo".into()],
+                    listen: vec![8080, 443],
                 },
             ],
             devices: Devices {
@@ -597,6 +661,31 @@ mod tests {
         let mut m = sample();
         m.guests[0].module = MODULE_NAME.into();
         assert_eq!(rejected(&m).field, "guests[0].module");
+
+        let mut m = sample();
+        m.guests[1].listen = vec![80, 80];
+        assert_eq!(rejected(&m).field, "guests[1].listen[1]");
+
+        let mut m = sample();
+        m.guests[1].listen = vec![0];
+        assert_eq!(rejected(&m).field, "guests[1].listen[0]");
+
+        let mut m = sample();
+        m.guests[0].listen = vec![443];
+        m.guests[0].grants.push(Interface::Network);
+        let e = rejected(&m);
+        assert_eq!(e.field, "guests[1].listen[1]");
+        assert!(e.problem.contains("guests[0]"), "{e}");
+
+        let mut m = sample();
+        m.guests[0].listen = vec![22];
+        assert_eq!(rejected(&m).field, "guests[0].listen");
+
+        let mut m = sample();
+        m.devices.network = false;
+        let e = rejected(&m);
+        assert_eq!(e.field, "guests[1].grants");
+        assert!(e.problem.contains("no network device"), "{e}");
 
         let mut m = sample();
         m.name = "Bad Name".into();

@@ -23,12 +23,13 @@ pub const SYSCALL_EXIT: u64 = 1;
 
 /// The capabilities every guest holds when it starts, at table indices
 /// 0, 1, 2, ... in this order, all of generation 1.
-pub const INITIAL_CAPABILITIES: [Interface; 5] = [
+pub const INITIAL_CAPABILITIES: [Interface; 6] = [
     Interface::Console,
     Interface::Timer,
     Interface::Entropy,
     Interface::BootInfo,
     Interface::GuestControl,
+    Interface::Network,
 ];
 
 /// The id of an initial capability, known without asking.

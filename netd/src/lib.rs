@@ -23,11 +23,12 @@ use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::Device;
 use smoltcp::socket::{dhcpv4, tcp, udp};
 use smoltcp::wire::{
-    EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint, Ipv4Address,
-    Ipv4Cidr,
+    EthernetAddress, HardwareAddress, IpAddress, IpCidr, IpEndpoint, IpListenEndpoint,
 };
 
+pub use smoltcp;
 pub use smoltcp::time::{Duration, Instant};
+pub use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
 
 /// A socket's id: its slot in the stack's table and the slot's generation.
 pub type SocketId = CapId;
@@ -333,9 +334,7 @@ impl<D: Device> Stack<D> {
     }
 
     fn room_for(&self, owner: Owner, count: usize) -> Result<(), Error> {
-        if self.held_by(owner) + count > self.limits.sockets_per_owner
-            || self.table.room() == 0
-        {
+        if self.held_by(owner) + count > self.limits.sockets_per_owner || self.table.room() == 0 {
             Err(Error::TooManySockets)
         } else {
             Ok(())
@@ -452,7 +451,11 @@ impl<D: Device> Stack<D> {
         let local = self.ephemeral_port();
         let socket = self.sockets.get_mut::<tcp::Socket>(handle);
         if socket
-            .connect(self.iface.context(), (IpAddress::Ipv4(address), port), local)
+            .connect(
+                self.iface.context(),
+                (IpAddress::Ipv4(address), port),
+                local,
+            )
             .is_err()
         {
             self.sockets.remove(handle);
@@ -540,7 +543,9 @@ impl<D: Device> Stack<D> {
         };
         let sockets = &self.sockets;
         let bound = self.table.iter().any(|(_, s)| match s {
-            Socket::Udp { handle, .. } => sockets.get::<udp::Socket>(*handle).endpoint().port == port,
+            Socket::Udp { handle, .. } => {
+                sockets.get::<udp::Socket>(*handle).endpoint().port == port
+            }
             _ => false,
         });
         if bound {
@@ -647,6 +652,68 @@ impl<D: Device> Stack<D> {
         for id in ids {
             let _ = self.close(id);
         }
+    }
+
+    /// Whether a socket has something to read (bytes, the end, a
+    /// connection to accept, a datagram, an error) and room to write (or
+    /// an error to report), for `Network.poll`.
+    pub fn readiness(&mut self, id: SocketId) -> Result<(bool, bool), Error> {
+        Ok(match self.table.get(id).map_err(Error::Stale)? {
+            Socket::Listener { backlog, .. } => {
+                let pending = backlog.iter().any(|&handle| {
+                    let socket = self.sockets.get::<tcp::Socket>(handle);
+                    socket.may_send() || socket.may_recv() && socket.state() != tcp::State::Listen
+                });
+                (pending, false)
+            }
+            Socket::Stream {
+                handle, connected, ..
+            } => {
+                let socket = self.sockets.get::<tcp::Socket>(*handle);
+                match socket.state() {
+                    tcp::State::SynSent | tcp::State::SynReceived => (false, false),
+                    tcp::State::Closed if !*connected => (true, true),
+                    _ => (
+                        socket.can_recv() || !socket.may_recv(),
+                        socket.can_send() || !socket.may_send(),
+                    ),
+                }
+            }
+            Socket::Udp { handle, .. } => {
+                let socket = self.sockets.get::<udp::Socket>(*handle);
+                (socket.can_recv(), socket.can_send())
+            }
+        })
+    }
+
+    /// A stream's local and remote address and port (unspecified, 0 before
+    /// it is connected).
+    pub fn endpoints(&mut self, id: SocketId) -> Result<[(Ipv4Address, u16); 2], Error> {
+        let (socket, _) = self.stream(id)?;
+        let side = |endpoint: Option<IpEndpoint>| match endpoint {
+            Some(IpEndpoint {
+                addr: IpAddress::Ipv4(address),
+                port,
+            }) => (address, port),
+            None => (Ipv4Address::UNSPECIFIED, 0),
+        };
+        Ok([
+            side(socket.local_endpoint()),
+            side(socket.remote_endpoint()),
+        ])
+    }
+
+    /// The port a listener listens on.
+    pub fn listener_port(&self, id: SocketId) -> Result<u16, Error> {
+        match self.table.get(id).map_err(Error::Stale)? {
+            Socket::Listener { port, .. } => Ok(*port),
+            _ => Err(Error::WrongKind),
+        }
+    }
+
+    /// The device, for its driver (acknowledging interrupts).
+    pub fn device_mut(&mut self) -> &mut D {
+        &mut self.device
     }
 
     /// Sockets open, over all owners (smoltcp's, including closing ones).

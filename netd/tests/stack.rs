@@ -121,7 +121,11 @@ fn a_connection_carries_bytes_both_ways_and_ends() {
     let listener = net.server.listen(1, 8080).unwrap();
     assert_eq!(net.server.accept(listener), Err(Error::WouldBlock));
     let stream = net.client.connect(7, SERVER, 8080).unwrap();
-    assert_eq!(net.client.send(stream, b"x"), Err(Error::WouldBlock), "not yet established");
+    assert_eq!(
+        net.client.send(stream, b"x"),
+        Err(Error::WouldBlock),
+        "not yet established"
+    );
     let accepted = until(&mut net, |n| n.server.accept(listener)).unwrap();
     assert_eq!(net.client.send(stream, b"hello").unwrap(), 5);
     let mut buffer = [0u8; 64];
@@ -131,11 +135,18 @@ fn a_connection_carries_bytes_both_ways_and_ends() {
     let read = until(&mut net, |n| n.client.recv(stream, &mut buffer)).unwrap();
     assert_eq!(&buffer[..read], b"world");
     net.server.shutdown(accepted).unwrap();
-    assert_eq!(until(&mut net, |n| n.client.recv(stream, &mut buffer)), Ok(0), "end of stream");
+    assert_eq!(
+        until(&mut net, |n| n.client.recv(stream, &mut buffer)),
+        Ok(0),
+        "end of stream"
+    );
     assert_eq!(net.server.send(accepted, b"late"), Err(Error::Closed));
     net.client.close(stream).unwrap();
     net.server.close(accepted).unwrap();
-    assert!(matches!(net.client.recv(stream, &mut buffer), Err(Error::Stale(_))));
+    assert!(matches!(
+        net.client.recv(stream, &mut buffer),
+        Err(Error::Stale(_))
+    ));
     net.run(200);
     // The listener takes the next connection too.
     let second = net.client.connect(7, SERVER, 8080).unwrap();
@@ -160,10 +171,19 @@ fn bad_requests_are_refused_and_change_nothing() {
     assert_eq!(net.server.listen(1, 0), Err(Error::InvalidEndpoint));
     let listener = net.server.listen(1, 80).unwrap();
     assert_eq!(net.server.listen(2, 80), Err(Error::PortInUse(80)));
-    assert_eq!(net.client.connect(7, Ipv4Address::UNSPECIFIED, 80), Err(Error::InvalidEndpoint));
-    assert_eq!(net.client.connect(7, SERVER, 0), Err(Error::InvalidEndpoint));
+    assert_eq!(
+        net.client.connect(7, Ipv4Address::UNSPECIFIED, 80),
+        Err(Error::InvalidEndpoint)
+    );
+    assert_eq!(
+        net.client.connect(7, SERVER, 0),
+        Err(Error::InvalidEndpoint)
+    );
     let mut buffer = [0u8; 8];
-    assert_eq!(net.server.recv(listener, &mut buffer), Err(Error::WrongKind));
+    assert_eq!(
+        net.server.recv(listener, &mut buffer),
+        Err(Error::WrongKind)
+    );
     net.server.close(listener).unwrap();
     assert!(matches!(net.server.accept(listener), Err(Error::Stale(_))));
     assert!(matches!(net.server.close(listener), Err(Error::Stale(_))));
@@ -196,9 +216,15 @@ fn an_owners_exit_closes_its_connections() {
     let stream = net.client.connect(7, SERVER, 8080).unwrap();
     let accepted = until(&mut net, |n| n.server.accept(listener)).unwrap();
     net.server.close_owned_by(1);
-    assert!(matches!(net.server.send(accepted, b"x"), Err(Error::Stale(_))));
+    assert!(matches!(
+        net.server.send(accepted, b"x"),
+        Err(Error::Stale(_))
+    ));
     let mut buffer = [0u8; 8];
-    assert_eq!(until(&mut net, |n| n.client.recv(stream, &mut buffer)), Ok(0));
+    assert_eq!(
+        until(&mut net, |n| n.client.recv(stream, &mut buffer)),
+        Ok(0)
+    );
     net.run(netd::LINGER.total_millis() as i64 + 100);
     assert_eq!(net.server.socket_count(), 0, "closed streams are reaped");
 }
@@ -215,5 +241,8 @@ fn datagrams_go_both_ways() {
     net.server.send_to(server, from, port, b"pong").unwrap();
     let (len, from, _) = until(&mut net, |n| n.client.recv_from(client, &mut buffer)).unwrap();
     assert_eq!((&buffer[..len], from), (&b"pong"[..], SERVER));
-    assert_eq!(net.client.send_to(client, SERVER, 5353, &vec![0; 20_000]), Err(Error::TooLarge));
+    assert_eq!(
+        net.client.send_to(client, SERVER, 5353, &vec![0; 20_000]),
+        Err(Error::TooLarge)
+    );
 }

@@ -135,16 +135,7 @@ fn start(manifest: &Manifest, index: usize, modules: &[BootModule]) {
             .stack_kib
             .map_or(guest::DEFAULT_STACK_BYTES, |kib| u64::from(kib) << 10),
     };
-    let endpoints = (spec.serves.as_slice(), spec.connects.as_slice());
-    match domain::Domain::create(
-        name,
-        elf,
-        &data,
-        spec.args.clone(),
-        sizes,
-        &spec.grants,
-        endpoints,
-    ) {
+    match domain::Domain::create(spec, elf, &data, sizes) {
         Ok((domain, start)) => {
             let key = domain.memory.key;
             let base = domain.image_base;
@@ -173,7 +164,10 @@ impl core::fmt::Display for LimitNote {
     }
 }
 
-/// The network device's interrupt (receive or transmit done).
+/// The network device's interrupt (receive or transmit done): the stack
+/// moves, and calls waiting on its sockets are made again.
 fn on_network_interrupt() {
-    crate::net::on_interrupt();
+    if crate::net::on_interrupt() {
+        sched::retry_waiting();
+    }
 }

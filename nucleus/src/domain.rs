@@ -44,6 +44,25 @@ struct Pending {
     reservation: CqReservation,
 }
 
+/// A call to a nucleus service, as made (and made again while it waits).
+pub struct ServiceCall {
+    interface: caps::Interface,
+    object: Option<caps::CapId>,
+    method: u16,
+    /// The nucleus's copy of the params.
+    params: Vec<u8>,
+    results: Buffer,
+}
+
+/// A service call waiting for its objects to make progress.
+struct Waiting {
+    call: ServiceCall,
+    /// When it gives up with empty results (TSC).
+    until: Option<u64>,
+    user_data: u64,
+    reservation: CqReservation,
+}
+
 /// What taking one SQE led to.
 pub enum Step {
     /// Nothing to take (empty SQ, or no CQ room).
@@ -71,6 +90,7 @@ pub struct Domain {
     /// start info, endpoint names).
     pub info: services::CallerInfo,
     pending: Vec<Pending>,
+    waiting: Vec<Waiting>,
     /// While blocked in `cap_enter`: completions it waits for.
     pub waiting_for: u32,
     /// Its own page table, in the page-table-switching variant only.
@@ -88,14 +108,12 @@ pub struct BootModule {
 impl Domain {
     /// Places `elf`, maps its ring and gives it the initial capabilities.
     /// Returns the domain and where the guest starts.
+    /// What it may call and serve comes from its manifest entry, `spec`.
     pub fn create(
-        name: &str,
+        spec: &caps::manifest::Guest,
         elf: &[u8],
         data: &[&BootModule],
-        args: Vec<String>,
         sizes: crate::guest::Sizes,
-        grants: &[caps::Interface],
-        endpoints: (&[String], &[String]),
     ) -> Result<(Domain, crate::sched::Start), crate::guest::GuestLoadError> {
         let layout = RingLayout::new(SQ_ENTRIES, CQ_ENTRIES).expect("ring sizes are valid");
         let ring_bytes = layout.pages() as u64 * SIZE_4K;
@@ -140,7 +158,7 @@ impl Domain {
                 .expect("the quota holds the initial capabilities");
         }
         for interface in caps::start::INITIAL_CAPABILITIES {
-            if interface != caps::Interface::GuestControl && !grants.contains(&interface) {
+            if interface != caps::Interface::GuestControl && !spec.grants.contains(&interface) {
                 caps.remove(caps::start::initial_capability(interface))
                     .expect("inserted above");
             }
@@ -177,17 +195,20 @@ impl Domain {
             ring: Some(ring),
             caps,
             info: services::CallerInfo {
-                name: name.into(),
+                name: spec.name.clone(),
                 slot: plan.slot.clone(),
                 console_line: Vec::new(),
                 start_info: StartInfoResults {
-                    args,
+                    args: spec.args.clone(),
                     data: described,
                 },
-                serves: endpoints.0.to_vec(),
-                connects: endpoints.1.to_vec(),
+                serves: spec.serves.clone(),
+                connects: spec.connects.clone(),
+                listen: spec.listen.clone(),
+                owner: slot as u32,
             },
             pending: Vec::new(),
+            waiting: Vec::new(),
             waiting_for: 0,
         };
         Ok((domain, start))
@@ -245,6 +266,15 @@ impl Domain {
             Executed::At(due_tsc) => {
                 self.pending.push(Pending {
                     due_tsc,
+                    user_data,
+                    reservation,
+                });
+                Step::Done
+            }
+            Executed::Wait(call, until) => {
+                self.waiting.push(Waiting {
+                    call: *call.expect("the dispatcher hands over a waiting call"),
+                    until,
                     user_data,
                     reservation,
                 });
@@ -317,6 +347,71 @@ impl Domain {
                 index += 1;
             }
         }
+        let mut index = 0;
+        while index < self.waiting.len() {
+            if self.waiting[index].until.is_some_and(|until| until <= now) {
+                let Waiting {
+                    user_data,
+                    reservation,
+                    ..
+                } = self.waiting.swap_remove(index);
+                ring.completions
+                    .post(reservation, &Cqe::done(user_data, 0, 0));
+            } else {
+                index += 1;
+            }
+        }
+    }
+
+    /// Makes every waiting service call again; those that answer now
+    /// complete. Returns whether any did.
+    pub fn retry_waiting(&mut self) -> bool {
+        let Some(ring) = self.ring.as_mut() else {
+            return false;
+        };
+        let mut completed = false;
+        let mut index = 0;
+        while index < self.waiting.len() {
+            let waiting = &self.waiting[index];
+            let user_data = waiting.user_data;
+            match call_service(
+                &waiting.call,
+                user_data,
+                &self.memory,
+                &mut self.caps,
+                &mut self.info,
+            ) {
+                Executed::Wait(..) => {
+                    index += 1;
+                    continue;
+                }
+                Executed::Now(cqe) => {
+                    let waiting = self.waiting.swap_remove(index);
+                    ring.completions.post(waiting.reservation, &cqe);
+                }
+                Executed::At(due_tsc) => {
+                    let waiting = self.waiting.swap_remove(index);
+                    self.pending.push(Pending {
+                        due_tsc,
+                        user_data,
+                        reservation: waiting.reservation,
+                    });
+                }
+                // A call made again cannot leave the guest.
+                Executed::Exit(_) | Executed::Route(_) => {
+                    let waiting = self.waiting.swap_remove(index);
+                    let cqe = Cqe::failed(user_data, TransportError::NotSupported);
+                    ring.completions.post(waiting.reservation, &cqe);
+                }
+            }
+            completed = true;
+        }
+        completed
+    }
+
+    /// Whether it has service calls waiting (worth retrying).
+    pub fn has_waiting(&self) -> bool {
+        !self.waiting.is_empty()
     }
 
     /// Completions in the CQ the guest has not consumed.
@@ -332,7 +427,10 @@ impl Domain {
 
     /// The earliest pending completion, for the blocking deadline.
     pub fn next_due(&self) -> Option<u64> {
-        self.pending.iter().map(|p| p.due_tsc).min()
+        let pending = self.pending.iter().map(|p| p.due_tsc);
+        pending
+            .chain(self.waiting.iter().filter_map(|w| w.until))
+            .min()
     }
 
     /// From the timer: completes what is due; whether the wait is over.
@@ -357,7 +455,12 @@ impl Domain {
             for pending in self.pending.drain(..) {
                 ring.completions.cancel(pending.reservation);
             }
+            for waiting in self.waiting.drain(..) {
+                ring.completions.cancel(waiting.reservation);
+            }
         }
+        // Objects services made for it (sockets) go with it.
+        services::owner_gone(self.info.owner);
         self.caps = CapTable::new(CAP_QUOTA);
         self.private_table = None;
         self.memory.release();
@@ -368,6 +471,9 @@ impl Domain {
 enum Executed {
     Now(Cqe),
     At(u64),
+    /// Waits (see `Reply::Wait`): the call (the dispatcher's; `None` from
+    /// `call_service`, whose caller has it), and when it gives up.
+    Wait(Option<alloc::boxed::Box<ServiceCall>>, Option<u64>),
     Exit(i32),
     Route(RouteKind),
 }
@@ -396,6 +502,16 @@ fn execute(
                 object: Object::Server(endpoint),
                 ..
             }) => Executed::Route(RouteKind::Close { endpoint }),
+            // A service's object (a socket) goes with its capability.
+            Ok(Capability {
+                object: Object::Item { interface, key },
+                ..
+            }) => {
+                if let Some(service) = services::service(interface) {
+                    service.release(key, caller.owner);
+                }
+                Executed::Now(Cqe::done(user_data, 0, 0))
+            }
             Ok(_) => Executed::Now(Cqe::done(user_data, 0, 0)),
             Err(error) => failed(error),
         },
@@ -437,8 +553,9 @@ fn execute(
             };
             let results = results.unwrap_or(Buffer::NONE);
             let params_or_none = params.unwrap_or(Buffer::NONE);
-            let interface = match capability.object {
-                Object::Service(interface) => interface,
+            let (interface, object) = match capability.object {
+                Object::Service(interface) => (interface, None),
+                Object::Item { interface, key } => (interface, Some(key)),
                 Object::Client(endpoint) if capability.rights.contains(endpoint_rights::CALL) => {
                     return Executed::Route(RouteKind::Call {
                         endpoint,
@@ -482,27 +599,55 @@ fn execute(
                 copied.resize(params.len as usize, 0);
                 memory.copy_in(params.addr, &mut copied);
             }
-            let mut write_results = |header: &[u8], segment: &[u8]| {
-                memory.copy_out_parts(results.addr, header, segment)
-            };
-            let mut caller = services::Caller {
-                info: caller,
+            let call = ServiceCall {
+                interface,
+                object,
+                method,
+                params: copied,
                 results,
-                write_results: &mut write_results,
             };
-            match service.call(method, &copied, &mut caller) {
-                Err(error) => failed(error),
-                Ok(Reply::Results(written)) => {
-                    Executed::Now(Cqe::done(user_data, written as u32, 0))
+            match call_service(&call, user_data, memory, caps, caller) {
+                Executed::Wait(_, until) => {
+                    Executed::Wait(Some(alloc::boxed::Box::new(call)), until)
                 }
-                Ok(Reply::Exception(exception)) => {
-                    Executed::Now(exception_completion(memory, user_data, results, &exception))
-                }
-                Ok(Reply::Later(due)) => Executed::At(due),
-                Ok(Reply::Routed(kind)) => Executed::Route(*kind),
-                Ok(Reply::Exit(code)) => Executed::Exit(code),
+                executed => executed,
             }
         }
+    }
+}
+
+/// Makes a service call (first, or again while it waits) and turns its
+/// reply into what the dispatcher does. `Wait` comes back without the call
+/// (the caller has it).
+fn call_service(
+    call: &ServiceCall,
+    user_data: u64,
+    memory: &GuestMemory,
+    caps: &mut CapTable<Capability>,
+    info: &mut services::CallerInfo,
+) -> Executed {
+    let service = services::service(call.interface).expect("checked by the dispatcher");
+    let mut caller = services::Caller {
+        info,
+        caps,
+        memory,
+        results: call.results,
+    };
+    match service.call(call.method, call.object, &call.params, &mut caller) {
+        Err(error) => Executed::Now(Cqe::failed(user_data, error)),
+        Ok(Reply::Results { bytes, caps }) => {
+            Executed::Now(Cqe::done_with_caps(user_data, bytes as u32, caps as u32))
+        }
+        Ok(Reply::Exception(exception)) => Executed::Now(exception_completion(
+            memory,
+            user_data,
+            call.results,
+            &exception,
+        )),
+        Ok(Reply::Later(due)) => Executed::At(due),
+        Ok(Reply::Wait { until }) => Executed::Wait(None, until),
+        Ok(Reply::Routed(kind)) => Executed::Route(*kind),
+        Ok(Reply::Exit(code)) => Executed::Exit(code),
     }
 }
 

@@ -43,6 +43,12 @@ pub struct EndpointId(CapId);
 pub enum Object {
     /// A service the nucleus implements (one object per interface).
     Service(caps::Interface),
+    /// An object a nucleus service made (a socket): `key` names it in that
+    /// service's own table, which says when it is gone.
+    Item {
+        interface: caps::Interface,
+        key: CapId,
+    },
     /// The serving end of an endpoint (interface Endpoint).
     Server(EndpointId),
     /// A calling end of an endpoint (the interface its server serves).
@@ -267,7 +273,7 @@ impl Endpoints {
     /// Whether the object a capability names is still there.
     fn alive(&self, object: Object) -> bool {
         match object {
-            Object::Service(_) => true,
+            Object::Service(_) | Object::Item { .. } => true,
             Object::Server(id) | Object::Client(id) => self.table.get(id.0).is_ok(),
         }
     }

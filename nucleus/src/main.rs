@@ -20,6 +20,7 @@ mod guest;
 mod net;
 mod sched;
 mod services;
+mod sockets;
 mod syscall;
 
 // The hardware modules, by their short names (`crate::memory`, ...).

@@ -1,12 +1,19 @@
 //! The network device: the first virtio-net function on the PCI bus, driven
 //! by virtio-drivers over the nucleus's HAL (`arch::virtio`), its receive
 //! and transmit queues signalling one MSI-X vector. The network stack
-//! (netd, smoltcp) runs over it; the Network services hand out its sockets.
+//! (netd, smoltcp) runs over it, moved along by that interrupt and by the
+//! timer when smoltcp has a timer due; the Network services (`sockets`)
+//! hand out its sockets.
 #![forbid(unsafe_code)]
 
+use core::cell::RefCell;
 use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
 
+use netd::smoltcp::phy::{self, DeviceCapabilities, Medium};
+use netd::{Addressing, Instant, Limits, Stack};
 use spin::Mutex;
+use virtio_drivers::device::net::RxBuffer;
 use virtio_drivers::device::net::VirtIONet;
 use virtio_drivers::transport::DeviceType;
 use virtio_drivers::transport::pci::PciTransport;
@@ -24,7 +31,119 @@ const TRANSMIT_QUEUE: u16 = 1;
 
 pub type Nic = VirtIONet<NucleusHal, PciTransport, QUEUE_SIZE>;
 
-pub static NIC: Mutex<Option<Nic>> = Mutex::new(None);
+/// The device as smoltcp sees it. The cell lets a receive token and a
+/// transmit token (handed out together) both reach the device.
+pub struct NicDevice {
+    nic: RefCell<Nic>,
+}
+
+pub struct Received<'a> {
+    nic: &'a RefCell<Nic>,
+    buffer: RxBuffer,
+}
+
+pub struct Transmit<'a> {
+    nic: &'a RefCell<Nic>,
+}
+
+impl phy::RxToken for Received<'_> {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
+        let result = f(self.buffer.packet());
+        // Back to the device's receive queue for the next frame.
+        if let Err(error) = self.nic.borrow_mut().recycle_rx_buffer(self.buffer) {
+            crate::log!("net: a receive buffer could not be given back to the device: {error}");
+        }
+        result
+    }
+}
+
+impl phy::TxToken for Transmit<'_> {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
+        let mut nic = self.nic.borrow_mut();
+        let mut frame = nic.new_tx_buffer(len);
+        let result = f(frame.packet_mut());
+        // The crate's send waits until the device has taken the frame.
+        if let Err(error) = nic.send(frame) {
+            crate::log!("net: a frame could not be sent: {error}");
+        }
+        result
+    }
+}
+
+impl phy::Device for NicDevice {
+    type RxToken<'a> = Received<'a>;
+    type TxToken<'a> = Transmit<'a>;
+
+    fn receive(&mut self, _: Instant) -> Option<(Received<'_>, Transmit<'_>)> {
+        let buffer = self.nic.get_mut().receive().ok()?;
+        Some((
+            Received {
+                nic: &self.nic,
+                buffer,
+            },
+            Transmit { nic: &self.nic },
+        ))
+    }
+
+    fn transmit(&mut self, _: Instant) -> Option<Transmit<'_>> {
+        self.nic
+            .get_mut()
+            .can_send()
+            .then_some(Transmit { nic: &self.nic })
+    }
+
+    fn capabilities(&self) -> DeviceCapabilities {
+        let mut capabilities = DeviceCapabilities::default();
+        capabilities.medium = Medium::Ethernet;
+        capabilities.max_transmission_unit = 1514;
+        // One frame per receive: the device's queue holds the rest.
+        capabilities.max_burst_size = Some(1);
+        capabilities
+    }
+}
+
+static STACK: Mutex<Option<Stack<NicDevice>>> = Mutex::new(None);
+/// When the stack next has timer work (TSC), or `u64::MAX` for none.
+static NEXT_POLL: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// smoltcp's clock: the nucleus's monotonic time.
+fn now() -> Instant {
+    Instant::from_micros((crate::time::since_entry().nanos / 1000) as i64)
+}
+
+/// Runs `f` on the stack (if the network is up), then moves it along so
+/// what `f` queued goes out now, and notes when its timers are due.
+pub fn with_stack<R>(f: impl FnOnce(&mut Stack<NicDevice>) -> R) -> Option<R> {
+    let mut stack = STACK.lock();
+    let stack = stack.as_mut()?;
+    let result = f(stack);
+    poll(stack);
+    Some(result)
+}
+
+/// Polls and schedules the next timer poll; whether a socket changed.
+fn poll(stack: &mut Stack<NicDevice>) -> bool {
+    let now = now();
+    let changed = stack.poll(now);
+    let next = match stack.poll_delay(now) {
+        Some(delay) => crate::time::rdtsc().saturating_add(nucleus_core::time::nanos_to_cycles(
+            delay.total_micros() * 1000,
+            crate::time::tsc_hz(),
+        )),
+        None => u64::MAX,
+    };
+    NEXT_POLL.store(next, Ordering::Relaxed);
+    changed
+}
+
+/// From the timer: polls when smoltcp has a timer due (retransmits, DHCP
+/// renewal, delayed ACKs); whether a socket changed.
+pub fn poll_if_due() -> bool {
+    if crate::time::rdtsc() < NEXT_POLL.load(Ordering::Relaxed) {
+        return false;
+    }
+    STACK.lock().as_mut().is_some_and(poll)
+}
 
 #[derive(Debug)]
 pub enum BringUpError {
@@ -82,7 +201,16 @@ pub fn bring_up(on_interrupt: fn()) -> Result<Link, BringUpError> {
     }
     nic.enable_interrupts();
     let mac = nic.mac_address();
-    *NIC.lock() = Some(nic);
+    let seed = crate::entropy::SOURCES
+        .get()
+        .and_then(|sources| sources.next_u64())
+        .unwrap_or_else(crate::time::rdtsc);
+    let device = NicDevice {
+        nic: RefCell::new(nic),
+    };
+    let mut stack = Stack::new(device, mac, Addressing::Dhcp, Limits::DEFAULT, seed, now());
+    poll(&mut stack);
+    *STACK.lock() = Some(stack);
     Ok(Link {
         function,
         mac,
@@ -100,13 +228,13 @@ impl fmt::Display for Mac {
     }
 }
 
-/// Interrupts taken, for the log.
-static INTERRUPTS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
-
-/// The device signalled: acknowledge it (reads its ISR status).
-pub fn on_interrupt() {
-    INTERRUPTS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-    if let Some(nic) = NIC.lock().as_mut() {
-        nic.ack_interrupt();
-    }
+/// The device signalled (a frame arrived, or one went): acknowledge it,
+/// move the stack along; whether a socket changed.
+pub fn on_interrupt() -> bool {
+    let mut stack = STACK.lock();
+    let Some(stack) = stack.as_mut() else {
+        return false;
+    };
+    stack.device_mut().nic.get_mut().ack_interrupt();
+    poll(stack)
 }

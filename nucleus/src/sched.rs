@@ -263,8 +263,27 @@ fn pick_next(scheduler: &Scheduler, after: Option<GuestId>) -> Option<GuestId> {
 }
 
 fn wake_due(scheduler: &mut Scheduler) {
+    // The network's timers first: what they change may complete calls.
+    let progressed = crate::net::poll_if_due();
     for (_, guest) in scheduler.guests.iter_mut() {
+        if progressed && guest.domain.has_waiting() {
+            guest.domain.retry_waiting();
+        }
         guest.wake_if_ready();
+    }
+}
+
+/// The objects services made have progressed (the network moved): every
+/// waiting service call is made again, and guests whose waits are over
+/// become runnable. From a device interrupt, which never arrives while the
+/// nucleus holds the scheduler (it runs with interrupts off but when idle
+/// or in a guest).
+pub fn retry_waiting() {
+    let mut scheduler = SCHEDULER.lock();
+    for (_, guest) in scheduler.guests.iter_mut() {
+        if guest.domain.has_waiting() && guest.domain.retry_waiting() {
+            guest.wake_if_ready();
+        }
     }
 }
 

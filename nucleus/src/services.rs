@@ -1,10 +1,12 @@
 //! The services the nucleus itself implements behind capabilities: Console,
-//! Timer, Entropy, BootInfo, GuestControl. Each is a [`Service`]: it names
-//! the rights each of its methods needs and answers a call from decoded
-//! params with results, an exception, a completion for later, a request the
-//! endpoint registry carries out, or the caller's exit. None touches
-//! hardware except through the nucleus modules it calls, and none has
-//! `unsafe`. The dispatcher (`domain::execute`) knows only this trait.
+//! Timer, Entropy, BootInfo, GuestControl, and the network's (`sockets`).
+//! Each is a [`Service`]: it names the rights each of its methods needs and
+//! answers a call from decoded params with results (which may carry new
+//! capabilities of objects it made), an exception, a completion for later,
+//! a wait for its objects to make progress, a request the endpoint
+//! registry carries out, or the caller's exit. None touches hardware except
+//! through the nucleus modules it calls, and none has `unsafe`. The
+//! dispatcher (`domain::execute`) knows only this trait.
 #![forbid(unsafe_code)]
 
 use alloc::string::String;
@@ -12,20 +14,27 @@ use alloc::vec::Vec;
 
 use caps::interfaces::{boot_info, console, entropy, guest_control, timer};
 use caps::{
-    Buffer, Exception, ExceptionCode, Interface, Message, MethodId, Rights, TransportError,
+    Buffer, CAP_ID_BYTES, CapId, CapTable, Exception, ExceptionCode, Interface, Message, MethodId,
+    Rights, TransportError,
 };
 use spin::Once;
 
-use crate::endpoint::RouteKind;
+use crate::endpoint::{Capability, RouteKind};
 
 /// What a call produced.
 pub enum Reply {
-    /// Results of this many bytes, written to the caller's results buffer.
-    Results(usize),
+    /// Results written to the caller's results buffer: `bytes` in all, the
+    /// last `caps` of them ids of capabilities put in the caller's table.
+    Results { bytes: usize, caps: usize },
     /// The service failed: a typed exception for the results buffer.
     Exception(Exception),
     /// Completes (with empty results) when the TSC reaches this value.
     Later(u64),
+    /// Not yet: the call waits and is made again whenever the service's
+    /// objects make progress (`sched::retry_waiting`), until it answers
+    /// otherwise; at `until` (TSC), if given, it completes with empty
+    /// results instead. Only the first `until` counts.
+    Wait { until: Option<u64> },
     /// Needs the endpoint registry (and perhaps other guests). Boxed: rare,
     /// and it would make every reply a large value.
     Routed(alloc::boxed::Box<RouteKind>),
@@ -39,13 +48,21 @@ pub trait Service: Sync {
     /// interface does not have.
     fn rights(&self, method: u16) -> Result<Rights, TransportError>;
 
-    /// Runs `method` with the params message (a nucleus copy) for `caller`.
+    /// Runs `method` on `object` (`None`: the service itself; else the key
+    /// of an object the service made) with the params message (a nucleus
+    /// copy) for `caller`. A call that answers `Wait` is made again, with
+    /// the same params, until it answers otherwise.
     fn call(
         &self,
         method: u16,
+        object: Option<CapId>,
         params: &[u8],
         caller: &mut Caller,
     ) -> Result<Reply, TransportError>;
+
+    /// The capability naming `object` was released (or its holder, `owner`,
+    /// went): the object goes.
+    fn release(&self, _object: CapId, _owner: u32) {}
 }
 
 /// The service behind a nucleus capability of `interface`.
@@ -56,9 +73,18 @@ pub fn service(interface: Interface) -> Option<&'static dyn Service> {
         Interface::Entropy => &EntropyService,
         Interface::BootInfo => &BootInfoService,
         Interface::GuestControl => &GuestControlService,
+        Interface::Network => &crate::sockets::NetworkService,
+        Interface::TcpListener => &crate::sockets::TcpListenerService,
+        Interface::TcpStream => &crate::sockets::TcpStreamService,
+        Interface::UdpSocket => &crate::sockets::UdpSocketService,
         // Endpoints are the registry's (`endpoint`); guests serve the rest.
         Interface::Endpoint | Interface::Echo | Interface::Sessions => return None,
     })
+}
+
+/// A guest has gone: the objects services made for it go too.
+pub fn owner_gone(owner: u32) {
+    crate::sockets::owner_gone(owner);
 }
 
 /// Facts BootInfo reports, fixed at boot.
@@ -86,29 +112,68 @@ pub struct CallerInfo {
     /// Endpoint names the appliance lets it serve and connect to.
     pub serves: Vec<String>,
     pub connects: Vec<String>,
+    /// Ports the appliance lets it listen on.
+    pub listen: Vec<u16>,
+    /// Who owns the objects services make for it: its address-space slot,
+    /// unique among running guests.
+    pub owner: u32,
 }
 
-/// One call's caller: who, and where its results go.
+/// One call's caller: who, its capabilities, and where its results go.
 pub struct Caller<'a> {
     pub info: &'a mut CallerInfo,
-    /// The caller's results buffer (checked writable), for routed replies.
+    pub caps: &'a mut CapTable<Capability>,
+    pub memory: &'a crate::domain::GuestMemory,
+    /// The caller's results buffer (checked writable).
     pub results: Buffer,
-    /// Writes encoded results (frame header, then segment) into the
-    /// caller's results buffer; called at most once, when they fit.
-    pub write_results: &'a mut dyn FnMut(&[u8], &[u8]),
 }
 
 impl Caller<'_> {
     /// Encodes results straight into the caller's buffer (from the
     /// nucleus's scratch segment: no buffer between).
-    fn results<M: Message>(&mut self, message: &M) -> Result<Reply, TransportError> {
-        message
-            .encode_in_parts(self.results.len as usize, &mut *self.write_results)
-            .map(Reply::Results)
+    pub fn results<M: Message>(&self, message: &M) -> Result<Reply, TransportError> {
+        self.results_in(message, self.results.len as usize)
+            .map(|bytes| Reply::Results { bytes, caps: 0 })
+    }
+
+    fn results_in<M: Message>(&self, message: &M, limit: usize) -> Result<usize, TransportError> {
+        let (memory, at) = (self.memory, self.results.addr);
+        message.encode_in_parts(limit, &mut |header: &[u8], segment: &[u8]| {
+            memory.copy_out_parts(at, header, segment)
+        })
+    }
+
+    /// Results that carry new capabilities: the message, then the ids of
+    /// `granted`, put in the caller's table (all or none). On an error
+    /// nothing is granted, and the caller of this still owns the objects.
+    pub fn results_granting<M: Message>(
+        &mut self,
+        message: &M,
+        granted: &[Capability],
+    ) -> Result<Reply, TransportError> {
+        let ids_bytes = granted.len() * CAP_ID_BYTES;
+        let limit = (self.results.len as usize)
+            .checked_sub(ids_bytes)
+            .ok_or(TransportError::ResultsTooSmall)?;
+        let bytes = self.results_in(message, limit)?;
+        if self.caps.room() < granted.len() {
+            return Err(TransportError::CapQuotaExceeded);
+        }
+        let ids = self.caps.insert_all(granted.to_vec())?;
+        let mut encoded = Vec::with_capacity(ids_bytes);
+        for id in ids {
+            encoded.extend_from_slice(&id.raw().to_le_bytes());
+        }
+        self.memory
+            .copy_out(self.results.addr + bytes as u64, &encoded);
+        Ok(Reply::Results {
+            bytes: bytes + ids_bytes,
+            caps: granted.len(),
+        })
     }
 }
 
-fn exception(code: ExceptionCode, message: &str) -> Result<Reply, TransportError> {
+pub fn exception(code: ExceptionCode, message: &str) -> Result<Reply, TransportError> {
     Ok(Reply::Exception(Exception::new(code, message)))
 }
 
@@ -125,7 +190,13 @@ impl Service for ConsoleService {
         uniform(Interface::Console, method, caps::rights::console::WRITE)
     }
 
-    fn call(&self, _: u16, params: &[u8], caller: &mut Caller) -> Result<Reply, TransportError> {
+    fn call(
+        &self,
+        _: u16,
+        _: Option<CapId>,
+        params: &[u8],
+        caller: &mut Caller,
+    ) -> Result<Reply, TransportError> {
         let params = console::WriteParams::decode(params)?;
         write_console(
             &caller.info.name,
@@ -147,6 +218,7 @@ impl Service for TimerService {
     fn call(
         &self,
         method: u16,
+        _: Option<CapId>,
         params: &[u8],
         caller: &mut Caller,
     ) -> Result<Reply, TransportError> {
@@ -179,7 +251,13 @@ impl Service for EntropyService {
         uniform(Interface::Entropy, method, Rights::NONE)
     }
 
-    fn call(&self, _: u16, params: &[u8], caller: &mut Caller) -> Result<Reply, TransportError> {
+    fn call(
+        &self,
+        _: u16,
+        _: Option<CapId>,
+        params: &[u8],
+        caller: &mut Caller,
+    ) -> Result<Reply, TransportError> {
         let params = entropy::FillParams::decode(params)?;
         if params.length > MAX_ENTROPY_BYTES {
             return exception(
@@ -204,7 +282,13 @@ impl Service for BootInfoService {
         uniform(Interface::BootInfo, method, Rights::NONE)
     }
 
-    fn call(&self, _: u16, _: &[u8], caller: &mut Caller) -> Result<Reply, TransportError> {
+    fn call(
+        &self,
+        _: u16,
+        _: Option<CapId>,
+        _: &[u8],
+        caller: &mut Caller,
+    ) -> Result<Reply, TransportError> {
         let facts = BOOT_FACTS
             .get()
             .expect("boot facts recorded before guests start");
@@ -230,6 +314,7 @@ impl Service for GuestControlService {
     fn call(
         &self,
         method: u16,
+        _: Option<CapId>,
         params: &[u8],
         caller: &mut Caller,
     ) -> Result<Reply, TransportError> {
@@ -265,12 +350,7 @@ impl Service for GuestControlService {
                     results: caller.results,
                 })))
             }
-            _ => {
-                let start_info = &caller.info.start_info;
-                start_info
-                    .encode_in_parts(caller.results.len as usize, &mut *caller.write_results)
-                    .map(Reply::Results)
-            }
+            _ => caller.results(&caller.info.start_info),
         }
     }
 }

@@ -11,6 +11,7 @@ extern crate alloc;
 
 pub mod clients;
 pub mod heap;
+pub mod net;
 pub mod ring;
 pub mod syscall;
 
