@@ -361,6 +361,13 @@ impl Appliance {
                 if let Some(tree) = &definition.files {
                     args.push(format!("--dir={tree}"));
                 }
+                // Each port a preopened listener: fd 3, 4, ... in order.
+                args.extend(
+                    definition
+                        .listen
+                        .iter()
+                        .map(|port| format!("--listen={port}")),
+                );
                 if let Some(fuel) = definition.fuel {
                     args.push(format!("--fuel={fuel}"));
                 }

@@ -750,18 +750,33 @@ fn define_imports<S: System + 'static>(linker: &mut Linker<State<S>>) -> Result<
     import!(
         linker,
         "sock_accept",
-        |w, m, fd: i32, flags: i32, out: i32| w.sock_accept(fd as u32, flags as u32, out as u32)
+        |w, m, fd: i32, flags: i32, out: i32| w.sock_accept(m, fd as u32, flags as u32, out as u32)
     );
     import!(
         linker,
         "sock_recv",
-        |w, m, fd: i32, _data: i32, _count: i32, _flags: i32, _out_len: i32, _out_flags: i32| w
-            .sock_recv(fd as u32)
+        |w, m, fd: i32, data: i32, count: i32, flags: i32, out_len: i32, out_flags: i32| w
+            .sock_recv(
+                m,
+                fd as u32,
+                data as u32,
+                count as u32,
+                flags as u32,
+                out_len as u32,
+                out_flags as u32
+            )
     );
     import!(
         linker,
         "sock_send",
-        |w, m, fd: i32, _data: i32, _count: i32, _flags: i32, _out_len: i32| w.sock_send(fd as u32)
+        |w, m, fd: i32, data: i32, count: i32, flags: i32, out_len: i32| w.sock_send(
+            m,
+            fd as u32,
+            data as u32,
+            count as u32,
+            flags as u32,
+            out_len as u32
+        )
     );
     import!(linker, "sock_shutdown", |w, m, fd: i32, how: i32| w
         .sock_shutdown(fd as u32, how as u32));

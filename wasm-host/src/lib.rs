@@ -2,7 +2,7 @@
 //! Go programs built with `GOOS=wasip1 GOARCH=wasm`.
 //!
 //! - [`system`]: the [`System`] trait, everything outside the program's
-//!   memory (console, clocks, sleep, entropy). The host implements it with
+//!   memory (console, clocks, sleep, entropy, sockets). The host implements it with
 //!   std; the OS implements it over a guest's capability ring.
 //! - [`wasi`]: every preview1 import, as plain functions over the program's
 //!   memory and the instance's state ([`Wasi`]); what the instance was not
@@ -37,6 +37,6 @@ pub use errno::Errno;
 pub use host::{Host, Limits, Outcome, Program, RunError, run};
 #[cfg(feature = "std")]
 pub use std_system::{StdSystem, archive_from_dir};
-pub use system::{Clock, Stream, System};
+pub use system::{Clock, Readiness, SocketHandle, Stream, System};
 pub use tree::{Image, Tree};
 pub use wasi::{Wasi, WasiBuilder};

@@ -137,6 +137,11 @@ impl<'a> GuestMemory<'a> {
         self.record_range(ptr, 4, 1, 4).map(drop)
     }
 
+    /// As [`GuestMemory::check_u32`], for a `u16` result.
+    pub fn check_u16(&self, ptr: u32) -> Result<(), Errno> {
+        self.record_range(ptr, 2, 1, 2).map(drop)
+    }
+
     /// As [`GuestMemory::check_u32`], for a `u64` result.
     pub fn check_u64(&self, ptr: u32) -> Result<(), Errno> {
         self.record_range(ptr, 8, 1, 8).map(drop)

@@ -8,7 +8,7 @@ use caps::interfaces::{network, tcp_listener, tcp_stream, udp_socket};
 use caps::start::initial_capability;
 use caps::{CapId, Interface, Method, TransportError};
 
-use crate::ring::{CallError, call, call_with_caps};
+use crate::ring::{CallError, call, call_expecting, call_with_caps};
 
 fn network() -> CapId {
     initial_capability(Interface::Network)
@@ -39,8 +39,75 @@ pub fn addressing() -> Result<network::Addressing, CallError> {
 }
 
 /// Releases a socket's capability, closing the socket.
-fn close(cap: CapId) {
+pub fn close(cap: CapId) {
     let _ = crate::clients::release(cap);
+}
+
+// Operations on socket capabilities by id, for runtimes that keep their own
+// table of them (the WASI layer); the types below own theirs.
+
+/// A connection waiting on `listener`, without waiting.
+pub fn accept_now(listener: CapId) -> Result<Option<CapId>, CallError> {
+    minting::<tcp_listener::Accept>(listener, &tcp_listener::AcceptParams { wait: false })
+}
+
+/// What a read found.
+pub enum Read {
+    Data(Vec<u8>),
+    /// Nothing yet (only without waiting).
+    Nothing,
+    End,
+}
+
+/// Reads at most `max` bytes from `stream`, waiting for some if `wait`.
+pub fn read(stream: CapId, max: u32, wait: bool) -> Result<Read, CallError> {
+    let params = tcp_stream::ReadParams { max, wait };
+    // Room for the bytes and the message around them.
+    let results = call_expecting::<tcp_stream::Read>(stream, &params, max as usize + 64)?;
+    Ok(if results.end {
+        Read::End
+    } else if results.data.is_empty() {
+        Read::Nothing
+    } else {
+        Read::Data(results.data)
+    })
+}
+
+/// Most bytes one write call carries (a message's limit, less framing).
+pub const MAX_WRITE_BYTES: usize = 60 * 1024;
+
+/// Queues what fits of `data` (at most [`MAX_WRITE_BYTES`]) on `stream`,
+/// waiting for room if `wait`; how much.
+pub fn write(stream: CapId, data: &[u8], wait: bool) -> Result<u32, CallError> {
+    let params = tcp_stream::WriteParams {
+        data: data[..data.len().min(MAX_WRITE_BYTES)].to_vec(),
+        wait,
+    };
+    call::<tcp_stream::Write>(stream, &params).map(|r| r.written)
+}
+
+pub fn shutdown(stream: CapId) -> Result<(), CallError> {
+    call::<tcp_stream::Shutdown>(stream, &tcp_stream::ShutdownParams).map(|_| ())
+}
+
+/// Waits until one of `sockets` (`(socket, read, write)`) is ready as asked,
+/// or `timeout_nanos` (`u64::MAX`: no limit); what each is ready for.
+pub fn poll(
+    sockets: &[(CapId, bool, bool)],
+    timeout_nanos: u64,
+) -> Result<Vec<network::Readiness>, CallError> {
+    let params = network::PollParams {
+        interests: sockets
+            .iter()
+            .map(|&(socket, read, write)| network::Interest {
+                socket: socket.raw(),
+                read,
+                write,
+            })
+            .collect(),
+        timeout_nanos,
+    };
+    call::<network::Poll>(network(), &params).map(|r| r.ready)
 }
 
 pub struct TcpListener(CapId);
@@ -66,6 +133,13 @@ impl TcpListener {
 
     pub fn cap(&self) -> CapId {
         self.0
+    }
+
+    /// The capability, no longer closed when this value goes.
+    pub fn into_cap(self) -> CapId {
+        let cap = self.0;
+        core::mem::forget(self);
+        cap
     }
 }
 

@@ -11,6 +11,10 @@ use spin::Mutex;
 
 use crate::syscall;
 
+/// The results buffer a call starts with; one that needs more is made again
+/// with the largest (a message's limit).
+const FIRST_RESULTS_BYTES: usize = 256;
+
 pub struct Ring {
     pub submissions: SubmissionQueue<'static>,
     pub completions: CompletionQueue<'static>,
@@ -113,7 +117,7 @@ impl Ring {
         params: &M::Params,
     ) -> Result<M::Results, CallError> {
         self.with_encoded(params, &[], |ring, params| {
-            ring.call_encoded::<M>(cap, params, 0, false)
+            ring.call_encoded::<M>(cap, params, 0, false, FIRST_RESULTS_BYTES)
         })?
         .map(|(results, _)| results)
     }
@@ -129,7 +133,22 @@ impl Ring {
         moved: bool,
     ) -> Result<(M::Results, Vec<CapId>), CallError> {
         self.with_encoded(params, send, |ring, params| {
-            ring.call_encoded::<M>(cap, params, send.len() as u16, moved)
+            ring.call_encoded::<M>(cap, params, send.len() as u16, moved, FIRST_RESULTS_BYTES)
+        })?
+    }
+
+    /// As [`Ring::call`] with a results buffer of at least `bytes` from
+    /// the start (for results whose size the caller asks for, as reads).
+    pub fn call_expecting<M: Method>(
+        &mut self,
+        cap: CapId,
+        params: &M::Params,
+        bytes: usize,
+    ) -> Result<M::Results, CallError> {
+        let capacity = bytes.clamp(FIRST_RESULTS_BYTES, MAX_MESSAGE_BYTES as usize);
+        self.with_encoded(params, &[], |ring, params| {
+            ring.call_encoded::<M>(cap, params, 0, false, capacity)
+                .map(|(results, _)| results)
         })?
     }
 
@@ -175,9 +194,10 @@ impl Ring {
         params: Buffer,
         caps: u16,
         moved: bool,
+        first_capacity: usize,
     ) -> Result<(M::Results, Vec<CapId>), CallError> {
         const LARGEST: usize = MAX_MESSAGE_BYTES as usize;
-        let mut capacity = 256;
+        let mut capacity = first_capacity;
         loop {
             if self.results.len() < capacity {
                 self.results.resize(capacity, 0);
@@ -281,6 +301,15 @@ impl caps::interfaces::Transport for Rt {
 /// Calls `M` on `cap` through this guest's ring.
 pub fn call<M: Method>(cap: CapId, params: &M::Params) -> Result<M::Results, CallError> {
     with_ring(|ring| ring.call::<M>(cap, params))
+}
+
+/// As [`call`], with a results buffer of at least `bytes` from the start.
+pub fn call_expecting<M: Method>(
+    cap: CapId,
+    params: &M::Params,
+    bytes: usize,
+) -> Result<M::Results, CallError> {
+    with_ring(|ring| ring.call_expecting::<M>(cap, params, bytes))
 }
 
 /// As [`call`], sending capabilities and returning those the results carry.

@@ -3,9 +3,11 @@
 //! guest's capabilities.
 //!
 //! Arguments (module line `arg=` words), in order:
-//! `[--env=KEY=VALUE]... [--dir=DATA] [--fuel=N] [--max-memory-mb=N] MODULE [ARG]...`
+//! `[--env=KEY=VALUE]... [--dir=DATA] [--listen=PORT]... [--fuel=N] [--max-memory-mb=N] MODULE [ARG]...`
 //! where MODULE and DATA name data modules: MODULE holds the .wasm,
 //! DATA a ustar archive served read-only as the preopened directory "/".
+//! Each `--listen` port becomes a listening socket (Network.listen),
+//! preopened as fd 3, 4, ... in order, before the directory.
 //! The program's argv is MODULE then the ARGs. Exit code: the program's, or
 //! 126 (cannot run it), 134 (it trapped), 137 (it hit a limit).
 #![no_std]
@@ -16,13 +18,17 @@ extern crate alloc;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use guest_rt::caps::TransportError;
+use guest_rt::caps::{CapId, ExceptionCode, TransportError};
 use guest_rt::clients::{
     console_write, data, entropy_fill, start_info, timer_now, timer_realtime, timer_sleep,
 };
+use guest_rt::net;
 use guest_rt::println;
 use guest_rt::ring::CallError;
-use wasm_host::{Clock, Errno, Host, Image, Limits, RunError, Stream, System, Tree, WasiBuilder};
+use wasm_host::{
+    Clock, Errno, Host, Image, Limits, Readiness, RunError, SocketHandle, Stream, System, Tree,
+    WasiBuilder,
+};
 
 guest_rt::entry!(main);
 
@@ -63,11 +69,90 @@ impl System for RingSystem {
     fn yield_now(&mut self) {
         guest_rt::syscall::cap_enter(0, 0);
     }
+
+    fn accept(&mut self, listener: SocketHandle) -> Result<Option<SocketHandle>, Errno> {
+        net::accept_now(socket(listener)?)
+            .map(|stream| stream.map(CapId::raw))
+            .map_err(socket_errno)
+    }
+
+    fn receive(&mut self, stream: SocketHandle, buf: &mut [u8]) -> Result<Option<usize>, Errno> {
+        let max = buf.len().min(net::MAX_WRITE_BYTES) as u32;
+        match net::read(socket(stream)?, max, false).map_err(socket_errno)? {
+            net::Read::Data(data) => {
+                let len = data.len().min(buf.len());
+                buf[..len].copy_from_slice(&data[..len]);
+                Ok(Some(len))
+            }
+            net::Read::Nothing => Ok(None),
+            net::Read::End => Ok(Some(0)),
+        }
+    }
+
+    fn send(&mut self, stream: SocketHandle, bytes: &[u8]) -> Result<Option<usize>, Errno> {
+        match net::write(socket(stream)?, bytes, false).map_err(socket_errno)? {
+            0 if !bytes.is_empty() => Ok(None),
+            written => Ok(Some(written as usize)),
+        }
+    }
+
+    fn shutdown(&mut self, stream: SocketHandle) -> Result<(), Errno> {
+        net::shutdown(socket(stream)?).map_err(socket_errno)
+    }
+
+    fn close(&mut self, socket_handle: SocketHandle) {
+        if let Ok(cap) = socket(socket_handle) {
+            net::close(cap);
+        }
+    }
+
+    fn poll(
+        &mut self,
+        sockets: &[(SocketHandle, bool, bool)],
+        timeout_nanos: Option<u64>,
+    ) -> Result<Vec<Readiness>, Errno> {
+        let mut interests = Vec::with_capacity(sockets.len());
+        for &(handle, read, write) in sockets {
+            interests.push((socket(handle)?, read, write));
+        }
+        let ready =
+            net::poll(&interests, timeout_nanos.unwrap_or(u64::MAX)).map_err(socket_errno)?;
+        Ok(sockets
+            .iter()
+            .enumerate()
+            .map(|(index, _)| {
+                ready
+                    .get(index)
+                    .map_or(Readiness::default(), |r| Readiness {
+                        read: r.read,
+                        write: r.write,
+                    })
+            })
+            .collect())
+    }
+}
+
+/// A socket handle is the raw id of its capability.
+fn socket(handle: SocketHandle) -> Result<CapId, Errno> {
+    CapId::from_raw(handle).ok_or(Errno::BadF)
+}
+
+/// The errno Go expects for a failed socket call.
+fn socket_errno(error: CallError) -> Errno {
+    match error {
+        CallError::Exception(e) if e.code == ExceptionCode::Disconnected => Errno::ConnReset,
+        CallError::Exception(e) if e.code == ExceptionCode::Overloaded => Errno::NoBufs,
+        CallError::Exception(e) if e.code == ExceptionCode::Denied => Errno::Acces,
+        CallError::Transport(TransportError::StaleCap) => Errno::BadF,
+        CallError::Transport(TransportError::WrongCapKind) => Errno::NotSock,
+        _ => Errno::Io,
+    }
 }
 
 struct Invocation {
     env: Vec<(String, String)>,
     dir: Option<String>,
+    listen: Vec<u16>,
     limits: Limits,
     module: String,
     args: Vec<String>,
@@ -77,6 +162,7 @@ fn parse(args: &[String]) -> Result<Invocation, String> {
     let mut invocation = Invocation {
         env: Vec::new(),
         dir: None,
+        listen: Vec::new(),
         limits: Limits::default(),
         module: String::new(),
         args: Vec::new(),
@@ -90,6 +176,11 @@ fn parse(args: &[String]) -> Result<Invocation, String> {
             invocation.env.push((key.into(), value.into()));
         } else if let Some(dir) = arg.strip_prefix("--dir=") {
             invocation.dir = Some(dir.into());
+        } else if let Some(port) = arg.strip_prefix("--listen=") {
+            invocation.listen.push(
+                port.parse()
+                    .map_err(|_| alloc::format!("bad --listen port {port}"))?,
+            );
         } else if let Some(fuel) = arg.strip_prefix("--fuel=") {
             invocation.limits.fuel = Some(
                 fuel.parse()
@@ -152,6 +243,16 @@ fn main() -> i32 {
         },
     };
     let mut builder = WasiBuilder::new(RingSystem).args(invocation.args.iter().cloned());
+    for &port in &invocation.listen {
+        match net::listen(port) {
+            // The listener's capability now belongs to the WASI fd.
+            Ok(listener) => builder = builder.preopen_socket(listener.into_cap().raw()),
+            Err(error) => {
+                println!("wasm: cannot listen on port {port}: {error}");
+                return 126;
+            }
+        }
+    }
     for (key, value) in &invocation.env {
         builder = builder.env(key.clone(), value.clone());
     }
