@@ -56,16 +56,24 @@ pub struct Limits {
     pub tcp_buffer_bytes: usize,
     /// Receive and transmit buffer, each, per UDP socket.
     pub udp_buffer_bytes: usize,
-    /// Connections a listener keeps ready to be accepted.
+    /// Connections a listener holds at once: waiting to be accepted, and
+    /// the listening sockets that take the next ones.
     pub backlog: usize,
 }
 
+/// Listening sockets a listener keeps ready: after every packet the stack
+/// takes in, a listener that has fewer gets more (within its backlog and
+/// its owner's limit), so a burst of connections is taken one by one
+/// instead of being reset (smoltcp resets a SYN no socket listens for).
+const LISTENING: usize = 2;
+
 impl Limits {
+    /// At most 64 sockets of 2 x 16 KiB each: 2 MiB per owner.
     pub const DEFAULT: Limits = Limits {
-        sockets_per_owner: 32,
+        sockets_per_owner: 64,
         tcp_buffer_bytes: 16 * 1024,
         udp_buffer_bytes: 16 * 1024,
-        backlog: 4,
+        backlog: 32,
     };
 
     /// The most buffer memory one owner can make the stack hold.
@@ -183,6 +191,8 @@ pub struct Stack<D: Device> {
     closing: Vec<(SocketHandle, Instant)>,
     /// The time of the last poll.
     now: Instant,
+    /// DHCP changed the addressing since `addressing_changed` was asked.
+    addressing_changed: bool,
 }
 
 /// How long a closed stream may take to finish (FIN acknowledged, the
@@ -220,6 +230,7 @@ impl<D: Device> Stack<D> {
             next_port: FIRST_EPHEMERAL_PORT + (seed % 16384) as u16,
             closing: Vec::new(),
             now,
+            addressing_changed: false,
         };
         match addressing {
             Addressing::Dhcp => {
@@ -268,9 +279,30 @@ impl<D: Device> Stack<D> {
     /// for a socket (so parked calls are worth retrying). An address DHCP
     /// gives or takes back is applied here.
     pub fn poll(&mut self, now: Instant) -> bool {
+        use smoltcp::iface::{PollIngressSingleResult, PollResult};
         self.now = now;
-        let changed = self.iface.poll(now, &mut self.device, &mut self.sockets)
-            == smoltcp::iface::PollResult::SocketStateChanged;
+        self.iface.poll_maintenance(now);
+        let mut changed = false;
+        loop {
+            match self
+                .iface
+                .poll_ingress_single(now, &mut self.device, &mut self.sockets)
+            {
+                PollIngressSingleResult::None => break,
+                PollIngressSingleResult::PacketProcessed => {}
+                PollIngressSingleResult::SocketStateChanged => {
+                    changed = true;
+                    self.keep_listening();
+                }
+            }
+        }
+        while self
+            .iface
+            .poll_egress(now, &mut self.device, &mut self.sockets)
+            == PollResult::SocketStateChanged
+        {
+            changed = true;
+        }
         self.reap();
         if let Some(handle) = self.dhcp {
             let event = match self.sockets.get_mut::<dhcpv4::Socket>(handle).poll() {
@@ -283,11 +315,51 @@ impl<D: Device> Stack<D> {
                 None => None,
             };
             if let Some((address, gateway, dns)) = event {
+                let before = self.info.clone();
                 self.configure(address, gateway, dns);
+                self.addressing_changed |= self.info != before;
                 return true;
             }
         }
         changed
+    }
+
+    /// Gives every listener its [`LISTENING`] sockets in Listen state back,
+    /// as far as its backlog and its owner's limit allow.
+    fn keep_listening(&mut self) {
+        let listeners: Vec<(SocketId, Owner, u16, usize, usize)> = self
+            .table
+            .iter()
+            .filter_map(|(id, socket)| match socket {
+                Socket::Listener {
+                    owner,
+                    port,
+                    backlog,
+                } => {
+                    let listening = backlog
+                        .iter()
+                        .filter(|&&h| {
+                            self.sockets.get::<tcp::Socket>(h).state() == tcp::State::Listen
+                        })
+                        .count();
+                    Some((id, *owner, *port, listening, backlog.len()))
+                }
+                _ => None,
+            })
+            .collect();
+        for (id, owner, port, listening, held) in listeners {
+            let room = self
+                .limits
+                .sockets_per_owner
+                .saturating_sub(self.held_by(owner))
+                .min(self.limits.backlog.saturating_sub(held));
+            for _ in 0..LISTENING.saturating_sub(listening).min(room) {
+                let handle = self.listening_tcp(port);
+                if let Ok(Socket::Listener { backlog, .. }) = self.table.get_mut(id) {
+                    backlog.push(handle);
+                }
+            }
+        }
     }
 
     /// Removes closed streams that have finished (or waited long enough).
@@ -319,6 +391,12 @@ impl<D: Device> Stack<D> {
 
     pub fn info(&self) -> &Info {
         &self.info
+    }
+
+    /// Whether DHCP changed the addressing since the last time this was
+    /// asked (for the driver's log).
+    pub fn addressing_changed(&mut self) -> bool {
+        core::mem::take(&mut self.addressing_changed)
     }
 
     pub fn limits(&self) -> Limits {
@@ -371,10 +449,8 @@ impl<D: Device> Stack<D> {
         if taken {
             return Err(Error::PortInUse(port));
         }
-        self.room_for(owner, self.limits.backlog)?;
-        let backlog = (0..self.limits.backlog)
-            .map(|_| self.listening_tcp(port))
-            .collect();
+        self.room_for(owner, LISTENING)?;
+        let backlog = (0..LISTENING).map(|_| self.listening_tcp(port)).collect();
         Ok(self
             .table
             .insert(Socket::Listener {
@@ -388,15 +464,12 @@ impl<D: Device> Stack<D> {
     /// A connection that arrived on `listener`, as a stream of its owner's;
     /// a fresh listening socket takes its place in the backlog.
     pub fn accept(&mut self, listener: SocketId) -> Result<SocketId, Error> {
-        let Socket::Listener {
-            owner,
-            port,
-            backlog,
-        } = self.table.get(listener).map_err(Error::Stale)?
+        let Socket::Listener { owner, backlog, .. } =
+            self.table.get(listener).map_err(Error::Stale)?
         else {
             return Err(Error::WrongKind);
         };
-        let (owner, port) = (*owner, *port);
+        let owner = *owner;
         let ready = backlog.iter().position(|&handle| {
             let socket = self.sockets.get::<tcp::Socket>(handle);
             socket.may_send() || socket.may_recv() && socket.state() != tcp::State::Listen
@@ -406,19 +479,17 @@ impl<D: Device> Stack<D> {
             self.relisten(listener);
             return Err(Error::WouldBlock);
         };
-        let fresh = self.listening_tcp(port);
         let Ok(Socket::Listener { backlog, .. }) = self.table.get_mut(listener) else {
             unreachable!("checked above");
         };
-        let handle = core::mem::replace(&mut backlog[index], fresh);
-        Ok(self
-            .table
-            .insert(Socket::Stream {
-                owner,
-                handle,
-                connected: true,
-            })
-            .map_err(|_| Error::TooManySockets)?)
+        let handle = backlog.swap_remove(index);
+        let stream = self.table.insert(Socket::Stream {
+            owner,
+            handle,
+            connected: true,
+        });
+        self.keep_listening();
+        stream.map_err(|_| Error::TooManySockets)
     }
 
     fn relisten(&mut self, listener: SocketId) {

@@ -194,11 +194,11 @@ fn bad_requests_are_refused_and_change_nothing() {
 #[test]
 fn an_owner_cannot_hold_more_than_its_limit() {
     let limits = Limits {
-        sockets_per_owner: 6,
+        sockets_per_owner: 4,
         ..Limits::DEFAULT
     };
     let mut net = Net::new(limits);
-    net.server.listen(1, 1000).unwrap(); // a backlog of 4
+    net.server.listen(1, 1000).unwrap(); // two listening sockets
     net.server.udp_bind(1, 53).unwrap();
     net.server.udp_bind(1, 54).unwrap();
     assert_eq!(net.server.udp_bind(1, 55), Err(Error::TooManySockets));
@@ -245,4 +245,29 @@ fn datagrams_go_both_ways() {
         net.client.send_to(client, SERVER, 5353, &vec![0; 20_000]),
         Err(Error::TooLarge)
     );
+}
+
+#[test]
+fn a_burst_of_connections_is_taken_not_reset() {
+    let mut net = Net::new(Limits::DEFAULT);
+    let listener = net.server.listen(1, 8080).unwrap();
+    let streams: Vec<_> = (0..12)
+        .map(|_| net.client.connect(7, SERVER, 8080).unwrap())
+        .collect();
+    let mut accepted = Vec::new();
+    while accepted.len() < streams.len() {
+        accepted.push(until(&mut net, |n| n.server.accept(listener)).unwrap());
+    }
+    for stream in &streams {
+        assert!(net.client.readiness(*stream).unwrap().1, "writable");
+        assert_eq!(net.client.send(*stream, b"x"), Ok(1));
+    }
+    // Every connection the burst made is established: none was reset.
+    net.run(50);
+    let mut buffer = [0u8; 4];
+    let mut received = 0;
+    for peer in &accepted {
+        received += until(&mut net, |n| n.server.recv(*peer, &mut buffer)).unwrap();
+    }
+    assert_eq!(received, streams.len());
 }

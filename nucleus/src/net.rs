@@ -8,7 +8,7 @@
 
 use core::cell::RefCell;
 use core::fmt;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use netd::smoltcp::phy::{self, DeviceCapabilities, Medium};
 use netd::{Addressing, Instant, Limits, Stack};
@@ -105,6 +105,15 @@ impl phy::Device for NicDevice {
 static STACK: Mutex<Option<Stack<NicDevice>>> = Mutex::new(None);
 /// When the stack next has timer work (TSC), or `u64::MAX` for none.
 static NEXT_POLL: AtomicU64 = AtomicU64::new(u64::MAX);
+/// A poll changed some socket since `take_changed` last looked: calls
+/// waiting on sockets are worth making again. Polls happen inside guests'
+/// calls too (`with_stack`), where the scheduler cannot be reached.
+static CHANGED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a socket changed since the last time this was asked.
+pub fn take_changed() -> bool {
+    CHANGED.swap(false, Ordering::Relaxed)
+}
 
 /// smoltcp's clock: the nucleus's monotonic time.
 fn now() -> Instant {
@@ -125,6 +134,12 @@ pub fn with_stack<R>(f: impl FnOnce(&mut Stack<NicDevice>) -> R) -> Option<R> {
 fn poll(stack: &mut Stack<NicDevice>) -> bool {
     let now = now();
     let changed = stack.poll(now);
+    if changed {
+        CHANGED.store(true, Ordering::Relaxed);
+    }
+    if stack.addressing_changed() {
+        log_addressing(stack.info());
+    }
     let next = match stack.poll_delay(now) {
         Some(delay) => crate::time::rdtsc().saturating_add(nucleus_core::time::nanos_to_cycles(
             delay.total_micros() * 1000,
@@ -136,13 +151,30 @@ fn poll(stack: &mut Stack<NicDevice>) -> bool {
     changed
 }
 
-/// From the timer: polls when smoltcp has a timer due (retransmits, DHCP
-/// renewal, delayed ACKs); whether a socket changed.
-pub fn poll_if_due() -> bool {
-    if crate::time::rdtsc() < NEXT_POLL.load(Ordering::Relaxed) {
-        return false;
+fn log_addressing(info: &netd::Info) {
+    match info.address {
+        Some(address) => {
+            let dns = info.dns.first().map(|d| alloc::format!("{d}"));
+            crate::log!(
+                "net: DHCP lease {address}, gateway {}, DNS {}",
+                info.gateway
+                    .map_or(alloc::format!("none"), |g| alloc::format!("{g}")),
+                dns.as_deref().unwrap_or("none")
+            )
+        }
+        None => crate::log!("net: DHCP lease lost; no address"),
     }
-    STACK.lock().as_mut().is_some_and(poll)
+}
+
+/// From the timer: polls when smoltcp has a timer due (retransmits, DHCP
+/// renewal, delayed ACKs); whether a socket changed since last asked.
+pub fn poll_if_due() -> bool {
+    if crate::time::rdtsc() >= NEXT_POLL.load(Ordering::Relaxed)
+        && let Some(stack) = STACK.lock().as_mut()
+    {
+        poll(stack);
+    }
+    take_changed()
 }
 
 #[derive(Debug)]
@@ -164,7 +196,7 @@ impl fmt::Display for BringUpError {
             BringUpError::Transport(error) => write!(f, "virtio PCI transport: {error}"),
             BringUpError::Device(error) => write!(f, "virtio-net: {error}"),
             BringUpError::NoVector => f.write_str("no interrupt vector left"),
-            BringUpError::Msix(error) => write!(f, "MSI-X: {error:?}"),
+            BringUpError::Msix(error) => write!(f, "MSI-X: {error}"),
             BringUpError::VectorRefused => {
                 f.write_str("the device refused the MSI-X entry for its queues")
             }
@@ -229,12 +261,11 @@ impl fmt::Display for Mac {
 }
 
 /// The device signalled (a frame arrived, or one went): acknowledge it,
-/// move the stack along; whether a socket changed.
+/// move the stack along; whether a socket changed since last asked.
 pub fn on_interrupt() -> bool {
-    let mut stack = STACK.lock();
-    let Some(stack) = stack.as_mut() else {
-        return false;
-    };
-    stack.device_mut().nic.get_mut().ack_interrupt();
-    poll(stack)
+    if let Some(stack) = STACK.lock().as_mut() {
+        stack.device_mut().nic.get_mut().ack_interrupt();
+        poll(stack);
+    }
+    take_changed()
 }

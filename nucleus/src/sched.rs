@@ -141,6 +141,11 @@ pub fn process_current() -> Progress {
         let routed = loop {
             match domain.step() {
                 Step::Idle => {
+                    // Its calls may have moved sockets others wait on.
+                    if crate::net::take_changed() {
+                        retry_all_waiting(&mut scheduler.guests);
+                    }
+                    let domain = &mut running(&mut scheduler.guests, id).domain;
                     domain.complete_due(crate::time::rdtsc());
                     return Progress::Ready(domain.ready());
                 }
@@ -279,8 +284,11 @@ fn wake_due(scheduler: &mut Scheduler) {
 /// nucleus holds the scheduler (it runs with interrupts off but when idle
 /// or in a guest).
 pub fn retry_waiting() {
-    let mut scheduler = SCHEDULER.lock();
-    for (_, guest) in scheduler.guests.iter_mut() {
+    retry_all_waiting(&mut SCHEDULER.lock().guests);
+}
+
+fn retry_all_waiting(guests: &mut Guests) {
+    for (_, guest) in guests.iter_mut() {
         if guest.domain.has_waiting() && guest.domain.retry_waiting() {
             guest.wake_if_ready();
         }

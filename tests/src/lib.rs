@@ -236,10 +236,15 @@ fn test_image(cmdline: &str, specs: &[&str]) -> Result<appliance::Image, String>
         let head = words.next().unwrap_or_default();
         let (name, binary) = head.split_once('=').unwrap_or((head, head));
         image.add(binary, Contents::File(repo.native_binaries().join(binary)))?;
+        // Every grant but the network, which needs the network device:
+        // a guest asks for it with `grants=...+network`.
         let mut guest = Guest {
             name: name.into(),
             module: binary.into(),
-            grants: manifest::GRANTABLE.to_vec(),
+            grants: manifest::GRANTABLE
+                .into_iter()
+                .filter(|&g| g != caps::Interface::Network)
+                .collect(),
             ..Guest::default()
         };
         for word in words {
@@ -261,6 +266,12 @@ fn test_image(cmdline: &str, specs: &[&str]) -> Result<appliance::Image, String>
                     }
                 }
                 "serves" => guest.serves = value.split('+').map(String::from).collect(),
+                "listen" => {
+                    guest.listen = value
+                        .split('+')
+                        .map(|p| p.parse().map_err(|_| format!("{word}: not a port")))
+                        .collect::<Result<_, _>>()?
+                }
                 "connects" => guest.connects = value.split('+').map(String::from).collect(),
                 "grants" => {
                     guest.grants = value
@@ -279,9 +290,16 @@ fn test_image(cmdline: &str, specs: &[&str]) -> Result<appliance::Image, String>
         .iter()
         .any(|m| m.name == manifest::MODULE_NAME);
     if !guests.is_empty() && !has_manifest {
+        let network = guests
+            .iter()
+            .any(|g| g.grants.contains(&caps::Interface::Network));
         let manifest = Manifest {
             name: "test".into(),
             guests,
+            devices: manifest::Devices {
+                network,
+                disk: false,
+            },
             ..Manifest::default()
         };
         image.add(
@@ -424,12 +442,99 @@ pub fn appliance_image(name: &str, extra: &str) -> PathBuf {
         .clone()
 }
 
+/// A boot's serial console while it runs, for a host client that talks to
+/// the appliance meanwhile.
+#[derive(Clone)]
+pub struct Console {
+    output: Arc<Mutex<String>>,
+}
+
+impl Console {
+    /// Waits until a line holding `marker` appears (at most `timeout`);
+    /// whether it did.
+    pub fn wait_for(&self, marker: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.output.lock().unwrap().contains(marker) {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// What the console has printed so far.
+    pub fn text(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+}
+
+/// A TCP port on 127.0.0.1 that is free now (for a forward into QEMU).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free local port")
+        .port()
+}
+
+/// Boots `iso` as `request` says with each of `guest_ports` forwarded from
+/// a free port on 127.0.0.1, and runs `client` (given the console and the
+/// host ports, in order) while QEMU runs; QEMU then runs to its end (or
+/// the timeout). A client that panics fails the test with the boot's
+/// report.
+pub fn run_with_client<R: Send + 'static>(
+    iso: &Path,
+    request: BootRequest,
+    guest_ports: &[u16],
+    client: impl FnOnce(&Console, &[u16]) -> R + Send + 'static,
+) -> (Run, R) {
+    let host_ports: Vec<u16> = guest_ports.iter().map(|_| free_port()).collect();
+    let forwards: Vec<String> = host_ports
+        .iter()
+        .zip(guest_ports)
+        .map(|(host, guest)| format!("{host}-{guest}"))
+        .collect();
+    let result = Arc::new(Mutex::new(None));
+    let slot = result.clone();
+    let run = run_qemu(
+        iso,
+        request,
+        &forwards.join(" "),
+        Some(Box::new(move |console: Console| {
+            let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                client(&console, &host_ports)
+            }));
+            *slot.lock().unwrap() = Some(answer);
+        })),
+    );
+    let answer = result.lock().unwrap().take();
+    match answer {
+        Some(Ok(answer)) => (run, answer),
+        Some(Err(panic)) => {
+            let why = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            panic!("the host client failed: {why}\n{}", run.report())
+        }
+        None => panic!("the host client did not finish\n{}", run.report()),
+    }
+}
+
 /// Boots `iso` as `request` says (its cmdline and guests are the image's).
 pub fn run_image(iso: &Path, request: BootRequest) -> Run {
+    run_qemu(iso, request, "", None)
+}
+
+type Client = Box<dyn FnOnce(Console) + Send>;
+
+fn run_qemu(iso: &Path, request: BootRequest, forwards: &str, client: Option<Client>) -> Run {
     let mut command = Command::new(repo_root().join("scripts/run-qemu"));
     if request.firmware == Firmware::Uefi {
         command.arg("--uefi");
     }
+    command.env("NET_FORWARDS", forwards);
     command.arg(iso).args(request.qemu_args);
     if let Some(accel) = request.accel {
         command.env("ACCEL", accel);
@@ -466,6 +571,12 @@ pub fn run_image(iso: &Path, request: BootRequest) -> Run {
             }
         })
     };
+    let client = client.map(|client| {
+        let console = Console {
+            output: output.clone(),
+        };
+        thread::spawn(move || client(console))
+    });
     let mut stderr_pipe = child.stderr.take().unwrap();
     let stderr_reader = thread::spawn(move || {
         let mut s = String::new();
@@ -497,6 +608,10 @@ pub fn run_image(iso: &Path, request: BootRequest) -> Run {
         thread::sleep(Duration::from_millis(20));
     };
     let _ = reader.join();
+    if let Some(client) = client {
+        // It finishes: every wait it makes has a timeout.
+        let _ = client.join();
+    }
     let stderr = stderr_reader.join().unwrap_or_default();
     if let Some(socket) = monitor {
         let _ = std::fs::remove_file(socket);

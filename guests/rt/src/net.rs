@@ -210,6 +210,11 @@ pub fn bind_udp(port: u16) -> Result<UdpSocket, CallError> {
 }
 
 impl UdpSocket {
+    /// Its capability id.
+    pub fn cap(&self) -> CapId {
+        self.0
+    }
+
     pub fn send_to(&self, address: u32, port: u16, data: &[u8]) -> Result<(), CallError> {
         let params = udp_socket::SendToParams {
             address,

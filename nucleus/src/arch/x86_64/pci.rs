@@ -251,6 +251,20 @@ pub enum MsixError {
     BarNotAssigned,
 }
 
+impl core::fmt::Display for MsixError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            MsixError::Absent => f.write_str("the device has no MSI-X capability"),
+            MsixError::TooFewEntries(entries) => {
+                write!(f, "the device's MSI-X table has only {entries} entries")
+            }
+            MsixError::BarNotAssigned => {
+                f.write_str("the MSI-X table's BAR is not an assigned memory BAR")
+            }
+        }
+    }
+}
+
 /// Points MSI-X table entries 0, 1, ... at `vectors` on this CPU, unmasks
 /// them and enables MSI-X (which turns the device's INTx off).
 pub fn enable_msix(function: DeviceFunction, vectors: &[u8]) -> Result<(), MsixError> {

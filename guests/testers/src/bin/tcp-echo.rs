@@ -1,7 +1,8 @@
 //! A TCP echo server: waits for an address (DHCP), checks that ports the
 //! appliance does not list are refused, then listens on the port its first
 //! argument names and echoes every connection back, one at a time, until a
-//! connection sends "quit" (answered "bye", then it exits 0).
+//! connection sends "quit" (answered "bye", then it exits 0). A connection
+//! that sends "crash" makes it fault while it holds its sockets.
 #![no_std]
 #![no_main]
 
@@ -28,7 +29,7 @@ fn dotted(address: u32) -> String {
 fn main() -> i32 {
     let info = start_info().expect("start info");
     let Some(port) = info.args.first().and_then(|a| a.parse::<u16>().ok()) else {
-        println!("usage: net-echo PORT");
+        println!("usage: tcp-echo PORT");
         return 2;
     };
     let mut waited = 0;
@@ -77,16 +78,35 @@ fn main() -> i32 {
         );
         let mut bytes = 0usize;
         let mut quit = false;
-        while let Some(data) = stream.read(4096).expect("TcpStream.read") {
+        loop {
+            let data = match stream.read(4096) {
+                Ok(Some(data)) => data,
+                Ok(None) => break,
+                // The peer reset it: only this connection ends.
+                Err(error) => {
+                    println!("connection {connections} failed: {error}");
+                    break;
+                }
+            };
             bytes += data.len();
             if data.starts_with(b"quit") {
                 stream.write_all(b"bye\n").expect("TcpStream.write");
                 quit = true;
                 break;
             }
-            stream.write_all(&data).expect("TcpStream.write");
+            if data.starts_with(b"crash") {
+                println!("crashing with connection {connections} open, as asked");
+                // SAFETY: deliberately invalid; the nucleus stops this guest
+                // and closes its sockets.
+                unsafe { (0xffff_ffff_8000_0000 as *mut u64).write_volatile(1) };
+            }
+            if let Err(error) = stream.write_all(&data) {
+                println!("connection {connections} failed: {error}");
+                break;
+            }
         }
-        stream.shutdown().expect("TcpStream.shutdown");
+        // A reset connection cannot be shut down; it closes all the same.
+        let _ = stream.shutdown();
         println!("connection {connections} done: {bytes} bytes echoed");
         drop(stream);
         if quit {
