@@ -154,12 +154,15 @@ fn poll(stack: &mut Stack<NicDevice>) -> bool {
 fn log_addressing(info: &netd::Info) {
     match info.address {
         Some(address) => {
-            let dns = info.dns.first().map(|d| alloc::format!("{d}"));
+            let named = |address: Option<&netd::Ipv4Address>| {
+                address.map_or(alloc::string::String::from("none"), |a| {
+                    alloc::format!("{a}")
+                })
+            };
             crate::log!(
                 "net: DHCP lease {address}, gateway {}, DNS {}",
-                info.gateway
-                    .map_or(alloc::format!("none"), |g| alloc::format!("{g}")),
-                dns.as_deref().unwrap_or("none")
+                named(info.gateway.as_ref()),
+                named(info.dns.first())
             )
         }
         None => crate::log!("net: DHCP lease lost; no address"),

@@ -1478,6 +1478,8 @@ impl<S: System> Wasi<S> {
         memory.write_u32(opened, new_fd)
     }
 
+    /// The preview1 signature, argument for argument.
+    #[allow(clippy::too_many_arguments)]
     pub fn sock_recv(
         &mut self,
         memory: &mut GuestMemory,

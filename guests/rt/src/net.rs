@@ -151,6 +151,9 @@ impl Drop for TcpListener {
 
 pub struct TcpStream(CapId);
 
+/// An IPv4 address (as [`ipv4`] makes) and a port.
+pub type Endpoint = (u32, u16);
+
 /// Connects to `address:port` (reads and writes wait until it is up).
 pub fn connect(address: u32, port: u16) -> Result<TcpStream, CallError> {
     minted::<network::Connect>(network(), &network::ConnectParams { address, port }).map(TcpStream)
@@ -182,13 +185,13 @@ impl TcpStream {
         call::<tcp_stream::Shutdown>(self.0, &tcp_stream::ShutdownParams).map(|_| ())
     }
 
-    /// ((local address, port), (remote address, port)).
-    pub fn endpoints(&self) -> Result<((u32, u16), (u32, u16)), CallError> {
+    /// [local, remote], each (address, port).
+    pub fn endpoints(&self) -> Result<[Endpoint; 2], CallError> {
         let r = call::<tcp_stream::Endpoints>(self.0, &tcp_stream::EndpointsParams)?;
-        Ok((
+        Ok([
             (r.local_address, r.local_port),
             (r.remote_address, r.remote_port),
-        ))
+        ])
     }
 
     pub fn cap(&self) -> CapId {

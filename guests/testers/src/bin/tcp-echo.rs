@@ -71,7 +71,7 @@ fn main() -> i32 {
     loop {
         let stream = listener.accept().expect("TcpListener.accept");
         connections += 1;
-        let (_, (remote, remote_port)) = stream.endpoints().expect("TcpStream.endpoints");
+        let [_, (remote, remote_port)] = stream.endpoints().expect("TcpStream.endpoints");
         println!(
             "connection {connections} from {}:{remote_port}",
             dotted(remote)
