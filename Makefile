@@ -30,11 +30,12 @@ go:
 image: nucleus go
 	cargo run --release -q -p appliance -- build $(APPLIANCE)
 
-run: setup image
-	scripts/run-qemu $(IMAGE)
+# Boots it in QEMU, forwarding the ports its guests listen on from 127.0.0.1.
+run: setup nucleus go
+	cargo run --release -q -p appliance -- run $(APPLIANCE)
 
-run-uefi: setup image
-	scripts/run-qemu --uefi $(IMAGE)
+run-uefi: setup nucleus go
+	cargo run --release -q -p appliance -- run $(APPLIANCE) --uefi
 
 # Formatting, lints for the host crates and for the nucleus target.
 check:

@@ -8,7 +8,10 @@
 //!                                         WORDS are added to its command line;
 //!                                         ELF replaces the nucleus (a variant);
 //!                                         --args replaces a guest's arguments
-//!     appliance run NAME [--uefi]         build, then boot it in QEMU
+//!     appliance run NAME [--uefi]         build, then boot it in QEMU, each
+//!                                         port a guest listens on forwarded
+//!                                         from 127.0.0.1 (the same port; one
+//!                                         below 1024 from 10000 + it)
 //!     appliance help                      this usage
 //!
 //! NAME may also be the file, config/appliances/NAME.cue. The nucleus and
@@ -132,7 +135,7 @@ fn run(args: &[String]) -> Result<(), Failure> {
             if command == "run" {
                 disk = None;
             }
-            build(
+            let appliance = build(
                 &repo,
                 &name,
                 &extra_cmdline,
@@ -146,11 +149,23 @@ fn run(args: &[String]) -> Result<(), Failure> {
                 if uefi {
                     qemu.arg("--uefi");
                 }
+                for (guest, definition) in &appliance.guests {
+                    for &port in &definition.listen {
+                        let host = host_port(port);
+                        println!(
+                            "appliance {name}: {guest} listens on port {port}: 127.0.0.1:{host} on this host reaches it (e.g. curl http://127.0.0.1:{host}/)"
+                        );
+                        qemu.arg("--forward").arg(format!("{host}:{port}"));
+                    }
+                }
                 let status = qemu
                     .arg(&iso)
                     .status()
                     .map_err(|e| Error(format!("scripts/run-qemu: {e}")))?;
-                if !status.success() {
+                // An image booted with qemu-exit ends QEMU with the nucleus's code.
+                let nucleus_success = status.code()
+                    == Some(nucleus_core::qemu::ExitCode::Success.qemu_status());
+                if !status.success() && !nucleus_success {
                     return Err(Error(format!("QEMU ended with {status}")).into());
                 }
             }
@@ -160,6 +175,13 @@ fn run(args: &[String]) -> Result<(), Failure> {
     }
 }
 
+/// The host port `appliance run` forwards to a guest's `port`: the same,
+/// or 10000 + it for a port only root could bind.
+fn host_port(port: u16) -> u16 {
+    if port < 1024 { 10_000 + port } else { port }
+}
+
+/// Builds the image; returns the appliance as built.
 fn build(
     repo: &Repo,
     name: &str,
@@ -168,7 +190,7 @@ fn build(
     nucleus: &std::path::Path,
     iso: &std::path::Path,
     disk: Option<&std::path::Path>,
-) -> Result<(), Error> {
+) -> Result<Appliance, Error> {
     let mut appliance = Appliance::from_json(&cue::appliance_json(repo, name)?)?;
     for (guest, args) in guest_args {
         let known: Vec<&str> = appliance.guests.keys().map(String::as_str).collect();
@@ -195,5 +217,5 @@ fn build(
             disk.display()
         );
     }
-    Ok(())
+    Ok(appliance)
 }

@@ -492,14 +492,14 @@ pub fn run_with_client<R: Send + 'static>(
     let forwards: Vec<String> = host_ports
         .iter()
         .zip(guest_ports)
-        .map(|(host, guest)| format!("{host}-{guest}"))
+        .map(|(host, guest)| format!("{host}:{guest}"))
         .collect();
     let result = Arc::new(Mutex::new(None));
     let slot = result.clone();
     let run = run_qemu(
         iso,
         request,
-        &forwards.join(" "),
+        &forwards,
         Some(Box::new(move |console: Console| {
             let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 client(&console, &host_ports)
@@ -524,17 +524,19 @@ pub fn run_with_client<R: Send + 'static>(
 
 /// Boots `iso` as `request` says (its cmdline and guests are the image's).
 pub fn run_image(iso: &Path, request: BootRequest) -> Run {
-    run_qemu(iso, request, "", None)
+    run_qemu(iso, request, &[], None)
 }
 
 type Client = Box<dyn FnOnce(Console) + Send>;
 
-fn run_qemu(iso: &Path, request: BootRequest, forwards: &str, client: Option<Client>) -> Run {
+fn run_qemu(iso: &Path, request: BootRequest, forwards: &[String], client: Option<Client>) -> Run {
     let mut command = Command::new(repo_root().join("scripts/run-qemu"));
     if request.firmware == Firmware::Uefi {
         command.arg("--uefi");
     }
-    command.env("NET_FORWARDS", forwards);
+    for forward in forwards {
+        command.arg("--forward").arg(forward);
+    }
     command.arg(iso).args(request.qemu_args);
     if let Some(accel) = request.accel {
         command.env("ACCEL", accel);
