@@ -163,8 +163,8 @@ fn run(args: &[String]) -> Result<(), Failure> {
                     .status()
                     .map_err(|e| Error(format!("scripts/run-qemu: {e}")))?;
                 // An image booted with qemu-exit ends QEMU with the nucleus's code.
-                let nucleus_success = status.code()
-                    == Some(nucleus_core::qemu::ExitCode::Success.qemu_status());
+                let nucleus_success =
+                    status.code() == Some(nucleus_core::qemu::ExitCode::Success.qemu_status());
                 if !status.success() && !nucleus_success {
                     return Err(Error(format!("QEMU ended with {status}")).into());
                 }

@@ -71,6 +71,8 @@ fn fixed(address: Ipv4Address) -> Addressing {
 struct Net {
     server: Stack<Cable>,
     client: Stack<Cable>,
+    /// What the server receives.
+    to_server: Queue,
     now: i64,
 }
 
@@ -84,13 +86,19 @@ impl Net {
         };
         let client = Cable {
             inbox: b,
-            outbox: a,
+            outbox: a.clone(),
         };
         Net {
             server: Stack::new(server, [2, 0, 0, 0, 0, 1], fixed(SERVER), limits, 1, at),
             client: Stack::new(client, [2, 0, 0, 0, 0, 2], fixed(CLIENT), limits, 2, at),
+            to_server: a,
             now: 0,
         }
+    }
+
+    /// A frame on the wire to the server, as if the client had sent it.
+    fn inject_to_server(&mut self, frame: Vec<u8>) {
+        self.to_server.borrow_mut().push_back(frame);
     }
 
     /// Lets frames and timers run for `millis`.
@@ -270,4 +278,49 @@ fn a_burst_of_connections_is_taken_not_reset() {
         received += until(&mut net, |n| n.server.recv(*peer, &mut buffer)).unwrap();
     }
     assert_eq!(received, streams.len());
+}
+
+mod arbitrary_frames {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// An Ethernet frame addressed to the server, with an IPv4/TCP-ish
+    /// header in front of arbitrary bytes (so the parsers get past the
+    /// first layer), or arbitrary bytes altogether.
+    fn frame() -> impl Strategy<Value = Vec<u8>> {
+        let raw = proptest::collection::vec(any::<u8>(), 0..1600);
+        let shaped = (proptest::collection::vec(any::<u8>(), 0..200), any::<u8>()).prop_map(
+            |(tail, protocol)| {
+                let mut frame = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+                frame.extend_from_slice(&[0x45, 0, 0, 40, 0, 0, 0, 0, 64, protocol % 18, 0, 0]);
+                frame.extend_from_slice(&CLIENT.octets());
+                frame.extend_from_slice(&SERVER.octets());
+                frame.extend_from_slice(&tail);
+                frame
+            },
+        );
+        prop_oneof![raw, shaped]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Garbage on the wire is dropped (or answered with a reset): the
+        /// stack neither panics nor stops serving.
+        #[test]
+        fn garbage_never_breaks_the_stack(frames in proptest::collection::vec(frame(), 1..40)) {
+            let mut net = Net::new(Limits::DEFAULT);
+            let listener = net.server.listen(1, 8080).unwrap();
+            for frame in frames {
+                net.inject_to_server(frame);
+                net.run(1);
+            }
+            let stream = net.client.connect(7, SERVER, 8080).unwrap();
+            let accepted = until(&mut net, |n| n.server.accept(listener)).unwrap();
+            net.client.send(stream, b"still here").unwrap();
+            let mut buffer = [0u8; 16];
+            let read = until(&mut net, |n| n.server.recv(accepted, &mut buffer)).unwrap();
+            prop_assert_eq!(&buffer[..read], b"still here");
+        }
+    }
 }
