@@ -191,6 +191,17 @@ on_bios_and_uefi! {
         assert!(!run.output.contains("still alive"), "{}", run.report());
         run.assert_contains("guest 2 (counter): exited; exit code 0");
     };
+    a_guest_setting_rflags_ac_cannot_lift_smap_for_the_nucleus => |f: Firmware| {
+        // With AC set, every timer interrupt from the guest enters the
+        // nucleus; were AC left set there, the trap dispatcher stops the
+        // machine (SMAP would be off for the nucleus).
+        let run = boot_with_guests(f, SEVERAL, &["ac-setter", "counter"]);
+        run.assert_exit(ExitCode::Success);
+        let line = run.line_with("] ac-setter: AC still set after ");
+        assert!(line.contains(" ms of interrupts"), "{line}");
+        run.assert_contains("guest 1 (ac-setter): exited; exit code 0");
+        run.assert_contains("guest 2 (counter): exited; exit code 0");
+    };
 }
 
 /// `noxsave` keeps FPU state to FXSAVE even where the CPU has XSAVE, and

@@ -290,3 +290,30 @@ fn a_guest_killed_with_open_sockets_closes_them_and_its_restart_serves() {
         run.assert_contains(marker);
     }
 }
+
+/// The `pc` machine has no MCFG: PCI goes through the legacy ports, and
+/// the NIC sits elsewhere on the bus.
+#[test]
+fn the_pc_machine_reaches_the_nic_through_the_legacy_ports() {
+    let iso = appliance_image("tcp-echo", "");
+    let request = BootRequest {
+        qemu_args: &["-machine", "pc"],
+        ..request(Firmware::Bios)
+    };
+    let (run, ()) = tests::run_with_client(&iso, request, &[7], |console, ports| {
+        wait(console, "] echo: listening on port 7");
+        let mut stream = connect(ports[0]);
+        assert_eq!(
+            echo(&mut stream, b"over the legacy ports"),
+            b"over the legacy ports"
+        );
+        stream.write_all(b"quit").unwrap();
+        let mut rest = String::new();
+        stream.read_to_string(&mut rest).unwrap();
+        assert_eq!(rest, "bye\n");
+    });
+    run.assert_exit(ExitCode::Success);
+    run.assert_contains("] pci: no MCFG; configuration through the legacy ports 0xcf8/0xcfc");
+    run.assert_contains("] pci: 00:03.0 1af4:1041 network controller");
+    run.assert_contains("] net: virtio-net at pci 00:03.0 claimed");
+}

@@ -170,7 +170,7 @@ pub fn enable_fpu(features: &Features, use_xsave: bool) -> Result<FpuState, &'st
     })
 }
 
-static SMAP_ON: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+pub static SMAP_ON: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 static PKU_ON: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 /// Whether protection keys are on (guests then each have their own key).

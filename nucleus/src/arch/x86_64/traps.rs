@@ -143,6 +143,12 @@ extern "C" fn trap_entry_common() {
         crate::user::load_table!("nucleus_table", if_user),
         "mov rdi, rsp",
         "cld",
+        // An interrupt gate keeps RFLAGS.AC: a guest that set it would run
+        // the nucleus with SMAP lifted. CLAC exists only with SMAP.
+        "cmp byte ptr [rip + {smap_on}], 0",
+        "je 2f",
+        "clac",
+        "2:",
         "call {dispatch}",
         "jmp {restore}",
         switch = const crate::user::SWITCH_TABLES as u8,
@@ -151,6 +157,7 @@ extern "C" fn trap_entry_common() {
         cr3_writes = sym crate::memory::CR3_WRITES,
         dispatch = sym trap_dispatch,
         restore = sym return_from_trap,
+        smap_on = sym crate::cpu::SMAP_ON,
     );
 }
 
@@ -184,6 +191,13 @@ pub extern "C" fn return_from_trap() {
 
 extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let from_user = frame.cs & 3 == 3;
+    // The entry cleared AC (with SMAP): the nucleus never runs with it set.
+    if crate::cpu::smap_enabled()
+        && x86_64::registers::rflags::read()
+            .contains(x86_64::registers::rflags::RFlags::ALIGNMENT_CHECK)
+    {
+        report_and_stop(frame);
+    }
     match frame.vector as u8 {
         TIMER_VECTOR => {
             crate::apic::on_timer_interrupt();
