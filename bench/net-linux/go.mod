@@ -1,0 +1,3 @@
+module nucleus.local/bench/net-linux
+
+go 1.25
