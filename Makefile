@@ -6,7 +6,7 @@ NUCLEUS := target/x86_64-unknown-none/release/nucleus
 APPLIANCE ?= hello
 IMAGE := build/appliances/$(APPLIANCE).iso
 
-.PHONY: all setup nucleus go image run run-uefi test check bench clean
+.PHONY: all setup nucleus go image run run-uefi test check bench bench-net clean
 
 all: image
 
@@ -52,6 +52,10 @@ test: setup check nucleus
 # (bench/results/<date>-<host>.md and .svg).
 bench: setup
 	bench/ring-latency
+
+# The network against Linux on the same QEMU machine (fetches Debian's kernel).
+bench-net: setup
+	bench/net
 
 clean:
 	cargo clean

@@ -369,13 +369,17 @@ fn denied(guest: &str, what: &str, name: &str) -> Result<Reply, TransportError> 
 }
 
 /// Console text goes out line by line, each prefixed with the guest's name,
-/// so lines of different guests never interleave mid-line.
+/// so lines of different guests never interleave mid-line. Lines are found
+/// in one pass over the text (a flood of newlines costs linear time).
 fn write_console(name: &str, pending: &mut Vec<u8>, text: &[u8]) {
     pending.extend_from_slice(text);
-    while let Some(end) = pending.iter().position(|&b| b == b'\n') {
-        let line: Vec<u8> = pending.drain(..=end).collect();
-        crate::log!("{name}: {}", String::from_utf8_lossy(&line[..end]));
+    let mut start = 0;
+    while let Some(offset) = pending[start..].iter().position(|&b| b == b'\n') {
+        let end = start + offset;
+        log_line(name, &pending[start..end]);
+        start = end + 1;
     }
+    pending.drain(..start);
     // A guest that never ends its line still gets it out in bounded pieces.
     if pending.len() >= 512 {
         flush_console(name, pending);
@@ -385,7 +389,37 @@ fn write_console(name: &str, pending: &mut Vec<u8>, text: &[u8]) {
 /// Prints what is left of an unterminated line (at exit).
 pub fn flush_console(name: &str, pending: &mut Vec<u8>) {
     if !pending.is_empty() {
-        crate::log!("{name}: {}", String::from_utf8_lossy(pending));
+        log_line(name, pending);
         pending.clear();
+    }
+}
+
+fn log_line(name: &str, line: &[u8]) {
+    crate::log!("{name}: {}", Printable(line));
+}
+
+/// Guest text as the console shows it: control characters (a carriage
+/// return, an escape sequence, a backspace) written out as `\xNN` or
+/// `\u{NNNN}`, so a guest can neither rewrite the line it is on nor pass
+/// for another speaker; bytes that are not UTF-8 as U+FFFD.
+struct Printable<'a>(&'a [u8]);
+
+impl core::fmt::Display for Printable<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        use core::fmt::Write;
+        for chunk in self.0.utf8_chunks() {
+            for c in chunk.valid().chars() {
+                match c {
+                    '\t' => f.write_char(c)?,
+                    c if (c as u32) < 0x80 && c.is_control() => write!(f, "\\x{:02x}", c as u32)?,
+                    c if c.is_control() => write!(f, "\\u{{{:04x}}}", c as u32)?,
+                    c => f.write_char(c)?,
+                }
+            }
+            if !chunk.invalid().is_empty() {
+                f.write_char(char::REPLACEMENT_CHARACTER)?;
+            }
+        }
+        Ok(())
     }
 }

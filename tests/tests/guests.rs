@@ -191,6 +191,25 @@ on_bios_and_uefi! {
         assert!(!run.output.contains("still alive"), "{}", run.report());
         run.assert_contains("guest 2 (counter): exited; exit code 0");
     };
+    a_guest_cannot_forge_console_lines => |f: Firmware| {
+        let run = boot_with_guests(f, "qemu-exit", &["forger"]);
+        run.assert_exit(ExitCode::Success);
+        // The carriage return is written out, the fake line stays the
+        // forger's, and no line starts as the nucleus's would.
+        run.assert_contains("] forger: \\x0d[    0.000001] guest 9 (victim): secret intact");
+        assert!(
+            !run.output.lines().any(|l| l.starts_with("[    0.000001]")),
+            "{}",
+            run.report()
+        );
+        run.assert_contains("] forger: \\x1b[2Jcleared");
+        run.assert_contains("] forger: back\\x08space\ttab");
+        run.assert_contains("] forger: not utf-8: \u{fffd}\u{fffd} end");
+        run.assert_contains("] forger: done");
+        // (Firmware writes escape sequences of its own under UEFI.)
+        let escaped = run.output.lines().filter(|l| l.contains("] forger: ")).all(|l| !l.contains('\x1b'));
+        assert!(escaped, "{}", run.report());
+    };
     a_guest_setting_rflags_ac_cannot_lift_smap_for_the_nucleus => |f: Firmware| {
         // With AC set, every timer interrupt from the guest enters the
         // nucleus; were AC left set there, the trap dispatcher stops the
