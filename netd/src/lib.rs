@@ -68,10 +68,11 @@ pub struct Limits {
 const LISTENING: usize = 2;
 
 impl Limits {
-    /// At most 64 sockets of 2 x 16 KiB each: 2 MiB per owner.
+    /// At most 64 sockets; a TCP one has 2 x 64 KiB (the receive buffer is
+    /// the window smoltcp offers), a UDP one 2 x 16 KiB: 8 MiB per owner.
     pub const DEFAULT: Limits = Limits {
         sockets_per_owner: 64,
-        tcp_buffer_bytes: 16 * 1024,
+        tcp_buffer_bytes: 64 * 1024,
         udp_buffer_bytes: 16 * 1024,
         backlog: 32,
     };
@@ -421,10 +422,14 @@ impl<D: Device> Stack<D> {
 
     fn new_tcp(&mut self) -> SocketHandle {
         let bytes = self.limits.tcp_buffer_bytes;
-        let socket = tcp::Socket::new(
+        let mut socket = tcp::Socket::new(
             tcp::SocketBuffer::new(vec![0; bytes]),
             tcp::SocketBuffer::new(vec![0; bytes]),
         );
+        // What a guest writes goes out as it writes it (TCP_NODELAY):
+        // Nagle's wait for an ACK meets the peer's delayed ACK and stalls
+        // request/response and echo traffic by tens of milliseconds.
+        socket.set_nagle_enabled(false);
         self.sockets.add(socket)
     }
 

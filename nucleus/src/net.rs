@@ -1,6 +1,7 @@
 //! The network device: the first virtio-net function on the PCI bus, driven
-//! by virtio-drivers over the nucleus's HAL (`arch::virtio`), its receive
-//! and transmit queues signalling one MSI-X vector. The network stack
+//! by virtio-drivers over the nucleus's HAL (`arch::virtio`, which also
+//! keeps its queues without waiting on it), its receive and transmit queues
+//! signalling one MSI-X vector. The network stack
 //! (netd, smoltcp) runs over it, moved along by that interrupt and by the
 //! timer when smoltcp has a timer due; the Network services (`sockets`)
 //! hand out its sockets.
@@ -13,23 +14,17 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use netd::smoltcp::phy::{self, DeviceCapabilities, Medium};
 use netd::{Addressing, Instant, Limits, Stack};
 use spin::Mutex;
-use virtio_drivers::device::net::RxBuffer;
-use virtio_drivers::device::net::VirtIONet;
 use virtio_drivers::transport::DeviceType;
 use virtio_drivers::transport::pci::PciTransport;
 use virtio_drivers::transport::pci::bus::DeviceFunction;
 
-use crate::virtio::NucleusHal;
+use crate::virtio::{NetDevice, NucleusHal};
 
-/// Descriptors per virtqueue (receive buffers posted at once).
-const QUEUE_SIZE: usize = 64;
-/// Room for one Ethernet frame (1514 bytes) and the virtio-net header.
-const BUFFER_BYTES: usize = 2048;
 /// The device's queues: receive 0, transmit 1 (virtio 1.x, 5.1.2).
 const RECEIVE_QUEUE: u16 = 0;
 const TRANSMIT_QUEUE: u16 = 1;
 
-pub type Nic = VirtIONet<NucleusHal, PciTransport, QUEUE_SIZE>;
+pub type Nic = NetDevice;
 
 /// The device as smoltcp sees it. The cell lets a receive token and a
 /// transmit token (handed out together) both reach the device.
@@ -39,7 +34,6 @@ pub struct NicDevice {
 
 pub struct Received<'a> {
     nic: &'a RefCell<Nic>,
-    buffer: RxBuffer,
 }
 
 pub struct Transmit<'a> {
@@ -48,25 +42,20 @@ pub struct Transmit<'a> {
 
 impl phy::RxToken for Received<'_> {
     fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        let result = f(self.buffer.packet());
-        // Back to the device's receive queue for the next frame.
-        if let Err(error) = self.nic.borrow_mut().recycle_rx_buffer(self.buffer) {
-            crate::log!("net: a receive buffer could not be given back to the device: {error}");
+        let mut nic = self.nic.borrow_mut();
+        let mut f = Some(f);
+        match nic.receive(|frame| (f.take().expect("called once"))(frame)) {
+            Some(result) => result,
+            // The token was made only with a frame waiting; an empty one
+            // is dropped by the stack.
+            None => (f.take().expect("not called"))(&[]),
         }
-        result
     }
 }
 
 impl phy::TxToken for Transmit<'_> {
     fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, len: usize, f: F) -> R {
-        let mut nic = self.nic.borrow_mut();
-        let mut frame = nic.new_tx_buffer(len);
-        let result = f(frame.packet_mut());
-        // The crate's send waits until the device has taken the frame.
-        if let Err(error) = nic.send(frame) {
-            crate::log!("net: a frame could not be sent: {error}");
-        }
-        result
+        self.nic.borrow_mut().send(len, f)
     }
 }
 
@@ -75,14 +64,10 @@ impl phy::Device for NicDevice {
     type TxToken<'a> = Transmit<'a>;
 
     fn receive(&mut self, _: Instant) -> Option<(Received<'_>, Transmit<'_>)> {
-        let buffer = self.nic.get_mut().receive().ok()?;
-        Some((
-            Received {
-                nic: &self.nic,
-                buffer,
-            },
-            Transmit { nic: &self.nic },
-        ))
+        if !self.nic.get_mut().can_receive() {
+            return None;
+        }
+        Some((Received { nic: &self.nic }, Transmit { nic: &self.nic }))
     }
 
     fn transmit(&mut self, _: Instant) -> Option<Transmit<'_>> {
@@ -96,8 +81,8 @@ impl phy::Device for NicDevice {
         let mut capabilities = DeviceCapabilities::default();
         capabilities.medium = Medium::Ethernet;
         capabilities.max_transmission_unit = 1514;
-        // One frame per receive: the device's queue holds the rest.
-        capabilities.max_burst_size = Some(1);
+        // No max_burst_size: smoltcp would shrink every TCP window it
+        // advertises to that many segments.
         capabilities
     }
 }
@@ -227,7 +212,7 @@ pub fn bring_up(on_interrupt: fn()) -> Result<Link, BringUpError> {
     crate::pci::enable(function);
     let transport = PciTransport::new::<NucleusHal, _>(&mut crate::pci::root(), function)
         .map_err(BringUpError::Transport)?;
-    let mut nic = Nic::new(transport, BUFFER_BYTES).map_err(BringUpError::Device)?;
+    let mut nic = Nic::new(transport).map_err(BringUpError::Device)?;
     let vector = crate::irq::allocate(on_interrupt).ok_or(BringUpError::NoVector)?;
     crate::pci::enable_msix(function, &[vector]).map_err(BringUpError::Msix)?;
     if !crate::virtio::route_queue_interrupts(function, &[(RECEIVE_QUEUE, 0), (TRANSMIT_QUEUE, 0)])

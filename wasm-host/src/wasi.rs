@@ -1396,11 +1396,14 @@ impl<S: System> Wasi<S> {
 
     // ---- sockets: the preopened listeners and what they accept --------
 
+    /// A socket fd holding `needed` (an fd that is not a socket is
+    /// `ENOTSOCK` whatever its rights, as Go expects).
     fn socket(&self, fd: u32, needed: u64) -> Result<SocketHandle, Errno> {
-        match self.fd_with(fd, needed)?.kind {
-            FdKind::Socket(socket) => Ok(socket),
-            _ => Err(Errno::NotSock),
-        }
+        let FdKind::Socket(socket) = self.fd(fd)?.kind else {
+            return Err(Errno::NotSock);
+        };
+        self.fd_with(fd, needed)?;
+        Ok(socket)
     }
 
     /// Receives into the iovecs in order: one system call into a buffer as
@@ -1951,5 +1954,168 @@ mod tests {
         wasi.fd_write(&mut guest, 1, 0, 2, 16).unwrap();
         assert_eq!(guest.read_u32(16), Ok(32));
         assert_eq!(wasi.system().out.len(), 32);
+    }
+
+    /// A system with one listener (handle 1) whose connection (handle 2)
+    /// has `incoming` bytes; it records what was sent and how poll waited.
+    #[derive(Default)]
+    struct Network {
+        clock: Quiet,
+        pending: bool,
+        incoming: Vec<u8>,
+        sent: Vec<u8>,
+        waited: Vec<Option<u64>>,
+        closed: Vec<SocketHandle>,
+    }
+
+    impl System for Network {
+        fn write_console(&mut self, stream: Stream, bytes: &[u8]) -> Result<(), Errno> {
+            self.clock.write_console(stream, bytes)
+        }
+
+        fn now_nanos(&mut self, clock: Clock) -> u64 {
+            self.clock.now_nanos(clock)
+        }
+
+        fn sleep_nanos(&mut self, nanos: u64) {
+            self.clock.sleep_nanos(nanos)
+        }
+
+        fn random(&mut self, out: &mut [u8]) -> Result<(), Errno> {
+            self.clock.random(out)
+        }
+
+        fn accept(&mut self, listener: SocketHandle) -> Result<Option<SocketHandle>, Errno> {
+            assert_eq!(listener, 1);
+            Ok(core::mem::take(&mut self.pending).then_some(2))
+        }
+
+        fn receive(
+            &mut self,
+            stream: SocketHandle,
+            buf: &mut [u8],
+        ) -> Result<Option<usize>, Errno> {
+            assert_eq!(stream, 2);
+            if self.incoming.is_empty() {
+                return Ok(None);
+            }
+            let n = buf.len().min(self.incoming.len());
+            buf[..n].copy_from_slice(&self.incoming[..n]);
+            self.incoming.drain(..n);
+            Ok(Some(n))
+        }
+
+        fn send(&mut self, _: SocketHandle, bytes: &[u8]) -> Result<Option<usize>, Errno> {
+            let n = bytes.len().min(4);
+            self.sent.extend_from_slice(&bytes[..n]);
+            Ok(Some(n))
+        }
+
+        fn close(&mut self, socket: SocketHandle) {
+            self.closed.push(socket);
+        }
+
+        fn poll(
+            &mut self,
+            sockets: &[(SocketHandle, bool, bool)],
+            timeout: Option<u64>,
+        ) -> Result<Vec<Readiness>, Errno> {
+            self.waited.push(timeout);
+            let ready: Vec<Readiness> = sockets
+                .iter()
+                .map(|&(socket, ..)| Readiness {
+                    read: socket == 1 && self.pending || socket == 2 && !self.incoming.is_empty(),
+                    write: socket == 2,
+                })
+                .collect();
+            // Time passes only when nothing was ready.
+            if !ready.iter().any(|r| r.read || r.write) {
+                self.clock.now += timeout.unwrap_or(0);
+            }
+            Ok(ready)
+        }
+    }
+
+    fn networked() -> Wasi<Network> {
+        Wasi::builder(Network::default())
+            .preopen_socket(1)
+            .preopen("/", tree())
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_preopened_listener_is_fd_3_and_the_tree_follows() {
+        let mut wasi = networked();
+        let mut memory = vec![0u8; 256];
+        let mut guest = GuestMemory::new(&mut memory);
+        wasi.fd_fdstat_get(&mut guest, 3, 0x10).unwrap();
+        assert_eq!(guest.read_u8(0x10), Ok(filetype::SOCKET_STREAM));
+        assert_eq!(guest.read_u16(0x12), Ok(fdflags::NONBLOCK));
+        // Go's scan for preopened directories skips it and finds fd 4.
+        assert_eq!(wasi.fd_prestat_get(&mut guest, 3, 0x40), Err(Errno::NotDir));
+        assert_eq!(wasi.fd_prestat_get(&mut guest, 4, 0x40), Ok(()));
+        assert_eq!(wasi.fd_prestat_get(&mut guest, 5, 0x40), Err(Errno::BadF));
+    }
+
+    #[test]
+    fn accepting_reading_and_writing_never_wait() {
+        let mut wasi = networked();
+        let mut memory = vec![0u8; 256];
+        let mut guest = GuestMemory::new(&mut memory);
+        assert_eq!(wasi.sock_accept(&mut guest, 3, 0, 0x20), Err(Errno::Again));
+        wasi.system_mut().pending = true;
+        wasi.sock_accept(&mut guest, 3, 0, 0x20).unwrap();
+        let stream = guest.read_u32(0x20).unwrap();
+        assert_eq!(stream, 5, "the lowest free fd");
+        // An iovec of 8 bytes at 0x80.
+        guest.write_u32(0x00, 0x80).unwrap();
+        guest.write_u32(0x04, 8).unwrap();
+        assert_eq!(
+            wasi.fd_read(&mut guest, stream, 0, 1, 0x30),
+            Err(Errno::Again)
+        );
+        wasi.system_mut().incoming = b"hello".to_vec();
+        wasi.fd_read(&mut guest, stream, 0, 1, 0x30).unwrap();
+        assert_eq!(guest.read_u32(0x30), Ok(5));
+        assert_eq!(guest.slice(0x80, 5), Ok(&b"hello"[..]));
+        // A short write is a short count, as sockets give.
+        wasi.fd_write(&mut guest, stream, 0, 1, 0x30).unwrap();
+        assert_eq!(guest.read_u32(0x30), Ok(4));
+        assert_eq!(wasi.system().sent, b"hell");
+        wasi.fd_close(stream).unwrap();
+        assert_eq!(wasi.system().closed, [2]);
+        // Socket calls on fds that are not sockets.
+        assert_eq!(
+            wasi.sock_accept(&mut guest, 4, 0, 0x20),
+            Err(Errno::NotSock)
+        );
+        assert_eq!(wasi.sock_shutdown(4, 2), Err(Errno::NotSock));
+    }
+
+    #[test]
+    fn poll_waits_for_sockets_and_the_first_clock_together() {
+        let mut wasi = networked();
+        let mut memory = vec![0u8; 4096];
+        // A read subscription on the listener (fd 3) at 0x100, a 10 ms clock at 0x130.
+        memory[0x100..0x108].copy_from_slice(&7u64.to_le_bytes());
+        memory[0x108] = eventtype::FD_READ;
+        memory[0x110..0x114].copy_from_slice(&3u32.to_le_bytes());
+        memory[0x130..0x138].copy_from_slice(&9u64.to_le_bytes());
+        memory[0x130 + 16..0x130 + 20].copy_from_slice(&1u32.to_le_bytes());
+        memory[0x130 + 24..0x130 + 32].copy_from_slice(&10_000_000u64.to_le_bytes());
+        let mut guest = GuestMemory::new(&mut memory);
+        // Nothing pending: one wait for both, and the clock fires.
+        wasi.poll_oneoff(&mut guest, 0x100, 0x400, 2, 0x80).unwrap();
+        assert_eq!(wasi.system().waited, [Some(10_000_000)]);
+        assert_eq!(guest.read_u32(0x80), Ok(1));
+        assert_eq!(guest.read_u64(0x400), Ok(9));
+        // A connection waiting: the socket's event, and the clock is not due.
+        wasi.system_mut().pending = true;
+        wasi.system_mut().clock.now = 0;
+        wasi.poll_oneoff(&mut guest, 0x100, 0x400, 2, 0x80).unwrap();
+        assert_eq!(guest.read_u32(0x80), Ok(1));
+        assert_eq!(guest.read_u64(0x400), Ok(7));
+        assert_eq!(guest.read_u8(0x40a), Ok(eventtype::FD_READ));
     }
 }

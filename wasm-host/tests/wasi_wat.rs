@@ -809,24 +809,24 @@ fn every_fd_call_on_an_unknown_fd_is_ebadf() {
 }
 
 #[test]
-fn sockets_are_not_granted() {
+fn sockets_calls_on_fds_that_are_not_sockets_are_enotsock() {
     assert_eq!(
         errno(
             &[],
             "(call $sock_accept (i32.const 3) (i32.const 0) (i32.const 0x400))"
         ),
-        code(Errno::NoSys)
+        code(Errno::NotSock)
     );
     assert_eq!(
         errno(&[], "(call $sock_shutdown (i32.const 1) (i32.const 3))"),
-        code(Errno::NoSys)
+        code(Errno::NotSock)
     );
     assert_eq!(
         errno(
             &[],
             "(call $sock_send (i32.const 1) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0))"
         ),
-        code(Errno::NoSys)
+        code(Errno::NotSock)
     );
 }
 

@@ -141,3 +141,150 @@ pub fn route_queue_interrupts(function: DeviceFunction, queues: &[(u16, u16)]) -
     }
     accepted
 }
+
+/// Descriptors per virtqueue of the network device.
+pub const NET_QUEUE_SIZE: usize = 64;
+/// One Ethernet frame (1514 bytes) and the virtio-net header, rounded.
+const NET_BUFFER_BYTES: usize = 2048;
+
+type RawNet = virtio_drivers::device::net::VirtIONetRaw<
+    NucleusHal,
+    virtio_drivers::transport::pci::PciTransport,
+    NET_QUEUE_SIZE,
+>;
+
+/// A virtio-net device that never waits for it: receive buffers stay
+/// posted (each given back as soon as its frame is read), and a frame to
+/// send is queued and its buffer taken back once the device is done
+/// (`reclaim`), instead of spinning until the device has taken it as the
+/// crate's `VirtIONet::send` does (which costs a round trip through QEMU's
+/// I/O thread per frame).
+pub struct NetDevice {
+    raw: RawNet,
+    /// Posted receive buffers, by the token the queue gave them.
+    receiving: alloc::vec::Vec<Option<alloc::boxed::Box<[u8]>>>,
+    /// Frames the device has not finished sending: buffer and length.
+    sending: alloc::vec::Vec<Option<(alloc::boxed::Box<[u8]>, usize)>>,
+    spare: alloc::vec::Vec<alloc::boxed::Box<[u8]>>,
+}
+
+fn net_buffer() -> alloc::boxed::Box<[u8]> {
+    alloc::vec![0u8; NET_BUFFER_BYTES].into_boxed_slice()
+}
+
+impl NetDevice {
+    pub fn new(
+        transport: virtio_drivers::transport::pci::PciTransport,
+    ) -> Result<NetDevice, virtio_drivers::Error> {
+        let mut device = NetDevice {
+            raw: RawNet::new(transport)?,
+            receiving: (0..NET_QUEUE_SIZE).map(|_| None).collect(),
+            sending: (0..NET_QUEUE_SIZE).map(|_| None).collect(),
+            spare: alloc::vec::Vec::new(),
+        };
+        for _ in 0..NET_QUEUE_SIZE {
+            device.post_receive(net_buffer())?;
+        }
+        Ok(device)
+    }
+
+    fn post_receive(
+        &mut self,
+        mut buffer: alloc::boxed::Box<[u8]>,
+    ) -> Result<(), virtio_drivers::Error> {
+        // SAFETY: the buffer is a heap allocation kept in `receiving` (never
+        // touched, never freed) until `receive_complete` hands it back.
+        let token = unsafe { self.raw.receive_begin(&mut buffer)? } as usize;
+        let slot = self
+            .receiving
+            .get_mut(token)
+            .ok_or(virtio_drivers::Error::WrongToken)?;
+        *slot = Some(buffer);
+        Ok(())
+    }
+
+    pub fn mac_address(&self) -> [u8; 6] {
+        self.raw.mac_address()
+    }
+
+    pub fn enable_interrupts(&mut self) {
+        self.raw.enable_interrupts();
+    }
+
+    /// Acknowledges the device's interrupt and takes back what it sent.
+    pub fn ack_interrupt(&mut self) {
+        self.raw.ack_interrupt();
+        self.reclaim();
+    }
+
+    /// Whether a received frame is waiting.
+    pub fn can_receive(&self) -> bool {
+        self.raw.poll_receive().is_some()
+    }
+
+    /// Runs `read` on the next received frame (without its header), then
+    /// posts its buffer again; `None` when no frame is waiting.
+    pub fn receive<R>(&mut self, read: impl FnOnce(&[u8]) -> R) -> Option<R> {
+        let token = self.raw.poll_receive()?;
+        let mut buffer = self.receiving.get_mut(token as usize)?.take()?;
+        // SAFETY: `buffer` is the one posted under `token`, and the device
+        // has finished with it (poll_receive returned its token).
+        let (header, length) = match unsafe { self.raw.receive_complete(token, &mut buffer) } {
+            Ok(sizes) => sizes,
+            Err(_) => (0, 0),
+        };
+        let end = (header + length).min(buffer.len());
+        let result = read(&buffer[header.min(end)..end]);
+        if let Err(error) = self.post_receive(buffer) {
+            crate::log!("net: a receive buffer could not be posted again: {error}");
+        }
+        Some(result)
+    }
+
+    /// Takes back buffers of frames the device has sent.
+    fn reclaim(&mut self) {
+        while let Some(token) = self.raw.poll_transmit() {
+            let Some((buffer, length)) =
+                self.sending.get_mut(token as usize).and_then(Option::take)
+            else {
+                return;
+            };
+            // SAFETY: the buffer is the one queued under `token`, unchanged.
+            let _ = unsafe { self.raw.transmit_complete(token, &buffer[..length]) };
+            self.spare.push(buffer);
+        }
+    }
+
+    /// Whether a frame can be queued now.
+    pub fn can_send(&mut self) -> bool {
+        self.reclaim();
+        self.raw.can_send()
+    }
+
+    /// Queues a frame of `length` bytes that `write` fills; dropped (as a
+    /// wire may drop it) if the device has no room or it is too long.
+    pub fn send<R>(&mut self, length: usize, write: impl FnOnce(&mut [u8]) -> R) -> R {
+        self.reclaim();
+        let mut buffer = self.spare.pop().unwrap_or_else(net_buffer);
+        let header = self.raw.fill_buffer_header(&mut buffer).unwrap_or(0);
+        let total = (header + length).min(buffer.len());
+        let result = write(&mut buffer[header..total]);
+        // SAFETY: the buffer moves into `sending` and stays untouched there
+        // until `reclaim` sees the device is done with it.
+        match unsafe { self.raw.transmit_begin(&buffer[..total]) } {
+            Ok(token) => match self.sending.get_mut(token as usize) {
+                Some(slot) => *slot = Some((buffer, total)),
+                None => {
+                    crate::log!("net: the device gave an unknown transmit token {token}");
+                    // The device may still read it: never free it.
+                    alloc::boxed::Box::leak(buffer);
+                }
+            },
+            Err(error) => {
+                crate::log!("net: a frame was dropped: {error}");
+                self.spare.push(buffer);
+            }
+        }
+        result
+    }
+}
