@@ -18,7 +18,7 @@ use virtio_drivers::transport::DeviceType;
 use virtio_drivers::transport::pci::PciTransport;
 use virtio_drivers::transport::pci::bus::DeviceFunction;
 
-use crate::virtio::{NetDevice, NucleusHal};
+use crate::virtio::{Frame, NetDevice, NucleusHal};
 
 /// The device's queues: receive 0, transmit 1 (virtio 1.x, 5.1.2).
 const RECEIVE_QUEUE: u16 = 0;
@@ -34,6 +34,17 @@ pub struct NicDevice {
 
 pub struct Received<'a> {
     nic: &'a RefCell<Nic>,
+    /// Given back to the device when read, or when the token is dropped
+    /// unread (the receive queue keeps all its buffers).
+    frame: Option<Frame>,
+}
+
+impl Drop for Received<'_> {
+    fn drop(&mut self) {
+        if let Some(frame) = self.frame.take() {
+            self.nic.borrow_mut().recycle(frame);
+        }
+    }
 }
 
 pub struct Transmit<'a> {
@@ -41,15 +52,13 @@ pub struct Transmit<'a> {
 }
 
 impl phy::RxToken for Received<'_> {
-    fn consume<R, F: FnOnce(&[u8]) -> R>(self, f: F) -> R {
-        let mut nic = self.nic.borrow_mut();
-        let mut f = Some(f);
-        match nic.receive(|frame| (f.take().expect("called once"))(frame)) {
-            Some(result) => result,
-            // The token was made only with a frame waiting; an empty one
-            // is dropped by the stack.
-            None => (f.take().expect("not called"))(&[]),
-        }
+    fn consume<R, F: FnOnce(&[u8]) -> R>(mut self, f: F) -> R {
+        // The device is not borrowed while the stack reads the frame: it
+        // may answer it at once through the transmit token.
+        let frame = self.frame.take().expect("a token holds its frame until read");
+        let result = f(frame.bytes());
+        self.nic.borrow_mut().recycle(frame);
+        result
     }
 }
 
@@ -64,10 +73,14 @@ impl phy::Device for NicDevice {
     type TxToken<'a> = Transmit<'a>;
 
     fn receive(&mut self, _: Instant) -> Option<(Received<'_>, Transmit<'_>)> {
-        if !self.nic.get_mut().can_receive() {
-            return None;
-        }
-        Some((Received { nic: &self.nic }, Transmit { nic: &self.nic }))
+        let frame = self.nic.get_mut().receive()?;
+        Some((
+            Received {
+                nic: &self.nic,
+                frame: Some(frame),
+            },
+            Transmit { nic: &self.nic },
+        ))
     }
 
     fn transmit(&mut self, _: Instant) -> Option<Transmit<'_>> {

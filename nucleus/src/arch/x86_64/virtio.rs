@@ -168,6 +168,19 @@ pub struct NetDevice {
     spare: alloc::vec::Vec<alloc::boxed::Box<[u8]>>,
 }
 
+/// A received frame, out of the device until it is recycled.
+pub struct Frame {
+    buffer: alloc::boxed::Box<[u8]>,
+    start: usize,
+    end: usize,
+}
+
+impl Frame {
+    pub fn bytes(&self) -> &[u8] {
+        &self.buffer[self.start..self.end]
+    }
+}
+
 fn net_buffer() -> alloc::boxed::Box<[u8]> {
     alloc::vec![0u8; NET_BUFFER_BYTES].into_boxed_slice()
 }
@@ -217,27 +230,29 @@ impl NetDevice {
         self.reclaim();
     }
 
-    /// Whether a received frame is waiting.
-    pub fn can_receive(&self) -> bool {
-        self.raw.poll_receive().is_some()
-    }
-
-    /// Runs `read` on the next received frame (without its header), then
-    /// posts its buffer again; `None` when no frame is waiting.
-    pub fn receive<R>(&mut self, read: impl FnOnce(&[u8]) -> R) -> Option<R> {
+    /// The next received frame, if one is waiting; give it back with
+    /// [`NetDevice::recycle`] once read.
+    pub fn receive(&mut self) -> Option<Frame> {
         let token = self.raw.poll_receive()?;
         let mut buffer = self.receiving.get_mut(token as usize)?.take()?;
         // SAFETY: `buffer` is the one posted under `token`, and the device
-        // has finished with it (poll_receive returned its token).
-        // A completion the crate refuses reads as an empty frame.
+        // has finished with it (poll_receive returned its token). A
+        // completion the crate refuses reads as an empty frame.
         let (header, length) =
             unsafe { self.raw.receive_complete(token, &mut buffer) }.unwrap_or_default();
         let end = (header + length).min(buffer.len());
-        let result = read(&buffer[header.min(end)..end]);
-        if let Err(error) = self.post_receive(buffer) {
+        Some(Frame {
+            buffer,
+            start: header.min(end),
+            end,
+        })
+    }
+
+    /// Posts a read frame's buffer again for the next one.
+    pub fn recycle(&mut self, frame: Frame) {
+        if let Err(error) = self.post_receive(frame.buffer) {
             crate::log!("net: a receive buffer could not be posted again: {error}");
         }
-        Some(result)
     }
 
     /// Takes back buffers of frames the device has sent.
