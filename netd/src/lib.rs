@@ -430,6 +430,7 @@ impl<D: Device> Stack<D> {
         // Nagle's wait for an ACK meets the peer's delayed ACK and stalls
         // request/response and echo traffic by tens of milliseconds.
         socket.set_nagle_enabled(false);
+        socket.set_ack_delay(None);
         self.sockets.add(socket)
     }
 

@@ -55,7 +55,10 @@ impl phy::RxToken for Received<'_> {
     fn consume<R, F: FnOnce(&[u8]) -> R>(mut self, f: F) -> R {
         // The device is not borrowed while the stack reads the frame: it
         // may answer it at once through the transmit token.
-        let frame = self.frame.take().expect("a token holds its frame until read");
+        let frame = self
+            .frame
+            .take()
+            .expect("a token holds its frame until read");
         let result = f(frame.bytes());
         self.nic.borrow_mut().recycle(frame);
         result
@@ -113,19 +116,39 @@ pub fn take_changed() -> bool {
     CHANGED.swap(false, Ordering::Relaxed)
 }
 
+/// Keeps a change for the next time someone asks (calls waiting on it are
+/// made again then).
+pub fn note_changed() {
+    CHANGED.store(true, Ordering::Relaxed);
+}
+
 /// smoltcp's clock: the nucleus's monotonic time.
 fn now() -> Instant {
     Instant::from_micros((crate::time::since_entry().nanos / 1000) as i64)
 }
 
-/// Runs `f` on the stack (if the network is up), then moves it along so
-/// what `f` queued goes out now, and notes when its timers are due.
+/// Runs `f` on the stack (if the network is up). What `f` queues goes out
+/// at the next `flush`: once per batch of a guest's calls, not per call.
 pub fn with_stack<R>(f: impl FnOnce(&mut Stack<NicDevice>) -> R) -> Option<R> {
     let mut stack = STACK.lock();
     let stack = stack.as_mut()?;
     let result = f(stack);
-    poll(stack);
+    UNSENT.store(true, Ordering::Relaxed);
     Some(result)
+}
+
+/// Calls have queued data or changed sockets since the last poll.
+static UNSENT: AtomicBool = AtomicBool::new(false);
+
+/// Moves the stack along if calls have used it since it last moved (what
+/// they queued goes out); whether a socket changed since last asked.
+pub fn flush() -> bool {
+    if UNSENT.swap(false, Ordering::Relaxed)
+        && let Some(stack) = STACK.lock().as_mut()
+    {
+        poll(stack);
+    }
+    take_changed()
 }
 
 /// Polls and schedules the next timer poll; whether a socket changed.
@@ -228,8 +251,15 @@ pub fn bring_up(on_interrupt: fn()) -> Result<Link, BringUpError> {
     let mut nic = Nic::new(transport).map_err(BringUpError::Device)?;
     let vector = crate::irq::allocate(on_interrupt).ok_or(BringUpError::NoVector)?;
     crate::pci::enable_msix(function, &[vector]).map_err(BringUpError::Msix)?;
-    if !crate::virtio::route_queue_interrupts(function, &[(RECEIVE_QUEUE, 0), (TRANSMIT_QUEUE, 0)])
-    {
+    // Only frames arriving interrupt: sent frames' buffers are taken back
+    // whenever another frame is sent or one arrives.
+    if !crate::virtio::route_queue_interrupts(
+        function,
+        &[
+            (RECEIVE_QUEUE, 0),
+            (TRANSMIT_QUEUE, crate::virtio::NO_VECTOR),
+        ],
+    ) {
         return Err(BringUpError::VectorRefused);
     }
     nic.enable_interrupts();

@@ -141,8 +141,9 @@ pub fn process_current() -> Progress {
         let routed = loop {
             match domain.step() {
                 Step::Idle => {
-                    // Its calls may have moved sockets others wait on.
-                    if crate::net::take_changed() {
+                    // What its calls queued goes out; sockets that moved
+                    // may complete calls waiting on them.
+                    if crate::net::flush() {
                         retry_all_waiting(&mut scheduler.guests);
                     }
                     let domain = &mut running(&mut scheduler.guests, id).domain;
@@ -269,11 +270,10 @@ fn pick_next(scheduler: &Scheduler, after: Option<GuestId>) -> Option<GuestId> {
 
 fn wake_due(scheduler: &mut Scheduler) {
     // The network's timers first: what they change may complete calls.
-    let progressed = crate::net::poll_if_due();
+    if crate::net::poll_if_due() {
+        retry_all_waiting(&mut scheduler.guests);
+    }
     for (_, guest) in scheduler.guests.iter_mut() {
-        if progressed && guest.domain.has_waiting() {
-            guest.domain.retry_waiting();
-        }
         guest.wake_if_ready();
     }
 }
@@ -288,10 +288,15 @@ pub fn retry_waiting() {
 }
 
 fn retry_all_waiting(guests: &mut Guests) {
+    // Retried calls queue data too: it goes out in one poll after them,
+    // and what that poll changes waits for the next round (bounded work).
     for (_, guest) in guests.iter_mut() {
         if guest.domain.has_waiting() && guest.domain.retry_waiting() {
             guest.wake_if_ready();
         }
+    }
+    if crate::net::flush() {
+        crate::net::note_changed();
     }
 }
 

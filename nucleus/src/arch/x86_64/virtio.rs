@@ -102,7 +102,8 @@ const COMMON_CONFIGURATION: u8 = 1;
 const MSIX_CONFIG: u64 = 0x10;
 const QUEUE_SELECT: u64 = 0x16;
 const QUEUE_MSIX_VECTOR: u64 = 0x1a;
-const NO_VECTOR: u16 = 0xffff;
+/// No MSI-X entry: the queue does not interrupt.
+pub const NO_VECTOR: u16 = 0xffff;
 
 /// Points each queue of a virtio PCI device at an MSI-X table entry
 /// (`(queue, entry)`), and configuration changes at none; MSI-X itself is
