@@ -225,9 +225,10 @@ impl NetDevice {
         self.raw.enable_interrupts();
     }
 
-    /// Acknowledges the device's interrupt and takes back what it sent.
+    /// After the device's interrupt: takes back what it sent. (With MSI-X
+    /// there is nothing to acknowledge: the ISR status register is for
+    /// INTx, and reading it is an exit to the device model each time.)
     pub fn ack_interrupt(&mut self) {
-        self.raw.ack_interrupt();
         self.reclaim();
     }
 
