@@ -664,6 +664,11 @@ fn read_relocations(
             match rela.r_type(LE, false) {
                 elf::R_X86_64_NONE => {}
                 elf::R_X86_64_RELATIVE => {
+                    if relocations.len() >= MAX_RELOCATIONS {
+                        return Err(LoadError::TooManyRelocations {
+                            limit: MAX_RELOCATIONS,
+                        });
+                    }
                     check_target(segments, kind, index, offset)?;
                     relocations.push(Relocation {
                         offset,
@@ -702,6 +707,9 @@ fn read_relocations(
     Ok(relocations)
 }
 
+/// Most relocations a guest may have (16 bytes each in the loader: 16 MiB).
+pub const MAX_RELOCATIONS: usize = 1 << 20;
+
 /// Decodes `DT_RELR`: an even word is an address to relocate; an odd word is
 /// a bitmap of the 63 words after the last address (bit n for word n - 1).
 /// The addend is what the file holds at the target (zero in zero fill).
@@ -713,6 +721,11 @@ fn read_relr(
 ) -> Result<(), LoadError> {
     let mut next: Option<u64> = None;
     let mut add = |index: usize, offset: u64| -> Result<(), LoadError> {
+        if relocations.len() >= MAX_RELOCATIONS {
+            return Err(LoadError::TooManyRelocations {
+                limit: MAX_RELOCATIONS,
+            });
+        }
         let segment = check_target(segments, RelocationTable::Relr, index, offset)?;
         let mut stored = [0u8; 8];
         for (k, byte) in stored.iter_mut().enumerate() {

@@ -193,6 +193,11 @@ pub enum LoadError {
     BadRelrEntry {
         index: usize,
     },
+    /// More relocations than any guest needs (a few bytes of `DT_RELR`
+    /// bitmaps expand to many; this bounds the loader's memory and work).
+    TooManyRelocations {
+        limit: usize,
+    },
     /// Two relocations write some of the same bytes.
     OverlappingRelocations {
         first: u64,
@@ -449,6 +454,9 @@ impl fmt::Display for LoadError {
                 f,
                 "DT_RELR entry {index}: a bitmap with no address before it"
             ),
+            TooManyRelocations { limit } => {
+                write!(f, "more than {limit} relocations")
+            }
             OverlappingRelocations { first, second } => write!(
                 f,
                 "relocations at {first:#x} and {second:#x} write the same bytes"

@@ -908,3 +908,22 @@ fn segments_may_come_in_any_order() {
     let indices: Vec<usize> = guest.segments().iter().map(|s| s.index).collect();
     assert_eq!(indices, [2, 1, 0, 4]);
 }
+
+#[test]
+fn a_relocation_bomb_is_refused_by_count() {
+    // A few hundred KiB of DT_RELR bitmaps over a large .bss would expand
+    // to millions of relocations: refused once past the limit.
+    let mut b = ElfBuilder::guest();
+    b.rela.clear();
+    let words = crate::elf::MAX_RELOCATIONS / 63 + 2;
+    b.segments[2].mem_size = (words as u64 + 2) * 63 * 8 + 0x1000;
+    let mut relr = Vec::from([0x3800u64]);
+    relr.extend(core::iter::repeat_n(u64::MAX, words));
+    b.relr = relr;
+    assert_eq!(
+        refuse_built(&b),
+        LoadError::TooManyRelocations {
+            limit: crate::elf::MAX_RELOCATIONS
+        }
+    );
+}
