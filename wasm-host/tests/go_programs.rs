@@ -2,7 +2,8 @@
 //! built with the stock toolchain (`scripts/build-go-wasm`, once per run)
 //! and run on this host with the std `System`.
 //!
-//! Without `go` on PATH these tests print why and pass vacuously; CI has Go.
+//! They need Go: `scripts/go` finds it (on PATH, or the release
+//! `scripts/setup` fetched); without one they fail, saying so.
 #![cfg(feature = "std")]
 
 use std::path::{Path, PathBuf};
@@ -18,16 +19,16 @@ fn repo_root() -> &'static Path {
         .expect("wasm-host lives in the repository")
 }
 
-/// Builds every Go program and std test binary once; `None`, with the
-/// reason printed, when Go is not installed.
-fn go_build() -> Option<&'static Path> {
-    static BUILT: OnceLock<Option<PathBuf>> = OnceLock::new();
+/// Builds every Go program and std test binary once.
+fn go_build() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
-            if Command::new("go").arg("version").output().is_err() {
-                println!("SKIPPED: `go` is not on PATH, so the Go programs cannot be built (install Go 1.26+)");
-                return None;
-            }
+            let go = Command::new(repo_root().join("scripts/go")).arg("version").output();
+            assert!(
+                go.as_ref().is_ok_and(|o| o.status.success()),
+                "no Go 1.25+ for the Go programs: scripts/go found none (run scripts/setup, or put Go on PATH): {go:?}"
+            );
             let started = Instant::now();
             let output = Command::new("bash")
                 .arg(repo_root().join("scripts/build-go-wasm"))
@@ -40,17 +41,14 @@ fn go_build() -> Option<&'static Path> {
                 String::from_utf8_lossy(&output.stderr)
             );
             println!("built the Go programs in {:.1?}", started.elapsed());
-            Some(repo_root().join("build/go"))
+            repo_root().join("build/go")
         })
-        .as_deref()
+        .as_path()
 }
 
 macro_rules! require_go {
     () => {
-        match go_build() {
-            Some(dir) => dir,
-            None => return,
-        }
+        go_build()
     };
 }
 
@@ -266,10 +264,7 @@ fn files_reads_a_tree_from_a_tar_file_made_by_system_tar() {
             .output()
         {
             Ok(output) if output.status.success() => output,
-            _ => {
-                println!("SKIPPED: no GNU tar to make a {format} archive with");
-                return;
-            }
+            other => panic!("GNU tar (Debian's `tar`) must make a {format} archive: {other:?}"),
         };
         let tree =
             Tree::from_ustar(output.stdout).unwrap_or_else(|error| panic!("{format}: {error}"));
