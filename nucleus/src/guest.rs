@@ -105,12 +105,13 @@ pub fn place(
                 segment.start,
                 segment.pages,
                 &segment.initialized,
+                &segment.patches,
                 user_kind(segment.permission),
             )?;
         }
         for range in [&plan.heap, &plan.stack] {
             let pages = (range.end - range.start) / SIZE_4K;
-            memory.map(range.start, pages, &[], MappingKind::UserReadWrite)?;
+            memory.map(range.start, pages, &[], &[], MappingKind::UserReadWrite)?;
         }
         Ok(plan)
     })();

@@ -707,8 +707,10 @@ fn read_relocations(
     Ok(relocations)
 }
 
-/// Most relocations a guest may have (16 bytes each in the loader: 16 MiB).
-pub const MAX_RELOCATIONS: usize = 1 << 20;
+/// Most relocations a guest may have: the loader holds 16 bytes for each
+/// (and at most 8 patch bytes of 16 for one in zero fill), so 9 MiB at
+/// most. The largest guest here has about 2,200.
+pub const MAX_RELOCATIONS: usize = 1 << 16;
 
 /// Decodes `DT_RELR`: an even word is an address to relocate; an odd word is
 /// a bitmap of the 63 words after the last address (bit n for word n - 1).

@@ -247,6 +247,11 @@ pub struct LoadedSegment {
     /// large `.bss` costs no temporary memory: the nucleus zeroes frames
     /// anyway.
     pub initialized: Vec<u8>,
+    /// Bytes that relocations put in the zero fill after `initialized`, as
+    /// `(offset into the mapping, byte)`, in offset order: kept apart so a
+    /// relocation deep in a large `.bss` costs 16 bytes here, not a buffer
+    /// reaching it.
+    pub patches: Vec<(u64, u8)>,
 }
 
 impl LoadedSegment {
@@ -259,13 +264,19 @@ impl LoadedSegment {
         &self.initialized[start as usize..end as usize]
     }
 
-    /// The byte at `offset` into the mapping, zero fill included.
+    /// The byte at `offset` into the mapping, zero fill (and its patches)
+    /// included.
     pub fn byte(&self, offset: u64) -> u8 {
-        usize::try_from(offset)
+        if let Some(&byte) = usize::try_from(offset)
             .ok()
             .and_then(|at| self.initialized.get(at))
-            .copied()
-            .unwrap_or(0)
+        {
+            return byte;
+        }
+        match self.patches.binary_search_by_key(&offset, |&(at, _)| at) {
+            Ok(index) => self.patches[index].1,
+            Err(_) => 0,
+        }
     }
 }
 
@@ -302,6 +313,7 @@ pub fn load_segments(
             pages: run.pages,
             permission: run.permission,
             initialized: elf.file_bytes_in(run.offset, run.pages * PAGE_SIZE),
+            patches: Vec::new(),
         })
         .collect();
     for relocation in elf.relocations() {
@@ -316,12 +328,12 @@ pub fn load_segments(
             if at >= run.1.end() {
                 continue;
             }
-            let bytes = &mut loaded[run.0].initialized;
-            let within = (at - run.1.offset) as usize;
-            if bytes.len() <= within {
-                bytes.resize(within + 1, 0);
+            let segment = &mut loaded[run.0];
+            let within = at - run.1.offset;
+            match segment.initialized.get_mut(within as usize) {
+                Some(slot) => *slot = byte,
+                None => segment.patches.push((within, byte)),
             }
-            bytes[within] = byte;
         }
     }
     Ok(loaded)

@@ -260,7 +260,26 @@ fn negative_addends_and_bss_targets() {
     let p = plan(&guest, GUEST_AREA_BASE, &CONFIG).unwrap();
     let loaded = load_segments(&guest, &p).unwrap();
     assert_eq!(u64_at(&loaded[2], 0x1000), p.image_base - 16);
-    assert_eq!(loaded[2].initialized.len(), 0x1008);
+    // The target is past the file's bytes: a patch, not a longer buffer.
+    assert_eq!(loaded[2].initialized.len(), b.segments[2].data.len());
+    assert_eq!(loaded[2].patches.len(), 8);
+}
+
+#[test]
+fn a_relocation_deep_in_a_large_bss_costs_no_buffer_reaching_it() {
+    let mut b = ElfBuilder::guest();
+    b.segments[2].mem_size = 512 << 20;
+    b.rela.push((0x3000 + (500 << 20), R_X86_64_RELATIVE, 8));
+    let file = b.build();
+    let guest = parse(&file).unwrap();
+    let config = PlanConfig {
+        heap_bytes: 1 << 20,
+        ..CONFIG
+    };
+    let p = plan(&guest, GUEST_AREA_BASE, &config).unwrap();
+    let loaded = load_segments(&guest, &p).unwrap();
+    assert!(loaded[2].initialized.len() <= b.segments[2].data.len());
+    assert_eq!(u64_at(&loaded[2], 500 << 20), p.image_base + 8);
 }
 
 #[test]

@@ -33,21 +33,27 @@ impl GuestMemory {
         start: u64,
         pages: u64,
         bytes: &[u8],
+        patches: &[(u64, u8)],
         kind: MappingKind,
     ) -> Result<(), MapError> {
+        // `patches` are in offset order: one cursor walks them page by page.
+        let mut patch = 0;
         for page in 0..pages {
             let phys = memory::allocate_zeroed_frame().ok_or(MapError::OutOfMemory)?;
             let offset = (page * SIZE_4K) as usize;
+            let frame = memory::phys_to_virt(phys) as *mut u8;
             if offset < bytes.len() {
                 let chunk = &bytes[offset..bytes.len().min(offset + SIZE_4K as usize)];
                 // SAFETY: the frame is ours alone and direct-mapped read-write.
-                unsafe {
-                    core::ptr::copy_nonoverlapping(
-                        chunk.as_ptr(),
-                        memory::phys_to_virt(phys) as *mut u8,
-                        chunk.len(),
-                    )
-                };
+                unsafe { core::ptr::copy_nonoverlapping(chunk.as_ptr(), frame, chunk.len()) };
+            }
+            let page_end = (page + 1) * SIZE_4K;
+            while let Some(&(at, byte)) = patches.get(patch).filter(|(at, _)| *at < page_end) {
+                if at >= page * SIZE_4K {
+                    // SAFETY: as above; `at` lies inside this page.
+                    unsafe { frame.add((at - page * SIZE_4K) as usize).write(byte) };
+                }
+                patch += 1;
             }
             let virt = start + page * SIZE_4K;
             if let Err(error) = memory::map_4k(virt, phys, kind, self.key) {
