@@ -76,11 +76,6 @@ impl Limits {
         udp_buffer_bytes: 16 * 1024,
         backlog: 32,
     };
-
-    /// The most buffer memory one owner can make the stack hold.
-    pub fn bytes_per_owner(&self) -> usize {
-        self.sockets_per_owner * 2 * self.tcp_buffer_bytes.max(self.udp_buffer_bytes)
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -398,10 +393,6 @@ impl<D: Device> Stack<D> {
     /// asked (for the driver's log).
     pub fn addressing_changed(&mut self) -> bool {
         core::mem::take(&mut self.addressing_changed)
-    }
-
-    pub fn limits(&self) -> Limits {
-        self.limits
     }
 
     fn held_by(&self, owner: Owner) -> usize {

@@ -111,9 +111,15 @@ static NEXT_POLL: AtomicU64 = AtomicU64::new(u64::MAX);
 /// calls too (`with_stack`), where the scheduler cannot be reached.
 static CHANGED: AtomicBool = AtomicBool::new(false);
 
+/// Whether `flag` was set; clears it. A plain load first: on the ring's
+/// path (every `cap_enter` asks) the flag is almost always clear.
+fn take(flag: &AtomicBool) -> bool {
+    flag.load(Ordering::Relaxed) && flag.swap(false, Ordering::Relaxed)
+}
+
 /// Whether a socket changed since the last time this was asked.
 pub fn take_changed() -> bool {
-    CHANGED.swap(false, Ordering::Relaxed)
+    take(&CHANGED)
 }
 
 /// Keeps a change for the next time someone asks (calls waiting on it are
@@ -143,7 +149,7 @@ static UNSENT: AtomicBool = AtomicBool::new(false);
 /// Moves the stack along if calls have used it since it last moved (what
 /// they queued goes out); whether a socket changed since last asked.
 pub fn flush() -> bool {
-    if UNSENT.swap(false, Ordering::Relaxed)
+    if take(&UNSENT)
         && let Some(stack) = STACK.lock().as_mut()
     {
         poll(stack);

@@ -179,7 +179,11 @@ pub fn exception(code: ExceptionCode, message: &str) -> Result<Reply, TransportE
 
 /// Every method of `interface` needs `needed`; ordinals it lacks are
 /// `UnknownMethod`.
-fn uniform(interface: Interface, method: u16, needed: Rights) -> Result<Rights, TransportError> {
+pub fn uniform(
+    interface: Interface,
+    method: u16,
+    needed: Rights,
+) -> Result<Rights, TransportError> {
     MethodId::resolve(interface, method).map(|_| needed)
 }
 
@@ -333,7 +337,7 @@ impl Service for GuestControlService {
             guest_control::SERVE => {
                 let name = guest_control::ServeParams::decode(params)?.name;
                 if !caller.info.serves.contains(&name) {
-                    return denied(&caller.info.name, "serve", &name);
+                    return denied(caller, &alloc::format!("serve '{name}'"), "serves");
                 }
                 Ok(Reply::Routed(alloc::boxed::Box::new(RouteKind::Serve {
                     name,
@@ -343,7 +347,7 @@ impl Service for GuestControlService {
             guest_control::CONNECT => {
                 let name = guest_control::ConnectParams::decode(params)?.name;
                 if !caller.info.connects.contains(&name) {
-                    return denied(&caller.info.name, "connect to", &name);
+                    return denied(caller, &alloc::format!("connect to '{name}'"), "connects");
                 }
                 Ok(Reply::Routed(alloc::boxed::Box::new(RouteKind::Connect {
                     name,
@@ -356,15 +360,13 @@ impl Service for GuestControlService {
 }
 
 /// The appliance did not list `name` for this guest.
-fn denied(guest: &str, what: &str, name: &str) -> Result<Reply, TransportError> {
-    let list = if what == "serve" {
-        "serves"
-    } else {
-        "connects"
-    };
+/// The appliance's `list` for this guest does not name what it asked to
+/// do (`what`, e.g. "serve 'echo'").
+pub fn denied(caller: &Caller, what: &str, list: &str) -> Result<Reply, TransportError> {
+    let guest = &caller.info.name;
     exception(
         ExceptionCode::Denied,
-        &alloc::format!("the appliance does not let {guest} {what} '{name}' (not in its {list})"),
+        &alloc::format!("the appliance does not let {guest} {what} (not in its {list})"),
     )
 }
 

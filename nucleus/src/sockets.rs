@@ -10,11 +10,11 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use caps::interfaces::{network, tcp_listener, tcp_stream, udp_socket};
-use caps::{CapId, ExceptionCode, Interface, Message, MethodId, Rights, TransportError};
+use caps::{CapId, ExceptionCode, Interface, Message, Rights, TransportError};
 use netd::{Error, Ipv4Address};
 
 use crate::endpoint::{Capability, Object};
-use crate::services::{Caller, Reply, Service, exception};
+use crate::services::{Caller, Reply, Service, denied, exception, uniform};
 
 /// Most bytes one read or datagram returns (a guest wanting more calls
 /// again); also bounded by the caller's results buffer.
@@ -67,14 +67,18 @@ fn stack<R>(f: impl FnOnce(&mut netd::Stack<crate::net::NicDevice>) -> R) -> R {
     crate::net::with_stack(f).expect("the network is up whenever Network is granted")
 }
 
-/// Results carrying the new socket `key`; if they cannot be delivered the
-/// socket is closed again.
+/// Results carrying the socket netd just `made`, as a capability of
+/// `interface`; if they cannot be delivered the socket is closed again.
 fn granting<M: Message>(
     caller: &mut Caller,
     results: &M,
     interface: Interface,
-    key: CapId,
+    made: Result<CapId, Error>,
 ) -> Result<Reply, TransportError> {
+    let key = match made {
+        Ok(key) => key,
+        Err(error) => return failure(error),
+    };
     let reply = caller.results_granting(results, &[socket(interface, key)]);
     if reply.is_err() {
         let _ = stack(|s| s.close(key));
@@ -86,7 +90,7 @@ pub struct NetworkService;
 
 impl Service for NetworkService {
     fn rights(&self, method: u16) -> Result<Rights, TransportError> {
-        MethodId::resolve(Interface::Network, method).map(|_| Rights::NONE)
+        uniform(Interface::Network, method, Rights::NONE)
     }
 
     fn call(
@@ -116,56 +120,38 @@ impl Service for NetworkService {
             network::LISTEN => {
                 let port = network::ListenParams::decode(params)?.port;
                 if !caller.info.listen.contains(&port) {
-                    return exception(
-                        ExceptionCode::Denied,
-                        &alloc::format!(
-                            "the appliance does not let {} listen on port {port} (not in its listen)",
-                            caller.info.name
-                        ),
-                    );
+                    return denied(caller, &alloc::format!("listen on port {port}"), "listen");
                 }
-                match stack(|s| s.listen(owner, port)) {
-                    Ok(key) => granting(
-                        caller,
-                        &network::ListenResults {},
-                        Interface::TcpListener,
-                        key,
-                    ),
-                    Err(error) => failure(error),
-                }
+                let made = stack(|s| s.listen(owner, port));
+                granting(
+                    caller,
+                    &network::ListenResults {},
+                    Interface::TcpListener,
+                    made,
+                )
             }
             network::CONNECT => {
                 let params = network::ConnectParams::decode(params)?;
-                match stack(|s| s.connect(owner, address(params.address), params.port)) {
-                    Ok(key) => granting(
-                        caller,
-                        &network::ConnectResults {},
-                        Interface::TcpStream,
-                        key,
-                    ),
-                    Err(error) => failure(error),
-                }
+                let made = stack(|s| s.connect(owner, address(params.address), params.port));
+                granting(
+                    caller,
+                    &network::ConnectResults {},
+                    Interface::TcpStream,
+                    made,
+                )
             }
             network::BIND_UDP => {
                 let port = network::BindUdpParams::decode(params)?.port;
                 if port != 0 && !caller.info.listen.contains(&port) {
-                    return exception(
-                        ExceptionCode::Denied,
-                        &alloc::format!(
-                            "the appliance does not let {} bind port {port} (not in its listen)",
-                            caller.info.name
-                        ),
-                    );
+                    return denied(caller, &alloc::format!("bind port {port}"), "listen");
                 }
-                match stack(|s| s.udp_bind(owner, port)) {
-                    Ok(key) => granting(
-                        caller,
-                        &network::BindUdpResults {},
-                        Interface::UdpSocket,
-                        key,
-                    ),
-                    Err(error) => failure(error),
-                }
+                let made = stack(|s| s.udp_bind(owner, port));
+                granting(
+                    caller,
+                    &network::BindUdpResults {},
+                    Interface::UdpSocket,
+                    made,
+                )
             }
             _ => poll(params, caller),
         }
@@ -233,7 +219,7 @@ macro_rules! socket_service {
     ($service:ident, $interface:ident, $handler:ident) => {
         impl Service for $service {
             fn rights(&self, method: u16) -> Result<Rights, TransportError> {
-                MethodId::resolve(Interface::$interface, method).map(|_| Rights::NONE)
+                uniform(Interface::$interface, method, Rights::NONE)
             }
 
             fn call(
@@ -272,15 +258,14 @@ fn listener(
     }
     let wait = tcp_listener::AcceptParams::decode(params)?.wait;
     match stack(|s| s.accept(key)) {
-        Ok(stream) => granting(
+        Err(Error::WouldBlock) if wait => Ok(Reply::Wait { until: None }),
+        Err(Error::WouldBlock) => caller.results(&tcp_listener::AcceptResults {}),
+        made => granting(
             caller,
             &tcp_listener::AcceptResults {},
             Interface::TcpStream,
-            stream,
+            made,
         ),
-        Err(Error::WouldBlock) if wait => Ok(Reply::Wait { until: None }),
-        Err(Error::WouldBlock) => caller.results(&tcp_listener::AcceptResults {}),
-        Err(error) => failure(error),
     }
 }
 

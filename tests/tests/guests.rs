@@ -194,8 +194,9 @@ on_bios_and_uefi! {
     a_guest_cannot_forge_console_lines => |f: Firmware| {
         let run = boot_with_guests(f, "qemu-exit", &["forger"]);
         run.assert_exit(ExitCode::Success);
-        // The carriage return is written out, the fake line stays the
-        // forger's, and no line starts as the nucleus's would.
+        // The carriage return is written out, the line dressed as the
+        // nucleus's stays the forger's, and no line starts as the
+        // nucleus's would.
         run.assert_contains("] forger: \\x0d[    0.000001] guest 9 (victim): secret intact");
         assert!(
             !run.output.lines().any(|l| l.starts_with("[    0.000001]")),

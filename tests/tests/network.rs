@@ -32,6 +32,14 @@ fn echo(stream: &mut TcpStream, data: &[u8]) -> Vec<u8> {
     back
 }
 
+/// Ends tcp-echo: it answers "bye" and closes.
+fn quit(mut stream: TcpStream) {
+    stream.write_all(b"quit").unwrap();
+    let mut rest = String::new();
+    stream.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "bye\n");
+}
+
 fn wait(console: &Console, marker: &str) {
     assert!(console.wait_for(marker, UP), "'{marker}' never appeared");
 }
@@ -124,10 +132,7 @@ fn tcp_echo(firmware: Firmware) -> Run {
         drop(reset);
         let mut stream = connect(ports[0]);
         assert_eq!(echo(&mut stream, b"after the reset"), b"after the reset");
-        stream.write_all(b"quit").unwrap();
-        let mut rest = String::new();
-        stream.read_to_string(&mut rest).unwrap();
-        assert_eq!(rest, "bye\n");
+        quit(stream);
     });
     run
 }
@@ -269,10 +274,7 @@ fn a_guest_killed_with_open_sockets_closes_them_and_its_restart_serves() {
                 echo(&mut stream, b"after the restart"),
                 b"after the restart"
             );
-            stream.write_all(b"quit").unwrap();
-            let mut rest = String::new();
-            stream.read_to_string(&mut rest).unwrap();
-            assert_eq!(rest, "bye\n");
+            quit(stream);
         });
     run.assert_exit(ExitCode::Success);
     for marker in [
@@ -307,10 +309,7 @@ fn the_pc_machine_reaches_the_nic_through_the_legacy_ports() {
             echo(&mut stream, b"over the legacy ports"),
             b"over the legacy ports"
         );
-        stream.write_all(b"quit").unwrap();
-        let mut rest = String::new();
-        stream.read_to_string(&mut rest).unwrap();
-        assert_eq!(rest, "bye\n");
+        quit(stream);
     });
     run.assert_exit(ExitCode::Success);
     run.assert_contains("] pci: no MCFG; configuration through the legacy ports 0xcf8/0xcfc");

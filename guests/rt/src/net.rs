@@ -14,11 +14,6 @@ fn network() -> CapId {
     initial_capability(Interface::Network)
 }
 
-/// `a.b.c.d` as the ABI's UInt32.
-pub const fn ipv4(a: u8, b: u8, c: u8, d: u8) -> u32 {
-    u32::from_be_bytes([a, b, c, d])
-}
-
 /// Calls a method whose results carry one new capability (or none).
 fn minting<M: Method>(cap: CapId, params: &M::Params) -> Result<Option<CapId>, CallError> {
     let (_, caps) = call_with_caps::<M>(cap, params, &[], false)?;
@@ -125,12 +120,6 @@ impl TcpListener {
             .map(TcpStream)
     }
 
-    /// The next connection if one is waiting.
-    pub fn try_accept(&self) -> Result<Option<TcpStream>, CallError> {
-        minting::<tcp_listener::Accept>(self.0, &tcp_listener::AcceptParams { wait: false })
-            .map(|cap| cap.map(TcpStream))
-    }
-
     pub fn cap(&self) -> CapId {
         self.0
     }
@@ -151,7 +140,8 @@ impl Drop for TcpListener {
 
 pub struct TcpStream(CapId);
 
-/// An IPv4 address (as [`ipv4`] makes) and a port.
+/// An IPv4 address (a.b.c.d as `u32::from_be_bytes([a, b, c, d])`) and a
+/// port.
 pub type Endpoint = (u32, u16);
 
 /// Connects to `address:port` (reads and writes wait until it is up).

@@ -1,4 +1,5 @@
-//! Tries to forge console lines: a carriage return and a fake nucleus line,
+//! Writes what could pass for other speakers' console lines: a carriage
+//! return and a line dressed as the nucleus's,
 //! an escape sequence that would clear a terminal, a backspace, bytes that
 //! are not UTF-8, and a run of empty lines. The console must show all of
 //! it as this guest's text, control characters written out.
