@@ -26,6 +26,7 @@ const SCHEMAS: &[&str] = &[
     "endpoint",
     "sessions",
     "network",
+    "storage",
     "manifest",
 ];
 

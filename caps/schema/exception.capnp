@@ -15,4 +15,8 @@ struct Exception {
 
   message @1 :Text;
   # For people, not programs. May be empty; may be cut short to fit.
+
+  detail @2 :UInt16;
+  # What went wrong in the interface's own terms, for programs (0: nothing
+  # more to say). Directory and File send a FileError (storage.capnp).
 }

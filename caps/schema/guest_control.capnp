@@ -22,10 +22,18 @@ interface GuestControl {
   # served under it now (its server has not started or is restarting): try
   # again later.
 
-  startInfo @4 () -> (args :List(Text), data :List(DataRegion));
+  startInfo @4 () -> (args :List(Text), data :List(DataRegion), mounts :List(Mount));
   # The guest's arguments (from its module line, `arg=`) and the read-only
   # data regions the nucleus mapped into its slot (`data=`): each with the
-  # name it was given, where it starts and how many bytes it holds.
+  # name it was given, where it starts and how many bytes it holds; and the
+  # volumes mounted for it: where (its `mounts` path), and the Directory
+  # capability (an id in its table) for the volume's root.
+
+  struct Mount {
+    path @0 :Text;
+    directory @1 :UInt32;
+    writable @2 :Bool;
+  }
 
   struct DataRegion {
     name @0 :Text;

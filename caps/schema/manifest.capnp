@@ -21,7 +21,18 @@ struct SystemManifest {
   devices @3 :Devices;
   struct Devices {
     network @0 :Bool;
-    disk @1 :Bool;
+    obsoleteDisk @1 :Bool;
+    # Ignored: the appliance's volumes bring up the disks they need.
+  }
+
+  volumes @4 :List(Volume);
+  # Persistent volumes, each a virtio-blk disk whose serial is the
+  # volume's name (scripts/run-qemu attaches them so).
+  struct Volume {
+    name @0 :Text;
+    # Lowercase letters, digits, '-' and '_'; unique in the manifest.
+    sizeMib @1 :UInt32;
+    # One of the sizes fsd formats: 1, 2, 4, ... 1024.
   }
 }
 
@@ -69,6 +80,16 @@ struct Guest {
   listen @12 :List(UInt16);
   # TCP ports this guest may listen on (Network.listen); no other guest of
   # the manifest may list them. Needs the network grant.
+
+  mounts @13 :List(Mount);
+  # Volumes this guest sees, each as a Directory capability (StartInfo
+  # lists them). Several guests may mount one volume.
+  struct Mount {
+    path @0 :Text;
+    # Where the guest sees it: absolute, e.g. "/data"; unique per guest.
+    volume @1 :Text;
+    readOnly @2 :Bool;
+  }
 }
 
 enum Grant {

@@ -226,6 +226,11 @@ mod tests {
                 base: 0x1000_0040_0000,
                 size: 12345,
             }],
+            mounts: vec![guest_control::Mount {
+                path: String::from("/data"),
+                directory: 0x0001_0007,
+                writable: true,
+            }],
         };
         let mut out = vec![0u8; 512];
         let len = info.encode(&mut out).unwrap();

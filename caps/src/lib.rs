@@ -15,6 +15,7 @@ extern crate alloc;
 pub mod cap;
 pub mod entry;
 pub mod error;
+pub mod file_error;
 pub mod interfaces;
 pub mod manifest;
 pub mod message;
@@ -29,6 +30,7 @@ pub use entry::{
     SQE_EXCEPTION, SQE_MOVE_CAPS, Sqe,
 };
 pub use error::TransportError;
+pub use file_error::FileError;
 pub use interfaces::{Interface, Method, MethodId};
 pub use message::{Exception, ExceptionCode, Message};
 pub use rights::Rights;
@@ -79,5 +81,8 @@ pub mod schema {
     }
     pub mod network_capnp {
         include!(concat!(env!("OUT_DIR"), "/network_capnp.rs"));
+    }
+    pub mod storage_capnp {
+        include!(concat!(env!("OUT_DIR"), "/storage_capnp.rs"));
     }
 }

@@ -35,6 +35,26 @@ pub struct Manifest {
     pub console: Console,
     pub guests: Vec<Guest>,
     pub devices: Devices,
+    pub volumes: Vec<Volume>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Volume {
+    pub name: String,
+    pub size_mib: u32,
+}
+
+/// The volume sizes fsd formats (MiB).
+pub const VOLUME_SIZES_MIB: [u32; 11] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+/// Most volumes an appliance has, and mounts a guest has.
+pub const MAX_VOLUMES: usize = 8;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Mount {
+    /// Absolute: "/data".
+    pub path: String,
+    pub volume: String,
+    pub read_only: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -48,7 +68,6 @@ pub enum Console {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Devices {
     pub network: bool,
-    pub disk: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -72,6 +91,8 @@ pub struct Guest {
     pub connects: Vec<String>,
     /// TCP ports it alone may listen on (with the network grant).
     pub listen: Vec<u16>,
+    /// Volumes it sees, and where.
+    pub mounts: Vec<Mount>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -157,8 +178,8 @@ fn read_manifest(
         .map_err(|e| error("devices", e.to_string()))?;
     let devices = Devices {
         network: devices.get_network(),
-        disk: devices.get_disk(),
     };
+    let volumes = read_volumes(root.get_volumes())?;
     let list = root
         .get_guests()
         .map_err(|e| error("guests", e.to_string()))?;
@@ -198,6 +219,14 @@ fn read_manifest(
                 ));
             }
         }
+        for (i, mount) in guest.mounts.iter().enumerate() {
+            if !volumes.iter().any(|v| v.name == mount.volume) {
+                return Err(error(
+                    format!("guests[{index}].mounts[{i}].volume"),
+                    format!("no volume '{}' in the appliance's volumes", mount.volume),
+                ));
+            }
+        }
         if guest.grants.contains(&Interface::Network) && !devices.network {
             return Err(error(
                 format!("guests[{index}].grants"),
@@ -211,7 +240,89 @@ fn read_manifest(
         console,
         guests,
         devices,
+        volumes,
     })
+}
+
+fn read_volumes(
+    list: capnp::Result<capnp::struct_list::Reader<'_, manifest_capnp::system_manifest::volume::Owned>>,
+) -> Result<Vec<Volume>, ManifestError> {
+    let list = list.map_err(|e| error("volumes", e.to_string()))?;
+    if list.len() as usize > MAX_VOLUMES {
+        return Err(error(
+            "volumes",
+            format!("{} volumes; at most {MAX_VOLUMES}", list.len()),
+        ));
+    }
+    let mut volumes: Vec<Volume> = Vec::new();
+    for (i, reader) in list.iter().enumerate() {
+        let at = format!("volumes[{i}]");
+        let name = text(&format!("{at}.name"), reader.get_name())?;
+        check_name(&format!("{at}.name"), &name, |c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
+        })?;
+        if volumes.iter().any(|v| v.name == name) {
+            return Err(error(
+                format!("{at}.name"),
+                format!("'{name}' names two volumes"),
+            ));
+        }
+        let size_mib = reader.get_size_mib();
+        if !VOLUME_SIZES_MIB.contains(&size_mib) {
+            return Err(error(
+                format!("{at}.sizeMib"),
+                format!("{size_mib} MiB; a volume has 1, 2, 4, 8, ... or 1024"),
+            ));
+        }
+        volumes.push(Volume { name, size_mib });
+    }
+    Ok(volumes)
+}
+
+fn read_mounts(
+    at: &str,
+    list: capnp::Result<capnp::struct_list::Reader<'_, guest::mount::Owned>>,
+) -> Result<Vec<Mount>, ManifestError> {
+    let list = list.map_err(|e| error(at, e.to_string()))?;
+    if list.len() as usize > MAX_VOLUMES {
+        return Err(error(
+            at,
+            format!("{} mounts; at most {MAX_VOLUMES}", list.len()),
+        ));
+    }
+    let mut mounts: Vec<Mount> = Vec::new();
+    for (i, reader) in list.iter().enumerate() {
+        let field = format!("{at}[{i}].path");
+        let path = text(&field, reader.get_path())?;
+        let components: Vec<&str> = path.strip_prefix('/').unwrap_or("").split('/').collect();
+        let well_formed = path.starts_with('/')
+            && path.len() <= 64
+            && components.iter().all(|c| {
+                !c.is_empty()
+                    && *c != "."
+                    && *c != ".."
+                    && c.chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch))
+            });
+        if !well_formed {
+            return Err(error(
+                field,
+                format!(
+                    "'{path}' is not an absolute path of names (letters, digits, '.', '_', '-'),                      not '/', at most 64 bytes"
+                ),
+            ));
+        }
+        if mounts.iter().any(|m| m.path == path) {
+            return Err(error(field, format!("'{path}' is mounted twice")));
+        }
+        let volume = text(&format!("{at}[{i}].volume"), reader.get_volume())?;
+        mounts.push(Mount {
+            path,
+            volume,
+            read_only: reader.get_read_only(),
+        });
+    }
+    Ok(mounts)
 }
 
 fn read_guest(
@@ -326,6 +437,7 @@ fn read_guest(
     let serves = endpoint_names(&field("serves"), reader.get_serves())?;
     let connects = endpoint_names(&field("connects"), reader.get_connects())?;
     let listen = listen_ports(&field("listen"), reader.get_listen())?;
+    let mounts = read_mounts(&field("mounts"), reader.get_mounts())?;
     if !listen.is_empty() && !grants.contains(&Interface::Network) {
         return Err(error(
             field("listen"),
@@ -345,6 +457,7 @@ fn read_guest(
         serves,
         connects,
         listen,
+        mounts,
     })
 }
 
@@ -505,7 +618,12 @@ pub fn encode(manifest: &Manifest) -> Vec<u8> {
     });
     let mut devices = root.reborrow().init_devices();
     devices.set_network(manifest.devices.network);
-    devices.set_disk(manifest.devices.disk);
+    let mut volumes = root.reborrow().init_volumes(manifest.volumes.len() as u32);
+    for (i, volume) in manifest.volumes.iter().enumerate() {
+        let mut builder = volumes.reborrow().get(i as u32);
+        builder.set_name(volume.name.as_str());
+        builder.set_size_mib(volume.size_mib);
+    }
     let mut list = root.init_guests(manifest.guests.len() as u32);
     for (index, guest) in manifest.guests.iter().enumerate() {
         let mut builder = list.reborrow().get(index as u32);
@@ -547,6 +665,13 @@ pub fn encode(manifest: &Manifest) -> Vec<u8> {
         let mut listen = builder.reborrow().init_listen(guest.listen.len() as u32);
         for (i, port) in guest.listen.iter().enumerate() {
             listen.set(i as u32, *port);
+        }
+        let mut mounts = builder.reborrow().init_mounts(guest.mounts.len() as u32);
+        for (i, mount) in guest.mounts.iter().enumerate() {
+            let mut entry = mounts.reborrow().get(i as u32);
+            entry.set_path(mount.path.as_str());
+            entry.set_volume(mount.volume.as_str());
+            entry.set_read_only(mount.read_only);
         }
         match guest.restart {
             Restart::Never => builder.set_restart(guest::Restart::Never),
@@ -617,12 +742,31 @@ mod tests {
                     serves: vec![],
                     connects: vec!["echo".into()],
                     listen: vec![8080, 443],
+                    mounts: vec![
+                        Mount {
+                            path: "/data".into(),
+                            volume: "data".into(),
+                            read_only: false,
+                        },
+                        Mount {
+                            path: "/etc/seed".into(),
+                            volume: "seed".into(),
+                            read_only: true,
+                        },
+                    ],
                 },
             ],
-            devices: Devices {
-                network: true,
-                disk: false,
-            },
+            devices: Devices { network: true },
+            volumes: vec![
+                Volume {
+                    name: "data".into(),
+                    size_mib: 64,
+                },
+                Volume {
+                    name: "seed".into(),
+                    size_mib: 1,
+                },
+            ],
         }
     }
 
@@ -763,5 +907,26 @@ mod tests {
             }
             let _ = decode(&bytes, MODULES);
         }
+    }
+
+    #[test]
+    fn volumes_and_mounts_are_checked() {
+        let mut m = sample();
+        m.volumes[1].size_mib = 3;
+        assert_eq!(rejected(&m).field, "volumes[1].sizeMib");
+        let mut m = sample();
+        m.volumes[1].name = "data".into();
+        assert_eq!(rejected(&m).field, "volumes[1].name");
+        let mut m = sample();
+        m.guests[1].mounts[0].volume = "nope".into();
+        assert_eq!(rejected(&m).field, "guests[1].mounts[0].volume");
+        for path in ["data", "/", "/a/../b", "/a//b", "/a b", "/x/"] {
+            let mut m = sample();
+            m.guests[1].mounts[0].path = path.into();
+            assert_eq!(rejected(&m).field, "guests[1].mounts[0].path", "{path}");
+        }
+        let mut m = sample();
+        m.guests[1].mounts[1].path = "/data".into();
+        assert_eq!(rejected(&m).field, "guests[1].mounts[1].path");
     }
 }

@@ -346,6 +346,9 @@ impl ExceptionCode {
 pub struct Exception {
     pub code: ExceptionCode,
     pub message: String,
+    /// What went wrong, in the interface's own terms (0: nothing more to
+    /// say); for Directory and File, a [`crate::FileError`].
+    pub detail: u16,
 }
 
 impl Exception {
@@ -353,6 +356,14 @@ impl Exception {
         Exception {
             code,
             message: String::from(message),
+            detail: 0,
+        }
+    }
+
+    pub fn with_detail(code: ExceptionCode, detail: u16, message: &str) -> Exception {
+        Exception {
+            detail,
+            ..Exception::new(code, message)
         }
     }
 
@@ -374,17 +385,13 @@ impl Exception {
             keep -= 1;
         }
         let shortened = Exception {
-            code: self.code,
             message: String::from(&self.message[..keep]),
+            ..self.clone()
         };
         match shortened.encode(out) {
             Ok(len) => Ok(len),
-            Err(_) => Exception::without_message(self.code).encode(out),
+            Err(_) => ExceptionWithoutMessage(self.code, self.detail).encode(out),
         }
-    }
-
-    fn without_message(code: ExceptionCode) -> ExceptionWithoutMessage {
-        ExceptionWithoutMessage(code)
     }
 }
 
@@ -394,6 +401,7 @@ impl Message for Exception {
     fn write(&self, mut builder: exception::Builder<'_>) -> capnp::Result<()> {
         check_len(self.message.len())?;
         builder.set_code(self.code as u32);
+        builder.set_detail(self.detail);
         builder.set_message(self.message.as_str());
         Ok(())
     }
@@ -401,6 +409,7 @@ impl Message for Exception {
     fn read(reader: exception::Reader<'_>) -> capnp::Result<Self> {
         Ok(Exception {
             code: ExceptionCode::from_u32(reader.get_code()),
+            detail: reader.get_detail(),
             message: if reader.has_message() {
                 String::from(reader.get_message()?.to_str()?)
             } else {
@@ -412,14 +421,14 @@ impl Message for Exception {
 
 /// The smallest form of an exception: the code and a null message pointer,
 /// 32 bytes with the frame header.
-struct ExceptionWithoutMessage(ExceptionCode);
+struct ExceptionWithoutMessage(ExceptionCode, u16);
 
 impl ExceptionWithoutMessage {
     fn encode(&self, out: &mut [u8]) -> Result<usize, TransportError> {
         encode_with(out, |message| {
-            message
-                .init_root::<exception::Builder<'_>>()
-                .set_code(self.0 as u32);
+            let mut root = message.init_root::<exception::Builder<'_>>();
+            root.set_code(self.0 as u32);
+            root.set_detail(self.1);
             Ok(())
         })
     }
@@ -774,7 +783,7 @@ mod tests {
             round_trip(guest_control::ExitResults)?;
             round_trip(guest_control::RegionParams)?;
             round_trip(guest_control::RegionResults { base: words[0], size: words[1] })?;
-            round_trip(Exception { code: ExceptionCode::from_u32(exception_code), message })?;
+            round_trip(Exception { code: ExceptionCode::from_u32(exception_code), message, detail: exception_code as u16 })?;
         }
 
         /// The reused scratch segment is clean for every message after

@@ -74,6 +74,21 @@ pub mod endpoint {
     pub const CLIENT: Rights = Rights::TRANSFER.union(CALL);
 }
 
+/// Directory's and File's rights.
+pub mod storage {
+    use super::Rights;
+
+    /// Needed to read: open (without create or truncate), list, stat,
+    /// info, readAt, size.
+    pub const READ: Rights = Rights::bit(1);
+    /// Needed to change the volume: the rest.
+    pub const WRITE: Rights = Rights::bit(2);
+    /// What a read-write mount's Directory holds.
+    pub const READ_WRITE: Rights = Rights::TRANSFER.union(READ).union(WRITE);
+    /// What a read-only mount's Directory holds.
+    pub const READ_ONLY: Rights = Rights::TRANSFER.union(READ);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
