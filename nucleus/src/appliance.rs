@@ -70,8 +70,8 @@ pub fn run(modules: &[BootModule], options: &BootOptions) -> Outcome {
             }
         }
     }
-    if manifest.devices.disk {
-        log!("appliance: disk device requested, but no disk driver is built yet: not brought up");
+    if !manifest.volumes.is_empty() {
+        crate::storage::bring_up(&manifest.volumes);
     }
     let mut restarts = alloc::vec![0u32; manifest.guests.len()];
     for index in 0..manifest.guests.len() {

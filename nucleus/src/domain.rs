@@ -7,7 +7,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use caps::interfaces::guest_control::{DataRegion, StartInfoResults};
+use caps::interfaces::guest_control::{self, DataRegion, StartInfoResults};
 use caps::{
     Buffer, CapTable, CompletionProducer, CqReservation, Cqe, Exception, Request, RingError,
     RingLayout, Sqe, SubmissionConsumer, TransportError,
@@ -115,6 +115,15 @@ impl Domain {
         data: &[&BootModule],
         sizes: crate::guest::Sizes,
     ) -> Result<(Domain, crate::sched::Start), crate::guest::GuestLoadError> {
+        for mount in &spec.mounts {
+            if crate::storage::find(&mount.volume).is_none() {
+                return Err(crate::guest::GuestLoadError::Mount(alloc::format!(
+                    "volume '{}' (mounted at {}) is not mounted",
+                    mount.volume,
+                    mount.path
+                )));
+            }
+        }
         let layout = RingLayout::new(SQ_ENTRIES, CQ_ENTRIES).expect("ring sizes are valid");
         let ring_bytes = layout.pages() as u64 * SIZE_4K;
         let crate::guest::Placed {
@@ -163,6 +172,29 @@ impl Domain {
                     .expect("inserted above");
             }
         }
+        // Its mounts' Directories follow, in the manifest's order.
+        let mut mounts = Vec::new();
+        for mount in &spec.mounts {
+            let opened = crate::files::open_mount(&mount.volume, mount.read_only, slot as u32)
+                .and_then(|(capability, writable)| {
+                    caps.insert(capability)
+                        .map(|id| (id, writable))
+                        .map_err(|e| alloc::format!("{e}"))
+                });
+            match opened {
+                Ok((id, writable)) => mounts.push(guest_control::Mount {
+                    path: mount.path.clone(),
+                    directory: id.raw(),
+                    writable,
+                }),
+                Err(problem) => {
+                    crate::files::owner_gone(slot as u32);
+                    memory.release();
+                    crate::guest::release_placement(slot, memory.key);
+                    return Err(crate::guest::GuestLoadError::Mount(problem));
+                }
+            }
+        }
         let start = crate::sched::Start {
             entry: plan.entry,
             // As if the entry had been called: the ABI wants RSP+8 aligned.
@@ -201,6 +233,7 @@ impl Domain {
                 start_info: StartInfoResults {
                     args: spec.args.clone(),
                     data: described,
+                    mounts,
                 },
                 serves: spec.serves.clone(),
                 connects: spec.connects.clone(),

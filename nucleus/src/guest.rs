@@ -34,6 +34,8 @@ pub enum GuestLoadError {
     /// All 15 protection keys belong to running guests.
     NoFreeKey,
     Memory(MapError),
+    /// A volume it mounts is not there (refused at start, see the log).
+    Mount(alloc::string::String),
 }
 
 impl fmt::Display for GuestLoadError {
@@ -45,6 +47,7 @@ impl fmt::Display for GuestLoadError {
                 "not started: 15 running guests hold all protection keys, so a 16th could not be isolated",
             ),
             GuestLoadError::Memory(error) => write!(f, "cannot map it: {error:?}"),
+            GuestLoadError::Mount(problem) => write!(f, "not started: {problem}"),
         }
     }
 }

@@ -16,11 +16,13 @@ mod arch;
 mod appliance;
 mod domain;
 mod endpoint;
+mod files;
 mod guest;
 mod net;
 mod sched;
 mod services;
 mod sockets;
+mod storage;
 mod syscall;
 
 // The hardware modules, by their short names (`crate::memory`, ...).

@@ -1,5 +1,6 @@
 //! The services the nucleus itself implements behind capabilities: Console,
-//! Timer, Entropy, BootInfo, GuestControl, and the network's (`sockets`).
+//! Timer, Entropy, BootInfo, GuestControl, the network's (`sockets`) and
+//! the storage's (`files`).
 //! Each is a [`Service`]: it names the rights each of its methods needs and
 //! answers a call from decoded params with results (which may carry new
 //! capabilities of objects it made), an exception, a completion for later,
@@ -77,6 +78,8 @@ pub fn service(interface: Interface) -> Option<&'static dyn Service> {
         Interface::TcpListener => &crate::sockets::TcpListenerService,
         Interface::TcpStream => &crate::sockets::TcpStreamService,
         Interface::UdpSocket => &crate::sockets::UdpSocketService,
+        Interface::Directory => &crate::files::DirectoryService,
+        Interface::File => &crate::files::FileService,
         // Endpoints are the registry's (`endpoint`); guests serve the rest.
         Interface::Endpoint | Interface::Echo | Interface::Sessions => return None,
     })
@@ -85,6 +88,7 @@ pub fn service(interface: Interface) -> Option<&'static dyn Service> {
 /// A guest has gone: the objects services made for it go too.
 pub fn owner_gone(owner: u32) {
     crate::sockets::owner_gone(owner);
+    crate::files::owner_gone(owner);
 }
 
 /// Facts BootInfo reports, fixed at boot.

@@ -304,3 +304,142 @@ impl NetDevice {
         result
     }
 }
+
+type RawBlk = virtio_drivers::device::blk::VirtIOBlk<
+    NucleusHal,
+    virtio_drivers::transport::pci::PciTransport,
+>;
+
+/// Largest request sent to the disk at once (bigger ones are split).
+const DISK_REQUEST_BYTES: usize = 64 * 1024;
+
+/// A virtio-blk disk as the file system sees it. A read or a write is
+/// queued and the CPU halts until the device's (wake) interrupt says it is
+/// done (`irq::wait_until`): the file system above is not asynchronous, so
+/// the call that needed the disk waits for it, but the CPU does not spin.
+/// A flush is the crate's own blocking request, which does spin: the crate
+/// has no queued form of it.
+pub struct Disk {
+    raw: RawBlk,
+}
+
+impl Disk {
+    pub fn new(
+        transport: virtio_drivers::transport::pci::PciTransport,
+    ) -> Result<Disk, virtio_drivers::Error> {
+        Ok(Disk {
+            raw: RawBlk::new(transport)?,
+        })
+    }
+
+    pub fn enable_interrupts(&mut self) {
+        self.raw.enable_interrupts();
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.raw.readonly()
+    }
+
+    /// The serial number QEMU was given (`serial=`), the volume's name.
+    pub fn serial(&mut self) -> Result<alloc::string::String, virtio_drivers::Error> {
+        let mut id = [0u8; 20];
+        let length = self.raw.device_id(&mut id)?;
+        Ok(alloc::string::String::from_utf8_lossy(&id[..length]).into_owned())
+    }
+
+    fn wait_for(&mut self, token: u16) {
+        let raw = &mut self.raw;
+        crate::irq::wait_until(|| raw.peek_used() == Some(token));
+    }
+}
+
+fn disk_error(error: virtio_drivers::Error) -> fsd::DeviceError {
+    match error {
+        virtio_drivers::Error::IoError => fsd::DeviceError("the disk failed the request"),
+        virtio_drivers::Error::Unsupported => {
+            fsd::DeviceError("the disk does not support the request")
+        }
+        virtio_drivers::Error::QueueFull | virtio_drivers::Error::NotReady => {
+            fsd::DeviceError("the disk's queue is not ready")
+        }
+        _ => fsd::DeviceError("the disk refused the request"),
+    }
+}
+
+impl fsd::BlockDevice for Disk {
+    fn sectors(&self) -> u64 {
+        self.raw.capacity()
+    }
+
+    fn read(&mut self, sector: u64, buffer: &mut [u8]) -> Result<(), fsd::DeviceError> {
+        fsd::sector_range(sector, buffer.len(), self.raw.capacity())?;
+        for (index, chunk) in buffer.chunks_mut(DISK_REQUEST_BYTES).enumerate() {
+            let at = sector + (index * DISK_REQUEST_BYTES / fsd::SECTOR_BYTES) as u64;
+            let mut request = virtio_drivers::device::blk::BlkReq::default();
+            let mut response = virtio_drivers::device::blk::BlkResp::default();
+            // SAFETY: `request`, `chunk` and `response` stay borrowed here,
+            // untouched, until the device has used the request (wait_for)
+            // and it is completed with the same three.
+            unsafe {
+                let token = self
+                    .raw
+                    .read_blocks_nb(at as usize, &mut request, chunk, &mut response)
+                    .map_err(disk_error)?;
+                self.wait_for(token);
+                self.raw
+                    .complete_read_blocks(token, &request, chunk, &mut response)
+                    .map_err(disk_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, sector: u64, data: &[u8]) -> Result<(), fsd::DeviceError> {
+        fsd::sector_range(sector, data.len(), self.raw.capacity())?;
+        for (index, chunk) in data.chunks(DISK_REQUEST_BYTES).enumerate() {
+            let at = sector + (index * DISK_REQUEST_BYTES / fsd::SECTOR_BYTES) as u64;
+            let mut request = virtio_drivers::device::blk::BlkReq::default();
+            let mut response = virtio_drivers::device::blk::BlkResp::default();
+            // SAFETY: as in `read`: the three stay untouched until the
+            // device has used the request.
+            unsafe {
+                let token = self
+                    .raw
+                    .write_blocks_nb(at as usize, &mut request, chunk, &mut response)
+                    .map_err(disk_error)?;
+                self.wait_for(token);
+                self.raw
+                    .complete_write_blocks(token, &request, chunk, &mut response)
+                    .map_err(disk_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), fsd::DeviceError> {
+        self.raw.flush().map_err(disk_error)
+    }
+}
+
+/// A value kept in a lock although its type is not `Send`: a mounted
+/// volume, whose littlefs state holds raw pointers (into memory it alone
+/// owns, leaked for the life of the nucleus) and reference counts shared
+/// only among its own parts. Nothing of it is tied to a CPU; what makes
+/// moving it safe is that it is only ever reached through the lock that
+/// holds it, so no two CPUs touch it at once.
+pub struct OnlyUnderLock<T>(T);
+
+impl<T> OnlyUnderLock<T> {
+    pub fn new(value: T) -> OnlyUnderLock<T> {
+        OnlyUnderLock(value)
+    }
+
+    pub fn get(&self) -> &T {
+        &self.0
+    }
+}
+
+// SAFETY: see the type's comment: the value is only reached through the
+// `spin::Mutex` that owns the `OnlyUnderLock`, never shared or moved
+// otherwise, and none of its parts is bound to the CPU that made it.
+unsafe impl<T> Send for OnlyUnderLock<T> {}
