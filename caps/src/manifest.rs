@@ -46,6 +46,8 @@ pub struct Volume {
 
 /// The volume sizes fsd formats (MiB).
 pub const VOLUME_SIZES_MIB: [u32; 11] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+/// A volume's name is its disk's virtio-blk serial, which holds 20 bytes.
+pub const MAX_VOLUME_NAME_BYTES: usize = 20;
 /// Most volumes an appliance has, and mounts a guest has.
 pub const MAX_VOLUMES: usize = 8;
 
@@ -261,6 +263,14 @@ fn read_volumes(
         check_name(&format!("{at}.name"), &name, |c| {
             c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_'
         })?;
+        if name.len() > MAX_VOLUME_NAME_BYTES {
+            return Err(error(
+                format!("{at}.name"),
+                format!(
+                    "'{name}' is longer than {MAX_VOLUME_NAME_BYTES} bytes (a disk's serial, which names its volume)"
+                ),
+            ));
+        }
         if volumes.iter().any(|v| v.name == name) {
             return Err(error(
                 format!("{at}.name"),
@@ -916,6 +926,9 @@ mod tests {
         assert_eq!(rejected(&m).field, "volumes[1].sizeMib");
         let mut m = sample();
         m.volumes[1].name = "data".into();
+        assert_eq!(rejected(&m).field, "volumes[1].name");
+        let mut m = sample();
+        m.volumes[1].name = "x".repeat(21);
         assert_eq!(rejected(&m).field, "volumes[1].name");
         let mut m = sample();
         m.guests[1].mounts[0].volume = "nope".into();
