@@ -10,8 +10,9 @@
 //! reading still works.
 //! `files abuse`: opens until refused (the per-guest limit), huge offsets
 //! and lengths, a released capability is stale.
-//! `files loop`: rename-updates `current` forever (for power cuts),
-//! printing each generation once it is durable.
+//! `files loop`: checks `current` (if there) is one whole generation and
+//! says which (`found generation N intact`), then rename-updates it
+//! forever, printing each generation once it is durable (for power cuts).
 #![no_std]
 #![no_main]
 
@@ -491,9 +492,25 @@ fn update_loop(root: CapId) -> i32 {
         Ok((f, _)) => {
             let text = read_all(f).unwrap_or_default();
             let _ = release(f);
-            parse_generation(&text).unwrap_or(0)
+            match parse_generation(&text) {
+                Some(n) if text == generation_contents(n) => {
+                    println!("found generation {n} intact");
+                    n
+                }
+                _ => {
+                    println!("current is damaged: {} bytes", text.len());
+                    return 1;
+                }
+            }
         }
-        Err(_) => 0,
+        Err(error) if file_error(&error) == Some(FileError::NotFound) => {
+            println!("found no generation yet");
+            0
+        }
+        Err(error) => {
+            println!("opening current: {error:?}");
+            return 1;
+        }
     };
     loop {
         generation += 1;
