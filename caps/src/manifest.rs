@@ -247,7 +247,9 @@ fn read_manifest(
 }
 
 fn read_volumes(
-    list: capnp::Result<capnp::struct_list::Reader<'_, manifest_capnp::system_manifest::volume::Owned>>,
+    list: capnp::Result<
+        capnp::struct_list::Reader<'_, manifest_capnp::system_manifest::volume::Owned>,
+    >,
 ) -> Result<Vec<Volume>, ManifestError> {
     let list = list.map_err(|e| error("volumes", e.to_string()))?;
     if list.len() as usize > MAX_VOLUMES {
@@ -318,7 +320,7 @@ fn read_mounts(
             return Err(error(
                 field,
                 format!(
-                    "'{path}' is not an absolute path of names (letters, digits, '.', '_', '-'),                      not '/', at most 64 bytes"
+                    "'{path}' is not an absolute path of names (letters, digits, '.', '_', '-'), not '/', at most 64 bytes"
                 ),
             ));
         }

@@ -1,6 +1,7 @@
 //! Appliances: one CUE file per appliance in `config/appliances/`, checked
 //! against `config/schema.cue`, turned into a boot manifest and the boot
-//! modules it names, and written as one hybrid BIOS/UEFI image.
+//! modules it names, and written as one hybrid BIOS/UEFI image, with an
+//! image file for each of its volumes ([`volumes`]).
 //!
 //! CUE is evaluated by the same evaluator the OS runs (`build/go/cue.wasm`,
 //! from `go-wasip1/cmd/cue`) inside wasm-host's host build, so building an
@@ -10,11 +11,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use caps::manifest::{self, Console, Devices, Guest, Manifest, Restart};
+use caps::manifest::{self, Console, Devices, Guest, Manifest, ManifestError, Mount, Restart};
 use indexmap::IndexMap;
 use serde::Deserialize;
 
 pub mod cue;
+pub mod volumes;
 
 /// An error for the user: what is wrong and, where it can, which field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +91,15 @@ impl Repo {
     pub fn go_programs(&self) -> PathBuf {
         self.root.join("build/go")
     }
+
+    /// `build/volumes/APPLIANCE/VOLUME.img`: the image `appliance build`
+    /// keeps for a volume.
+    pub fn volume_image(&self, appliance: &str, volume: &str) -> PathBuf {
+        self.root
+            .join("build/volumes")
+            .join(appliance)
+            .join(format!("{volume}.img"))
+    }
 }
 
 /// An appliance as its CUE definition evaluates (after the schema's
@@ -101,6 +112,8 @@ pub struct Appliance {
     pub console: String,
     pub guests: IndexMap<String, GuestDefinition>,
     pub trees: IndexMap<String, String>,
+    #[serde(default)]
+    pub volumes: IndexMap<String, VolumeDefinition>,
     pub devices: DeviceDefinition,
 }
 
@@ -108,7 +121,43 @@ pub struct Appliance {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeviceDefinition {
     pub network: bool,
-    pub disk: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VolumeDefinition {
+    pub size_mib: u32,
+    /// A directory relative to the repository, copied in at creation.
+    pub seed: Option<String>,
+}
+
+/// A guest's mount: a volume's name (read-write), or the volume and
+/// whether it is read-only.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum MountDefinition {
+    Volume(String),
+    Options(MountOptions),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MountOptions {
+    pub volume: String,
+    pub read_only: bool,
+}
+
+impl MountDefinition {
+    pub fn volume(&self) -> &str {
+        match self {
+            MountDefinition::Volume(volume) => volume,
+            MountDefinition::Options(options) => &options.volume,
+        }
+    }
+
+    pub fn read_only(&self) -> bool {
+        matches!(self, MountDefinition::Options(options) if options.read_only)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -133,6 +182,9 @@ pub struct GuestDefinition {
     pub program: Option<String>,
     #[serde(default)]
     pub env: IndexMap<String, String>,
+    /// By absolute path, in the order written.
+    #[serde(default)]
+    pub mounts: IndexMap<String, MountDefinition>,
     pub memory_mib: Option<u32>,
     pub fuel: Option<u64>,
 }
@@ -186,11 +238,20 @@ impl Image {
     /// Adds the encoded manifest, checked first against the modules as the
     /// nucleus will check it.
     pub fn add_manifest(&mut self, manifest: &Manifest) -> Result<(), Error> {
+        let bytes = self
+            .checked_manifest(manifest)
+            .map_err(|e| Error(e.to_string()))?;
+        self.add(manifest::MODULE_NAME, Contents::Bytes(bytes))
+    }
+
+    /// The encoded manifest, if it passes the nucleus's checks against
+    /// these modules.
+    pub fn checked_manifest(&self, manifest: &Manifest) -> Result<Vec<u8>, ManifestError> {
         let bytes = manifest::encode(manifest);
         let mut names: Vec<&str> = self.modules.iter().map(|m| m.name.as_str()).collect();
         names.push(manifest::MODULE_NAME);
-        manifest::decode(&bytes, &names).map_err(|e| Error(e.to_string()))?;
-        self.add(manifest::MODULE_NAME, Contents::Bytes(bytes))
+        manifest::decode(&bytes, &names)?;
+        Ok(bytes)
     }
 
     /// Writes the hybrid ISO `iso` (and, with `disk`, a raw disk image) with
@@ -282,6 +343,17 @@ impl Appliance {
             }
             image.add(name, Contents::Bytes(tree_archive(&path)?))?;
         }
+        // Sizes are checked with the manifest.
+        for name in self.volumes.keys() {
+            if let Some(seed) = self.seed(repo, name)
+                && !seed.is_dir()
+            {
+                return fail(format!(
+                    "volumes.{name}.seed: {} is not a directory",
+                    seed.display()
+                ));
+            }
+        }
         let mut guests = Vec::new();
         for (key, definition) in &self.guests {
             guests.push(self.plan_guest(repo, key, definition, &mut image)?);
@@ -296,11 +368,75 @@ impl Appliance {
             guests,
             devices: Devices {
                 network: self.devices.network,
-                disk: self.devices.disk,
             },
+            volumes: self
+                .volumes
+                .iter()
+                .map(|(name, volume)| manifest::Volume {
+                    name: name.clone(),
+                    size_mib: volume.size_mib,
+                })
+                .collect(),
         };
-        image.add_manifest(&manifest)?;
+        let bytes = image
+            .checked_manifest(&manifest)
+            .map_err(|e| Error(format!("{}: {}", self.field_name(&e.field), e.problem)))?;
+        image.add(manifest::MODULE_NAME, Contents::Bytes(bytes))?;
         Ok(image)
+    }
+
+    /// Volume `name`'s seed directory, if it has one.
+    pub fn seed(&self, repo: &Repo, name: &str) -> Option<PathBuf> {
+        let seed = self.volumes.get(name)?.seed.as_ref()?;
+        Some(repo.root.join(seed))
+    }
+
+    /// The appliance's name for a manifest field: `guests[1].mounts[0].path`
+    /// is `guests.web.mounts."/data"`, `volumes[0].sizeMib` is
+    /// `volumes.data.sizeMib`.
+    pub fn field_name(&self, field: &str) -> String {
+        /// `[N]rest` -> (N, rest).
+        fn index(text: &str) -> Option<(usize, &str)> {
+            let (number, rest) = text.strip_prefix('[')?.split_once(']')?;
+            Some((number.parse().ok()?, rest))
+        }
+        if let Some((i, rest)) = field.strip_prefix("volumes").and_then(index)
+            && let Some((name, _)) = self.volumes.get_index(i)
+        {
+            return format!("volumes.{name}{rest}");
+        }
+        if let Some((i, rest)) = field.strip_prefix("guests").and_then(index)
+            && let Some((key, guest)) = self.guests.get_index(i)
+        {
+            if let Some((j, detail)) = rest.strip_prefix(".mounts").and_then(index)
+                && let Some((path, _)) = guest.mounts.get_index(j)
+            {
+                // The path is the key itself.
+                let detail = if detail == ".path" { "" } else { detail };
+                return format!("guests.{key}.mounts.\"{path}\"{detail}");
+            }
+            return format!("guests.{key}{rest}");
+        }
+        field.to_string()
+    }
+
+    /// Makes sure every volume has its image under `build/volumes/NAME/`,
+    /// creating (and seeding) the missing ones, or all of them with
+    /// `reset`; says for each what it did.
+    pub fn prepare_volumes(
+        &self,
+        repo: &Repo,
+        reset: bool,
+    ) -> Result<Vec<(String, PathBuf, volumes::Prepared)>, Error> {
+        let mut prepared = Vec::new();
+        for (name, volume) in &self.volumes {
+            let path = repo.volume_image(&self.name, name);
+            let seed = self.seed(repo, name);
+            let done = volumes::prepare_image(&path, volume.size_mib, seed.as_deref(), reset)
+                .map_err(|e| Error(format!("volumes.{name}: {e}")))?;
+            prepared.push((name.clone(), path, done));
+        }
+        Ok(prepared)
     }
 
     fn plan_guest(
@@ -338,6 +474,26 @@ impl Appliance {
             && !self.trees.contains_key(tree)
         {
             return fail(format!("{at}.files: no tree named '{tree}' in trees"));
+        }
+        let mut mounts = Vec::new();
+        for (path, mount) in &definition.mounts {
+            let volume = mount.volume();
+            if !self.volumes.contains_key(volume) {
+                let known: Vec<&str> = self.volumes.keys().map(String::as_str).collect();
+                let known = if known.is_empty() {
+                    "the appliance has none".to_string()
+                } else {
+                    format!("volumes: {}", known.join(", "))
+                };
+                return fail(format!(
+                    "{at}.mounts.\"{path}\": no volume named '{volume}' in volumes ({known})"
+                ));
+            }
+            mounts.push(Mount {
+                path: path.clone(),
+                volume: volume.to_string(),
+                read_only: mount.read_only(),
+            });
         }
         let mut data: Vec<String> = Vec::new();
         let (module, args) = match definition.kind.as_str() {
@@ -402,6 +558,7 @@ impl Appliance {
             serves: definition.serves.clone(),
             connects: definition.connects.clone(),
             listen: definition.listen.clone(),
+            mounts,
             data,
             heap_mib: definition.heap_mib,
             stack_kib: definition.stack_kib,
@@ -413,5 +570,41 @@ impl Appliance {
                 _ => Restart::Never,
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_fields_are_named_as_the_appliance_names_them() {
+        let appliance = Appliance::from_json(
+            r#"{"name": "store", "cmdline": "", "console": "both", "trees": {},
+                "devices": {"network": false},
+                "volumes": {"logs": {"sizeMib": 1}, "data": {"sizeMib": 64}},
+                "guests": {"web": {"name": "web", "kind": "native", "binary": "hello",
+                    "args": [], "grants": [], "serves": [], "connects": [], "listen": [],
+                    "restart": "never",
+                    "mounts": {"/d": "data", "/l": {"volume": "logs", "readOnly": true}}}}}"#,
+        )
+        .unwrap();
+        for (field, named) in [
+            ("volumes[1].sizeMib", "volumes.data.sizeMib"),
+            ("guests[0].mounts[1].path", "guests.web.mounts.\"/l\""),
+            (
+                "guests[0].mounts[0].volume",
+                "guests.web.mounts.\"/d\".volume",
+            ),
+            ("guests[0].heapMib", "guests.web.heapMib"),
+            ("guests[3].heapMib", "guests[3].heapMib"),
+            ("guests[0].mounts[5].path", "guests.web.mounts[5].path"),
+            ("name", "name"),
+        ] {
+            assert_eq!(appliance.field_name(field), named, "{field}");
+        }
+        let mounts = &appliance.guests["web"].mounts;
+        assert!(!mounts["/d"].read_only() && mounts["/l"].read_only());
+        assert_eq!(mounts["/l"].volume(), "logs");
     }
 }

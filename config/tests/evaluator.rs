@@ -2,33 +2,12 @@
 //! print exactly what the same program built for this host prints: stdout,
 //! stderr and exit status, on good inputs and on every kind of error.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
-use appliance::{Repo, cue};
+use appliance::cue;
 
-fn repo() -> Repo {
-    Repo::this()
-}
-
-/// Builds the Go programs (wasm and the native evaluator) once.
-fn built() -> &'static Path {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let repo = repo();
-        let output = Command::new(repo.root.join("scripts/build-go-wasm"))
-            .arg("--programs")
-            .output()
-            .expect("scripts/build-go-wasm runs");
-        assert!(
-            output.status.success(),
-            "building the Go programs failed (needs Go 1.25+):\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        repo.go_programs()
-    })
-}
+mod common;
+use common::{ScratchRepo, built, repo};
 
 /// Runs both builds in `dir` (relative to config/cue) and compares.
 fn same_as_native(dir: &str, args: &[&str]) -> cue::Evaluation {
@@ -108,27 +87,14 @@ fn errors_match_native() {
 /// A bad appliance file is refused by CUE with the field and positions.
 #[test]
 fn a_bad_appliance_names_the_field() {
-    built();
-    let scratch = std::env::temp_dir().join(format!("appliance-test-{}", std::process::id()));
-    let config = scratch.join("config");
-    std::fs::create_dir_all(config.join("appliances")).unwrap();
-    std::fs::create_dir_all(scratch.join("build")).unwrap();
-    std::fs::copy(
-        repo().config().join("schema.cue"),
-        config.join("schema.cue"),
-    )
-    .unwrap();
-    std::os::unix::fs::symlink(repo().go_programs(), scratch.join("build/go")).unwrap();
-    std::fs::write(
-        config.join("appliances/bad.cue"),
-        "package appliance\n\nappliance: #Appliance & {\n\tname: \"bad\"\n\tguests: hello: {\n\t\tbinary: \"hello\"\n\t\theapMib: 9000\n\t}\n}\n",
-    )
-    .unwrap();
-    let scratch_repo = Repo {
-        root: scratch.clone(),
-    };
-    let error = cue::appliance_json(&scratch_repo, "bad").unwrap_err().0;
-    let _ = std::fs::remove_dir_all(&scratch);
+    let scratch = ScratchRepo::new(
+        "bad",
+        &[(
+            "bad",
+            "package appliance\n\nappliance: #Appliance & {\n\tname: \"bad\"\n\tguests: hello: {\n\t\tbinary: \"hello\"\n\t\theapMib: 9000\n\t}\n}\n",
+        )],
+    );
+    let error = cue::appliance_json(&scratch.repo, "bad").unwrap_err().0;
     assert!(
         error.contains("appliance.guests.hello.heapMib: invalid value 9000 (out of bound <=4096)"),
         "{error}"

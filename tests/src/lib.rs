@@ -1,8 +1,9 @@
 //! The QEMU harness: builds the nucleus once, builds one ISO per kernel
-//! command line, boots it headless under BIOS or UEFI, captures the serial
-//! console, and kills a QEMU that outlives its timeout.
+//! command line, boots it headless under BIOS or UEFI (with volume images
+//! as its disks, if asked), captures the serial console, and kills a QEMU
+//! that outlives its timeout.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -179,9 +180,12 @@ fn nucleus() -> PathBuf {
 /// manifest's fields as `cpu_ms=`, `heap_mb=`, `stack_kb=`, `data=MODULE`,
 /// `arg=VALUE`, `restart=MAX` (on failure), `grants=console+timer` (default:
 /// every grant), `serves=a+b` and `connects=a+b` (endpoint names; default
-/// none). `data:NAME=FILE` adds a boot module from a file in the
-/// repository (or an absolute path); `data:manifest=FILE` replaces the
-/// manifest the harness writes. The manifest is written unchecked, so tests
+/// none), `mount=PATH:VOLUME` or `mount=PATH:VOLUME:ro` (a volume at
+/// PATH, read-write or read-only). `data:NAME=FILE` adds a boot module
+/// from a file in the repository (or an absolute path);
+/// `data:manifest=FILE` replaces the manifest the harness writes.
+/// `volume:NAME=MIB` adds a volume to the manifest (its disk is
+/// [`BootRequest::volumes`]). The manifest is written unchecked, so tests
 /// can hand the nucleus manifests it must refuse.
 pub fn image(cmdline: &str, guests: &[&str]) -> PathBuf {
     static IMAGES: OnceLock<Mutex<HashMap<String, Arc<OnceLock<PathBuf>>>>> = OnceLock::new();
@@ -226,7 +230,19 @@ fn test_image(cmdline: &str, specs: &[&str]) -> Result<appliance::Image, String>
         modules: Vec::new(),
     };
     let mut guests = Vec::new();
+    let mut volumes = Vec::new();
     for spec in specs {
+        if let Some(volume) = spec.strip_prefix("volume:") {
+            let (name, mib) = volume.split_once('=').ok_or("volume:NAME=MIB")?;
+            let size_mib = mib
+                .parse()
+                .map_err(|_| format!("{spec}: {mib} is not a number of MiB"))?;
+            volumes.push(manifest::Volume {
+                name: name.into(),
+                size_mib,
+            });
+            continue;
+        }
         if let Some(data) = spec.strip_prefix("data:") {
             let (name, file) = data.split_once('=').ok_or("data:NAME=FILE")?;
             image.add(name, Contents::File(repo_root().join(file)))?;
@@ -273,6 +289,20 @@ fn test_image(cmdline: &str, specs: &[&str]) -> Result<appliance::Image, String>
                         .collect::<Result<_, _>>()?
                 }
                 "connects" => guest.connects = value.split('+').map(String::from).collect(),
+                "mount" => {
+                    let (path, rest) = value
+                        .split_once(':')
+                        .ok_or(format!("{word}: PATH:VOLUME"))?;
+                    let (volume, read_only) = match rest.strip_suffix(":ro") {
+                        Some(volume) => (volume, true),
+                        None => (rest, false),
+                    };
+                    guest.mounts.push(manifest::Mount {
+                        path: path.into(),
+                        volume: volume.into(),
+                        read_only,
+                    });
+                }
                 "grants" => {
                     guest.grants = value
                         .split('+')
@@ -296,10 +326,8 @@ fn test_image(cmdline: &str, specs: &[&str]) -> Result<appliance::Image, String>
         let manifest = Manifest {
             name: "test".into(),
             guests,
-            devices: manifest::Devices {
-                network,
-                disk: false,
-            },
+            devices: manifest::Devices { network },
+            volumes,
             ..Manifest::default()
         };
         image.add(
@@ -379,6 +407,9 @@ pub struct BootRequest<'a> {
     pub stop_at: Option<&'a str>,
     /// Take a screendump just before stopping at the marker.
     pub screendump: bool,
+    /// Disks: (volume name, image file), each a virtio-blk disk whose
+    /// serial is the name (`scripts/run-qemu --volume`); see [`VolumeImage`].
+    pub volumes: &'a [(&'a str, &'a Path)],
 }
 
 pub fn boot(firmware: Firmware, cmdline: &str) -> Run {
@@ -406,6 +437,7 @@ impl BootRequest<'_> {
             timeout: default_timeout(),
             stop_at: None,
             screendump: false,
+            volumes: &[],
         }
     }
 }
@@ -440,6 +472,110 @@ pub fn appliance_image(name: &str, extra: &str) -> PathBuf {
             iso
         })
         .clone()
+}
+
+/// A volume image of its own under the temporary directory, for a disk a
+/// boot gets ([`BootRequest::volumes`]); removed when dropped.
+pub struct VolumeImage {
+    name: String,
+    path: PathBuf,
+}
+
+impl VolumeImage {
+    /// A freshly formatted image for volume `name` of `size_mib` MiB
+    /// (one of `fsd::SIZES_MIB`), holding a copy of the files and
+    /// directories of `seed` (relative to the repository, or absolute).
+    pub fn new(name: &str, size_mib: u32, seed: Option<&Path>) -> VolumeImage {
+        let dir = std::env::temp_dir().join(format!(
+            "nucleus-volume-{}-{}",
+            std::process::id(),
+            unique()
+        ));
+        let path = dir.join(format!("{name}.img"));
+        let seed = seed.map(|seed| repo_root().join(seed));
+        appliance::volumes::create_image(&path, size_mib, seed.as_deref())
+            .unwrap_or_else(|e| panic!("volume image {name}: {e}"));
+        VolumeImage {
+            name: name.into(),
+            path,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The pair [`BootRequest::volumes`] takes.
+    pub fn attach(&self) -> (&str, &Path) {
+        (&self.name, &self.path)
+    }
+
+    /// The volume, mounted read-only, to look at what a boot left in it.
+    /// A mounted volume lives as long as the test process: mount each
+    /// image once, after QEMU is done with it.
+    pub fn mount(&self) -> fsd::Volume {
+        appliance::volumes::mount_image(&self.path, false)
+            .unwrap_or_else(|e| panic!("volume {}: {e}", self.name))
+    }
+
+    /// Every file in the volume by its path ("dir/file"), with its
+    /// contents (mounts the volume: see [`VolumeImage::mount`]).
+    pub fn files(&self) -> BTreeMap<String, Vec<u8>> {
+        fn walk(volume: &fsd::Volume, dir: &str, files: &mut BTreeMap<String, Vec<u8>>) {
+            let entries = appliance::volumes::list(volume, dir)
+                .unwrap_or_else(|e| panic!("listing /{dir}: {e}"));
+            for entry in entries {
+                let path = fsd::resolve(dir, &entry.name).expect("a listed name resolves");
+                match entry.stat.kind {
+                    fsd::Kind::Directory => walk(volume, &path, files),
+                    fsd::Kind::File => {
+                        let mut contents = Vec::new();
+                        appliance::volumes::read_file(volume, &path, &mut contents)
+                            .unwrap_or_else(|e| panic!("reading /{path}: {e}"));
+                        files.insert(path, contents);
+                    }
+                }
+            }
+        }
+        let mut files = BTreeMap::new();
+        walk(&self.mount(), "", &mut files);
+        files
+    }
+}
+
+impl Drop for VolumeImage {
+    fn drop(&mut self) {
+        // The image's directory is its own.
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// A fresh image for each volume of appliance `name`, at its size and
+/// seeded as its definition says (what `appliance build` creates once
+/// and then keeps), in the appliance's order.
+pub fn appliance_volumes(name: &str) -> Vec<VolumeImage> {
+    go_wasm();
+    let repo = appliance::Repo { root: repo_root() };
+    let appliance = appliance::cue::appliance_json(&repo, name)
+        .and_then(|json| appliance::Appliance::from_json(&json))
+        .unwrap_or_else(|e| panic!("appliance {name}: {e}"));
+    appliance
+        .volumes
+        .iter()
+        .map(|(volume, definition)| {
+            VolumeImage::new(
+                volume,
+                definition.size_mib,
+                appliance.seed(&repo, volume).as_deref(),
+            )
+        })
+        .collect()
 }
 
 /// A boot's serial console while it runs, for a host client that talks to
@@ -529,7 +665,8 @@ pub fn run_image(iso: &Path, request: BootRequest) -> Run {
 
 type Client = Box<dyn FnOnce(Console) + Send>;
 
-fn run_qemu(iso: &Path, request: BootRequest, forwards: &[String], client: Option<Client>) -> Run {
+/// The `scripts/run-qemu` command that boots `iso` as `request` says.
+fn qemu_command(iso: &Path, request: &BootRequest, forwards: &[String]) -> Command {
     let mut command = Command::new(repo_root().join("scripts/run-qemu"));
     if request.firmware == Firmware::Uefi {
         command.arg("--uefi");
@@ -537,10 +674,20 @@ fn run_qemu(iso: &Path, request: BootRequest, forwards: &[String], client: Optio
     for forward in forwards {
         command.arg("--forward").arg(forward);
     }
+    for (volume, image) in request.volumes {
+        command
+            .arg("--volume")
+            .arg(format!("{volume}={}", image.display()));
+    }
     command.arg(iso).args(request.qemu_args);
     if let Some(accel) = request.accel {
         command.env("ACCEL", accel);
     }
+    command
+}
+
+fn run_qemu(iso: &Path, request: BootRequest, forwards: &[String], client: Option<Client>) -> Run {
+    let mut command = qemu_command(iso, &request, forwards);
     let monitor = request.screendump.then(|| {
         let path = std::env::temp_dir().join(format!(
             "nucleus-monitor-{}-{}.sock",
@@ -657,4 +804,99 @@ fn screendump(socket: &Path) -> Option<Screen> {
     let ppm = std::fs::read(&file).ok()?;
     let _ = std::fs::remove_file(&file);
     Screen::parse(&ppm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_volume_image_is_seeded_and_removed_when_dropped() {
+        let seed = repo_root().join("tests/data");
+        let image = VolumeImage::new("data", 2, Some(Path::new("tests/data")));
+        assert_eq!(std::fs::metadata(image.path()).unwrap().len(), 2 << 20);
+        let files = image.files();
+        assert_eq!(
+            files.keys().collect::<Vec<_>>(),
+            ["greeting.txt"],
+            "the seed's files"
+        );
+        assert_eq!(
+            files["greeting.txt"],
+            std::fs::read(seed.join("greeting.txt")).unwrap()
+        );
+        let path = image.path().to_path_buf();
+        drop(image);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn attached_volumes_become_run_qemu_options() {
+        let data = VolumeImage::new("data", 1, None);
+        let volumes = [data.attach(), ("logs", Path::new("/images/logs.img"))];
+        let request = BootRequest {
+            volumes: &volumes,
+            ..BootRequest::new(Firmware::Uefi)
+        };
+        let command = qemu_command(Path::new("x.iso"), &request, &["8080:80".into()]);
+        let args: Vec<String> = command
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let data = format!("data={}", data.path().display());
+        assert_eq!(
+            args,
+            [
+                "--uefi",
+                "--forward",
+                "8080:80",
+                "--volume",
+                &data,
+                "--volume",
+                "logs=/images/logs.img",
+                "x.iso"
+            ]
+        );
+    }
+
+    #[test]
+    fn volume_and_mount_specs_reach_the_manifest() {
+        let image = test_image(
+            "",
+            &[
+                "volume:data=8",
+                "volume:logs=1",
+                "hello,mount=/data:data,mount=/var/log:logs:ro",
+            ],
+        )
+        .unwrap();
+        let names: Vec<&str> = image.modules.iter().map(|m| m.name.as_str()).collect();
+        let manifest = image
+            .modules
+            .iter()
+            .find_map(|m| match (&m.contents, m.name.as_str()) {
+                (appliance::Contents::Bytes(bytes), caps::manifest::MODULE_NAME) => Some(bytes),
+                _ => None,
+            })
+            .unwrap();
+        let manifest = caps::manifest::decode(manifest, &names).unwrap();
+        let volumes: Vec<(&str, u32)> = manifest
+            .volumes
+            .iter()
+            .map(|v| (v.name.as_str(), v.size_mib))
+            .collect();
+        assert_eq!(volumes, [("data", 8), ("logs", 1)]);
+        let mounts: Vec<(&str, &str, bool)> = manifest.guests[0]
+            .mounts
+            .iter()
+            .map(|m| (m.path.as_str(), m.volume.as_str(), m.read_only))
+            .collect();
+        assert_eq!(
+            mounts,
+            [("/data", "data", false), ("/var/log", "logs", true)]
+        );
+        assert!(test_image("", &["volume:data"]).is_err());
+        assert!(test_image("", &["volume:data=big"]).is_err());
+        assert!(test_image("", &["hello,mount=/data"]).is_err());
+    }
 }
