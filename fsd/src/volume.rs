@@ -38,9 +38,59 @@ pub fn size_for(bytes: u64) -> Option<u32> {
 
 type Shared = Rc<RefCell<dyn BlockDevice>>;
 
-/// The disk as littlefs sees it: `BLOCKS` blocks from sector 0.
+/// The disk as littlefs sees it: `BLOCKS` blocks from sector 0, with the
+/// blocks read last kept in memory (littlefs reads its metadata again on
+/// every path it looks up; a disk request costs far more than a copy).
 struct Disk<const BLOCKS: usize> {
     device: Shared,
+    cache: BlockCache,
+}
+
+/// Blocks kept per mounted volume.
+const CACHED_BLOCKS: usize = 256;
+
+/// Whole blocks as the disk holds them, written through: a write goes to
+/// the disk and then into its cached copy, so the cache never holds what
+/// the disk does not. The oldest block read goes first.
+struct BlockCache {
+    blocks: alloc::collections::BTreeMap<usize, Box<[u8]>>,
+    order: alloc::collections::VecDeque<usize>,
+    capacity: usize,
+}
+
+impl BlockCache {
+    fn new(capacity: usize) -> BlockCache {
+        BlockCache {
+            blocks: alloc::collections::BTreeMap::new(),
+            order: alloc::collections::VecDeque::new(),
+            capacity,
+        }
+    }
+
+    fn insert(&mut self, block: usize, bytes: Box<[u8]>) {
+        if self.capacity == 0 {
+            return;
+        }
+        while self.blocks.len() >= self.capacity {
+            match self.order.pop_front() {
+                Some(oldest) => {
+                    self.blocks.remove(&oldest);
+                }
+                None => break,
+            }
+        }
+        self.blocks.insert(block, bytes);
+        self.order.push_back(block);
+    }
+}
+
+impl<const BLOCKS: usize> Disk<BLOCKS> {
+    fn new(device: Shared, cached_blocks: usize) -> Self {
+        Disk {
+            device,
+            cache: BlockCache::new(cached_blocks),
+        }
+    }
 }
 
 fn device_failed(_: crate::DeviceError) -> io::Error {
@@ -58,11 +108,29 @@ impl<const BLOCKS: usize> littlefs2::driver::Storage for Disk<BLOCKS> {
     type LOOKAHEAD_SIZE = U16;
 
     fn read(&mut self, offset: usize, buffer: &mut [u8]) -> io::Result<usize> {
-        let sector = (offset / SECTOR_BYTES) as u64;
-        self.device
-            .borrow_mut()
-            .read(sector, buffer)
-            .map_err(device_failed)?;
+        let mut done = 0;
+        while done < buffer.len() {
+            let at = offset + done;
+            let (block, within) = (at / BLOCK_BYTES, at % BLOCK_BYTES);
+            let length = (BLOCK_BYTES - within).min(buffer.len() - done);
+            if !self.cache.blocks.contains_key(&block) {
+                let mut bytes = vec![0u8; BLOCK_BYTES].into_boxed_slice();
+                let sector = (block * BLOCK_BYTES / SECTOR_BYTES) as u64;
+                self.device
+                    .borrow_mut()
+                    .read(sector, &mut bytes)
+                    .map_err(device_failed)?;
+                if self.cache.capacity == 0 {
+                    buffer[done..done + length].copy_from_slice(&bytes[within..within + length]);
+                    done += length;
+                    continue;
+                }
+                self.cache.insert(block, bytes);
+            }
+            let cached = &self.cache.blocks[&block];
+            buffer[done..done + length].copy_from_slice(&cached[within..within + length]);
+            done += length;
+        }
         Ok(buffer.len())
     }
 
@@ -70,9 +138,31 @@ impl<const BLOCKS: usize> littlefs2::driver::Storage for Disk<BLOCKS> {
     /// returns: a flush follows each.
     fn write(&mut self, offset: usize, data: &[u8]) -> io::Result<usize> {
         let sector = (offset / SECTOR_BYTES) as u64;
-        let mut device = self.device.borrow_mut();
-        device.write(sector, data).map_err(device_failed)?;
-        device.flush().map_err(device_failed)?;
+        let written = {
+            let mut device = self.device.borrow_mut();
+            device.write(sector, data).and_then(|()| device.flush())
+        };
+        if let Err(error) = written {
+            // What the disk holds of these blocks is unknown now: read them
+            // again when next asked.
+            let first = offset / BLOCK_BYTES;
+            let last = (offset + data.len().max(1) - 1) / BLOCK_BYTES;
+            for block in first..=last {
+                self.cache.blocks.remove(&block);
+                self.cache.order.retain(|&b| b != block);
+            }
+            return Err(device_failed(error));
+        }
+        let mut done = 0;
+        while done < data.len() {
+            let at = offset + done;
+            let (block, within) = (at / BLOCK_BYTES, at % BLOCK_BYTES);
+            let length = (BLOCK_BYTES - within).min(data.len() - done);
+            if let Some(cached) = self.cache.blocks.get_mut(&block) {
+                cached[within..within + length].copy_from_slice(&data[done..done + length]);
+            }
+            done += length;
+        }
         Ok(data.len())
     }
 
@@ -292,18 +382,16 @@ fn mount_sized<const BLOCKS: usize>(
 ) -> Result<&'static dyn DynFilesystem, MountError> {
     // Tried first with state on the stack, so a disk that is no volume
     // leaks nothing.
-    let mut probe = Disk::<BLOCKS> {
-        device: device.clone(),
-    };
+    let mut probe = Disk::<BLOCKS>::new(device.clone(), 0);
     Filesystem::mount_and_then(&mut probe, |_| Ok(()))?;
-    let storage = Box::leak(Box::new(Disk::<BLOCKS> { device }));
+    let storage = Box::leak(Box::new(Disk::<BLOCKS>::new(device, CACHED_BLOCKS)));
     let allocation = Box::leak(Box::new(Allocation::new()));
     let fs = Filesystem::mount(allocation, storage)?;
     Ok(Box::leak(Box::new(fs)))
 }
 
 fn format_sized<const BLOCKS: usize>(device: Shared) -> Result<(), MountError> {
-    Filesystem::format(&mut Disk::<BLOCKS> { device })?;
+    Filesystem::format(&mut Disk::<BLOCKS>::new(device, 0))?;
     Ok(())
 }
 

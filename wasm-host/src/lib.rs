@@ -2,13 +2,16 @@
 //! Go programs built with `GOOS=wasip1 GOARCH=wasm`.
 //!
 //! - [`system`]: the [`System`] trait, everything outside the program's
-//!   memory (console, clocks, sleep, entropy, sockets). The host implements it with
+//!   memory (console, clocks, sleep, entropy, sockets, writable
+//!   directories and files). The host implements it with
 //!   std; the OS implements it over a guest's capability ring.
 //! - [`wasi`]: every preview1 import, as plain functions over the program's
 //!   memory and the instance's state ([`Wasi`]); what the instance was not
 //!   granted answers with an errno, never a trap.
 //! - [`archive`] and [`tree`]: the read-only file tree, a ustar image
 //!   parsed and checked once.
+//! - [`volume`]: [`MemoryVolume`], writable directories in memory for a
+//!   [`System`] to serve.
 //! - [`host`]: wasmi underneath: loading, limits (memory, fuel, call
 //!   depth), running `_start` to an exit code or a [`RunError`].
 //!
@@ -30,6 +33,7 @@ pub mod memory;
 pub mod std_system;
 pub mod system;
 pub mod tree;
+pub mod volume;
 pub mod wasi;
 
 pub use archive::{ArchiveBuilder, ArchiveError, BuildError};
@@ -37,6 +41,10 @@ pub use errno::Errno;
 pub use host::{Host, Limits, Outcome, Program, RunError, run};
 #[cfg(feature = "std")]
 pub use std_system::{StdSystem, archive_from_dir};
-pub use system::{Clock, Readiness, SocketHandle, Stream, System};
+pub use system::{
+    Clock, DirEntry, DirectoryHandle, FileHandle, MAX_FILE_IO, Metadata, OpenOptions, Opened,
+    Readiness, SocketHandle, Stream, System,
+};
 pub use tree::{Image, Tree};
+pub use volume::MemoryVolume;
 pub use wasi::{Wasi, WasiBuilder};

@@ -9,14 +9,15 @@
 //! What an instance has:
 //! - fds 0, 1, 2: console input and the two output streams, through
 //!   [`System`];
-//! - fds 3 and up: the preopened read-only trees, in the order given, then
-//!   whatever `path_open` opens in them.
+//! - fds 3 and up: the preopened listening sockets, then the preopened
+//!   directories (read-only trees, and directories the [`System`] holds),
+//!   in the order given, then whatever `path_open` and `sock_accept` open.
 //!
 //! What it does not have answers with an errno: an fd it does not hold is
 //! `EBADF`; a right its fd lacks is `ENOTCAPABLE`; changing a tree is
 //! `EROFS` (after the checks a writable tree would make first: `ENOENT`,
-//! `EEXIST`, `ENOTDIR`, `EISDIR`); sockets are `ENOSYS` (no network is
-//! granted, so no fd is ever a socket); `proc_raise` is `ENOSYS`.
+//! `EEXIST`, `ENOTDIR`, `EISDIR`); `proc_raise` is `ENOSYS`. Directories
+//! the System holds are writable (module `storage`).
 //!
 //! Guest memory is only touched through [`GuestMemory`]: out-of-bounds is
 //! `EFAULT`, a misaligned record `EINVAL`. Arrays the guest sizes are
@@ -34,8 +35,12 @@ use crate::abi::{
 };
 use crate::errno::Errno;
 use crate::memory::{GuestMemory, Record};
-use crate::system::{Clock, Readiness, SocketHandle, Stream, System};
+use crate::system::{Clock, DirectoryHandle, FileHandle, Readiness, SocketHandle, Stream, System};
 use crate::tree::{NodeId, NodeKind, Tree};
+
+mod storage;
+
+use storage::SystemDirectory;
 
 /// Most iovecs one read or write takes (POSIX's `IOV_MAX`); more is `EINVAL`.
 pub const MAX_IOVECS: u32 = 1024;
@@ -50,10 +55,21 @@ pub const MAX_SUBSCRIPTIONS: u32 = 1 << 16;
 /// Default for [`WasiBuilder::max_open_fds`].
 pub const DEFAULT_MAX_OPEN_FDS: usize = 1024;
 
-/// A preopened tree and the name the program sees it under.
+/// A preopened directory and the name the program sees it under.
 struct Mount {
     name: String,
-    tree: Tree,
+    kind: MountKind,
+}
+
+enum MountKind {
+    /// A read-only tree.
+    Tree(Tree),
+    /// A directory the [`System`] holds; `writable` is false on a
+    /// read-only mount, whose changes are refused here.
+    System {
+        root: DirectoryHandle,
+        writable: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -72,6 +88,16 @@ enum FdKind {
     },
     /// A listener or a stream the [`System`] holds.
     Socket(SocketHandle),
+    /// A directory the [`System`] holds: a preopen, or opened in one.
+    SystemDirectory(SystemDirectory),
+    /// A file the [`System`] holds. `ino` stands in for an inode number
+    /// (storage has none): a hash of the file's path in its mount.
+    SystemFile {
+        mount: usize,
+        handle: FileHandle,
+        ino: u64,
+        position: u64,
+    },
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -176,7 +202,24 @@ impl<S: System> WasiBuilder<S> {
     pub fn preopen(mut self, name: impl Into<String>, tree: Tree) -> Self {
         self.mounts.push(Mount {
             name: name.into(),
-            tree,
+            kind: MountKind::Tree(tree),
+        });
+        self
+    }
+
+    /// Preopens the directory the system holds as `root` under `name`, in
+    /// order with the trees. Unless `writable`, every change is refused
+    /// with `EROFS` (after the checks a writable one would make first);
+    /// closing its fd closes `root`.
+    pub fn preopen_directory(
+        mut self,
+        name: impl Into<String>,
+        root: DirectoryHandle,
+        writable: bool,
+    ) -> Self {
+        self.mounts.push(Mount {
+            name: name.into(),
+            kind: MountKind::System { root, writable },
         });
         self
     }
@@ -240,13 +283,19 @@ impl<S: System> WasiBuilder<S> {
             fds.insert(3 + index as u32, socket_fd(socket, fdflags::NONBLOCK));
         }
         let first_mount = 3 + self.sockets.len() as u32;
-        for (index, _) in self.mounts.iter().enumerate() {
-            let fd = Fd {
-                kind: FdKind::Directory {
+        for (index, mount) in self.mounts.iter().enumerate() {
+            let kind = match mount.kind {
+                MountKind::Tree(_) => FdKind::Directory {
                     mount: index,
                     node: Tree::ROOT,
                     preopen: true,
                 },
+                MountKind::System { root, .. } => {
+                    FdKind::SystemDirectory(SystemDirectory::preopen(index, root))
+                }
+            };
+            let fd = Fd {
+                kind,
                 rights_base: rights::ALL,
                 rights_inheriting: rights::ALL,
                 flags: 0,
@@ -361,12 +410,14 @@ impl<S: System> Wasi<S> {
         if entry.rights_base & needed != needed {
             return Err(Errno::NotCapable);
         }
-        let tree = self.mounts.get(mount).ok_or(Errno::BadF)?.tree.clone();
-        Ok((tree, node, mount))
+        Ok((self.tree(mount)?, node, mount))
     }
 
     fn tree(&self, mount: usize) -> Result<Tree, Errno> {
-        Ok(self.mounts.get(mount).ok_or(Errno::BadF)?.tree.clone())
+        match self.mounts.get(mount).map(|mount| &mount.kind) {
+            Some(MountKind::Tree(tree)) => Ok(tree.clone()),
+            _ => Err(Errno::BadF),
+        }
     }
 
     fn node_stat(&self, mount: usize, node: NodeId) -> Result<Filestat, Errno> {
@@ -382,7 +433,7 @@ impl<S: System> Wasi<S> {
         })
     }
 
-    fn fd_stat(&self, entry: &Fd) -> Result<Filestat, Errno> {
+    fn fd_stat(&mut self, entry: &Fd) -> Result<Filestat, Errno> {
         match entry.kind {
             FdKind::ConsoleIn | FdKind::ConsoleOut(_) => Ok(Filestat {
                 filetype: filetype::CHARACTER_DEVICE,
@@ -397,6 +448,40 @@ impl<S: System> Wasi<S> {
                 nlink: 1,
                 ..Filestat::default()
             }),
+            FdKind::SystemDirectory(dir) => Ok(storage::directory_stat(dir.mount, dir.ino)),
+            FdKind::SystemFile {
+                mount, handle, ino, ..
+            } => Ok(storage::file_stat(
+                mount,
+                ino,
+                self.system.file_size(handle)?,
+            )),
+        }
+    }
+
+    /// An fd to read or write, holding every right in `needed`. For what
+    /// the System holds, POSIX's answers come first, whatever the rights:
+    /// a directory is `EISDIR`, a file not opened for reading (writing)
+    /// `EBADF`, as read(2) and write(2) say.
+    fn io_fd(&self, fd: u32, needed: u64) -> Result<Fd, Errno> {
+        let entry = self.fd(fd)?;
+        let direction = needed & (rights::FD_READ | rights::FD_WRITE);
+        match entry.kind {
+            FdKind::SystemDirectory(_) => return Err(Errno::IsDir),
+            FdKind::SystemFile { .. } if entry.rights_base & direction != direction => {
+                return Err(Errno::BadF);
+            }
+            _ => {}
+        }
+        self.fd_with(fd, needed)
+    }
+
+    /// Moves a file fd's position.
+    fn set_position(&mut self, fd: u32, to: u64) {
+        if let Some(FdKind::File { position, .. } | FdKind::SystemFile { position, .. }) =
+            self.fds.get_mut(&fd).map(|entry| &mut entry.kind)
+        {
+            *position = to;
         }
     }
 
@@ -509,25 +594,42 @@ impl<S: System> Wasi<S> {
         }
         match entry.kind {
             FdKind::ConsoleIn | FdKind::ConsoleOut(_) | FdKind::Socket(_) => Err(Errno::SPipe),
-            FdKind::Directory { .. } | FdKind::File { .. } => Ok(()),
+            FdKind::Directory { .. }
+            | FdKind::File { .. }
+            | FdKind::SystemDirectory(_)
+            | FdKind::SystemFile { .. } => Ok(()),
         }
     }
 
-    pub fn fd_allocate(&mut self, fd: u32, _offset: u64, _len: u64) -> WasiResult {
+    pub fn fd_allocate(&mut self, fd: u32, offset: u64, len: u64) -> WasiResult {
         let entry = self.fd_with(fd, rights::FD_ALLOCATE)?;
         Err(match entry.kind {
             FdKind::ConsoleIn | FdKind::ConsoleOut(_) | FdKind::Socket(_) => Errno::SPipe,
-            FdKind::Directory { .. } => Errno::IsDir,
+            FdKind::Directory { .. } | FdKind::SystemDirectory(_) => Errno::IsDir,
             FdKind::File { .. } => Errno::RoFs,
+            FdKind::SystemFile { handle, .. } => {
+                return self.system_allocate(&entry, handle, offset, len);
+            }
         })
     }
 
     pub fn fd_close(&mut self, fd: u32) -> WasiResult {
         let entry = self.fds.remove(&fd).ok_or(Errno::BadF)?;
-        if let FdKind::Socket(socket) = entry.kind {
-            self.system.close(socket);
-        }
+        self.release(entry.kind);
         Ok(())
+    }
+
+    /// Gives back to the System what a closed (or replaced) fd held.
+    fn release(&mut self, kind: FdKind) {
+        match kind {
+            FdKind::Socket(socket) => self.system.close(socket),
+            FdKind::SystemDirectory(dir) => self.system.close_directory(dir.handle),
+            FdKind::SystemFile { handle, .. } => self.system.close_file(handle),
+            FdKind::ConsoleIn
+            | FdKind::ConsoleOut(_)
+            | FdKind::Directory { .. }
+            | FdKind::File { .. } => {}
+        }
     }
 
     pub fn fd_datasync(&mut self, fd: u32) -> WasiResult {
@@ -543,7 +645,9 @@ impl<S: System> Wasi<S> {
     fn sync(&mut self, fd: u32, right: u64) -> WasiResult {
         match self.fd_with(fd, right)?.kind {
             FdKind::ConsoleIn | FdKind::ConsoleOut(_) | FdKind::Socket(_) => Err(Errno::Inval),
-            FdKind::Directory { .. } | FdKind::File { .. } => Ok(()),
+            // Each change to a directory is durable when its call returns.
+            FdKind::Directory { .. } | FdKind::File { .. } | FdKind::SystemDirectory(_) => Ok(()),
+            FdKind::SystemFile { handle, .. } => self.system.sync_file(handle),
         }
     }
 
@@ -552,8 +656,8 @@ impl<S: System> Wasi<S> {
         let range = memory.record_range(stat, layout::FDSTAT_SIZE, 1, layout::FDSTAT_ALIGN)?;
         let kind = match entry.kind {
             FdKind::ConsoleIn | FdKind::ConsoleOut(_) => filetype::CHARACTER_DEVICE,
-            FdKind::Directory { .. } => filetype::DIRECTORY,
-            FdKind::File { .. } => filetype::REGULAR_FILE,
+            FdKind::Directory { .. } | FdKind::SystemDirectory(_) => filetype::DIRECTORY,
+            FdKind::File { .. } | FdKind::SystemFile { .. } => filetype::REGULAR_FILE,
             FdKind::Socket(_) => filetype::SOCKET_STREAM,
         };
         let mut record = Record::<24>::new();
@@ -600,12 +704,13 @@ impl<S: System> Wasi<S> {
         write_filestat(memory, buf, &stat)
     }
 
-    pub fn fd_filestat_set_size(&mut self, fd: u32, _size: u64) -> WasiResult {
+    pub fn fd_filestat_set_size(&mut self, fd: u32, size: u64) -> WasiResult {
         let entry = self.fd_with(fd, rights::FD_FILESTAT_SET_SIZE)?;
         Err(match entry.kind {
             FdKind::ConsoleIn | FdKind::ConsoleOut(_) | FdKind::Socket(_) => Errno::Inval,
-            FdKind::Directory { .. } => Errno::IsDir,
+            FdKind::Directory { .. } | FdKind::SystemDirectory(_) => Errno::IsDir,
             FdKind::File { .. } => Errno::RoFs,
+            FdKind::SystemFile { handle, .. } => return self.system_set_size(&entry, handle, size),
         })
     }
 
@@ -621,6 +726,8 @@ impl<S: System> Wasi<S> {
         Err(match entry.kind {
             FdKind::ConsoleIn | FdKind::ConsoleOut(_) | FdKind::Socket(_) => Errno::NotSup,
             FdKind::Directory { .. } | FdKind::File { .. } => Errno::RoFs,
+            // Storage keeps no times.
+            FdKind::SystemDirectory(_) | FdKind::SystemFile { .. } => Errno::NoSys,
         })
     }
 
@@ -633,15 +740,19 @@ impl<S: System> Wasi<S> {
         offset: u64,
         nread: u32,
     ) -> WasiResult {
-        let entry = self.fd_with(fd, rights::FD_READ | rights::FD_SEEK)?;
+        let entry = self.io_fd(fd, rights::FD_READ | rights::FD_SEEK)?;
         let iovecs = read_iovecs(memory, iovs, iovs_len)?;
         memory.check_u32(nread)?;
         let (mount, node) = match entry.kind {
             FdKind::ConsoleIn | FdKind::ConsoleOut(_) | FdKind::Socket(_) => {
                 return Err(Errno::SPipe);
             }
-            FdKind::Directory { .. } => return Err(Errno::IsDir),
+            FdKind::Directory { .. } | FdKind::SystemDirectory(_) => return Err(Errno::IsDir),
             FdKind::File { mount, node, .. } => (mount, node),
+            FdKind::SystemFile { handle, .. } => {
+                let read = self.system_read(memory, handle, &iovecs, offset)?;
+                return memory.write_u32(nread, read);
+            }
         };
         let tree = self.tree(mount)?;
         let read = copy_out(memory, &iovecs, tree.contents(node), offset)?;
@@ -654,16 +765,20 @@ impl<S: System> Wasi<S> {
         fd: u32,
         iovs: u32,
         iovs_len: u32,
-        _offset: u64,
+        offset: u64,
         nwritten: u32,
     ) -> WasiResult {
-        let entry = self.fd_with(fd, rights::FD_WRITE | rights::FD_SEEK)?;
-        read_iovecs(memory, iovs, iovs_len)?;
+        let entry = self.io_fd(fd, rights::FD_WRITE | rights::FD_SEEK)?;
+        let iovecs = read_iovecs(memory, iovs, iovs_len)?;
         memory.check_u32(nwritten)?;
         Err(match entry.kind {
             FdKind::ConsoleIn | FdKind::ConsoleOut(_) | FdKind::Socket(_) => Errno::SPipe,
-            FdKind::Directory { .. } => Errno::IsDir,
+            FdKind::Directory { .. } | FdKind::SystemDirectory(_) => Errno::IsDir,
             FdKind::File { .. } => Errno::RoFs,
+            FdKind::SystemFile { handle, .. } => {
+                let (written, _) = self.system_write(memory, handle, &iovecs, Some(offset))?;
+                return memory.write_u32(nwritten, written);
+            }
         })
     }
 
@@ -675,7 +790,7 @@ impl<S: System> Wasi<S> {
         iovs_len: u32,
         nread: u32,
     ) -> WasiResult {
-        let entry = self.fd_with(fd, rights::FD_READ)?;
+        let entry = self.io_fd(fd, rights::FD_READ)?;
         let iovecs = read_iovecs(memory, iovs, iovs_len)?;
         memory.check_u32(nread)?;
         let read = match entry.kind {
@@ -692,8 +807,15 @@ impl<S: System> Wasi<S> {
                 }
             }
             FdKind::ConsoleOut(_) => return Err(Errno::BadF),
-            FdKind::Directory { .. } => return Err(Errno::IsDir),
+            FdKind::Directory { .. } | FdKind::SystemDirectory(_) => return Err(Errno::IsDir),
             FdKind::Socket(socket) => self.receive(memory, socket, &iovecs)?,
+            FdKind::SystemFile {
+                handle, position, ..
+            } => {
+                let read = self.system_read(memory, handle, &iovecs, position)?;
+                self.set_position(fd, position.saturating_add(u64::from(read)));
+                read
+            }
             FdKind::File {
                 mount,
                 node,
@@ -701,11 +823,7 @@ impl<S: System> Wasi<S> {
             } => {
                 let tree = self.tree(mount)?;
                 let read = copy_out(memory, &iovecs, tree.contents(node), position)?;
-                if let Some(FdKind::File { position, .. }) =
-                    self.fds.get_mut(&fd).map(|entry| &mut entry.kind)
-                {
-                    *position = position.saturating_add(u64::from(read));
-                }
+                self.set_position(fd, position.saturating_add(u64::from(read)));
                 read
             }
         };
@@ -720,14 +838,26 @@ impl<S: System> Wasi<S> {
         iovs_len: u32,
         nwritten: u32,
     ) -> WasiResult {
-        let entry = self.fd_with(fd, rights::FD_WRITE)?;
+        let entry = self.io_fd(fd, rights::FD_WRITE)?;
         let iovecs = read_iovecs(memory, iovs, iovs_len)?;
         memory.check_u32(nwritten)?;
         let stream = match entry.kind {
             FdKind::ConsoleOut(stream) => stream,
             FdKind::ConsoleIn => return Err(Errno::BadF),
-            FdKind::Directory { .. } => return Err(Errno::IsDir),
+            FdKind::Directory { .. } | FdKind::SystemDirectory(_) => return Err(Errno::IsDir),
             FdKind::File { .. } => return Err(Errno::RoFs),
+            FdKind::SystemFile {
+                handle, position, ..
+            } => {
+                // With APPEND every write goes to the end, wherever the
+                // position was, and leaves the position there.
+                let at = (entry.flags & fdflags::APPEND == 0).then_some(position);
+                let (written, end) = self.system_write(memory, handle, &iovecs, at)?;
+                if let Some(end) = end {
+                    self.set_position(fd, end);
+                }
+                return memory.write_u32(nwritten, written);
+            }
             FdKind::Socket(socket) => {
                 let sent = self.send(memory, socket, &iovecs)?;
                 return memory.write_u32(nwritten, sent);
@@ -789,7 +919,12 @@ impl<S: System> Wasi<S> {
                 mount,
                 preopen: true,
                 ..
-            } => Ok(self.mounts.get(mount).ok_or(Errno::BadF)?.name.as_str()),
+            }
+            | FdKind::SystemDirectory(SystemDirectory {
+                mount,
+                preopen: true,
+                ..
+            }) => Ok(self.mounts.get(mount).ok_or(Errno::BadF)?.name.as_str()),
             FdKind::Socket(_) => Err(Errno::NotDir),
             _ => Err(Errno::BadF),
         }
@@ -805,8 +940,12 @@ impl<S: System> Wasi<S> {
         bufused: u32,
     ) -> WasiResult {
         let entry = self.fd_with(fd, rights::FD_READDIR)?;
-        let FdKind::Directory { mount, node, .. } = entry.kind else {
-            return Err(Errno::NotDir);
+        let (mount, node) = match entry.kind {
+            FdKind::Directory { mount, node, .. } => (mount, node),
+            FdKind::SystemDirectory(dir) => {
+                return self.system_readdir(memory, dir, buf, buf_len, cookie, bufused);
+            }
+            _ => return Err(Errno::NotDir),
         };
         let range = memory.range(buf, buf_len)?;
         memory.check_u32(bufused)?;
@@ -823,18 +962,7 @@ impl<S: System> Wasi<S> {
             let kind = tree
                 .node(child)
                 .map_or(filetype::UNKNOWN, |node| node_filetype(&node.kind));
-            let mut header = Record::<{ layout::DIRENT_SIZE }>::new();
-            header
-                .u64(0, index.saturating_add(1))
-                .u64(8, child.inode())
-                .u32(16, name.len() as u32)
-                .u8(20, kind);
-            for part in [&header.0[..], name.as_bytes()] {
-                let room = out.len() - used;
-                let take = part.len().min(room);
-                out[used..used + take].copy_from_slice(&part[..take]);
-                used += take;
-            }
+            write_dirent(out, &mut used, index, child.inode(), name, kind);
             index = index.saturating_add(1);
         }
         memory.write_u32(bufused, used as u32)
@@ -846,8 +974,9 @@ impl<S: System> Wasi<S> {
         self.fd(to)?;
         if from != to
             && let Some(entry) = self.fds.remove(&from)
+            && let Some(replaced) = self.fds.insert(to, entry)
         {
-            self.fds.insert(to, entry);
+            self.release(replaced.kind);
         }
         Ok(())
     }
@@ -873,21 +1002,21 @@ impl<S: System> Wasi<S> {
             return Err(Errno::NotCapable);
         }
         memory.check_u64(newoffset)?;
-        let (mount, node, position) = match entry.kind {
+        let position = match entry.kind {
             FdKind::ConsoleIn | FdKind::ConsoleOut(_) | FdKind::Socket(_) => {
                 return Err(Errno::SPipe);
             }
-            FdKind::Directory { .. } => return Err(Errno::IsDir),
-            FdKind::File {
-                mount,
-                node,
-                position,
-            } => (mount, node, position),
+            FdKind::Directory { .. } | FdKind::SystemDirectory(_) => return Err(Errno::IsDir),
+            FdKind::File { position, .. } | FdKind::SystemFile { position, .. } => position,
         };
         let base = match u8::try_from(whence) {
             Ok(whence::SET) => 0,
             Ok(whence::CUR) => i128::from(position),
-            Ok(whence::END) => i128::from(self.tree(mount)?.contents(node).len() as u64),
+            Ok(whence::END) => i128::from(match entry.kind {
+                FdKind::File { mount, node, .. } => self.tree(mount)?.contents(node).len() as u64,
+                FdKind::SystemFile { handle, .. } => self.system.file_size(handle)?,
+                _ => return Err(Errno::SPipe),
+            }),
             _ => return Err(Errno::Inval),
         };
         let target = base + i128::from(offset);
@@ -898,11 +1027,7 @@ impl<S: System> Wasi<S> {
             .ok()
             .filter(|&target| target <= i64::MAX as u64)
             .ok_or(Errno::Overflow)?;
-        if let Some(FdKind::File { position, .. }) =
-            self.fds.get_mut(&fd).map(|entry| &mut entry.kind)
-        {
-            *position = target;
-        }
+        self.set_position(fd, target);
         memory.write_u64(newoffset, target)
     }
 
@@ -911,8 +1036,10 @@ impl<S: System> Wasi<S> {
         memory.check_u64(offset)?;
         match entry.kind {
             FdKind::ConsoleIn | FdKind::ConsoleOut(_) | FdKind::Socket(_) => Err(Errno::SPipe),
-            FdKind::Directory { .. } => Err(Errno::IsDir),
-            FdKind::File { position, .. } => memory.write_u64(offset, position),
+            FdKind::Directory { .. } | FdKind::SystemDirectory(_) => Err(Errno::IsDir),
+            FdKind::File { position, .. } | FdKind::SystemFile { position, .. } => {
+                memory.write_u64(offset, position)
+            }
         }
     }
 
@@ -935,7 +1062,11 @@ impl<S: System> Wasi<S> {
         opened: u32,
     ) -> WasiResult {
         let dir = self.fd(dirfd)?;
-        let (tree, start, mount) = self.dir_fd(dirfd, rights::PATH_OPEN)?;
+        let system_dir = self.system_dir(dirfd, rights::PATH_OPEN)?;
+        let tree_dir = match system_dir {
+            Some(_) => None,
+            None => Some(self.dir_fd(dirfd, rights::PATH_OPEN)?),
+        };
         let open_flags = u16::try_from(open_flags)
             .ok()
             .filter(|flags| flags & !oflags::ALL == 0)
@@ -953,6 +1084,21 @@ impl<S: System> Wasi<S> {
             return Err(Errno::NotCapable);
         }
         memory.check_u32(opened)?;
+        let (tree, start, mount) = match (system_dir, tree_dir) {
+            (_, Some(tree_dir)) => tree_dir,
+            (Some(system_dir), None) => {
+                let request = storage::OpenRequest {
+                    open_flags,
+                    fd_flags,
+                    rights_base: rights_base & dir.rights_inheriting,
+                    rights_inheriting: rights_inheriting & dir.rights_inheriting,
+                };
+                let path = guest_path(memory, path, path_len)?;
+                let number = self.system_open(system_dir, path, request)?;
+                return memory.write_u32(opened, number);
+            }
+            (None, None) => return Err(Errno::NotDir),
+        };
         let follow = dirflags & abi::lookupflags::SYMLINK_FOLLOW != 0;
         let found = {
             let path = guest_path(memory, path, path_len)?;
@@ -1016,6 +1162,11 @@ impl<S: System> Wasi<S> {
         path_len: u32,
         buf: u32,
     ) -> WasiResult {
+        if let Some(dir) = self.system_dir(dirfd, rights::PATH_FILESTAT_GET)? {
+            memory.record_range(buf, layout::FILESTAT_SIZE, 1, layout::FILESTAT_ALIGN)?;
+            let stat = self.system_path_stat(dir, guest_path(memory, path, path_len)?)?;
+            return write_filestat(memory, buf, &stat);
+        }
         let (tree, start, mount) = self.dir_fd(dirfd, rights::PATH_FILESTAT_GET)?;
         memory.record_range(buf, layout::FILESTAT_SIZE, 1, layout::FILESTAT_ALIGN)?;
         let follow = flags & abi::lookupflags::SYMLINK_FOLLOW != 0;
@@ -1036,6 +1187,12 @@ impl<S: System> Wasi<S> {
         _mtim: u64,
         fst_flags: u32,
     ) -> WasiResult {
+        if let Some(dir) = self.system_dir(dirfd, rights::PATH_FILESTAT_SET_TIMES)? {
+            check_fstflags(fst_flags)?;
+            self.system_path_stat(dir, guest_path(memory, path, path_len)?)?;
+            // Storage keeps no times.
+            return Err(Errno::NoSys);
+        }
         let (tree, start, _) = self.dir_fd(dirfd, rights::PATH_FILESTAT_SET_TIMES)?;
         check_fstflags(fst_flags)?;
         let follow = flags & abi::lookupflags::SYMLINK_FOLLOW != 0;
@@ -1050,6 +1207,9 @@ impl<S: System> Wasi<S> {
         path: u32,
         path_len: u32,
     ) -> WasiResult {
+        if let Some(dir) = self.system_dir(dirfd, rights::PATH_CREATE_DIRECTORY)? {
+            return self.system_mkdir(dir, guest_path(memory, path, path_len)?);
+        }
         let (tree, start, _) = self.dir_fd(dirfd, rights::PATH_CREATE_DIRECTORY)?;
         Err(refuse_create(
             &tree,
@@ -1070,6 +1230,25 @@ impl<S: System> Wasi<S> {
         new_path: u32,
         new_path_len: u32,
     ) -> WasiResult {
+        match (
+            self.system_dir(old_dirfd, rights::PATH_LINK_SOURCE)?,
+            self.system_dir(new_dirfd, rights::PATH_LINK_TARGET)?,
+        ) {
+            (None, None) => {}
+            (Some(old_dir), Some(new_dir)) => {
+                let old_path = guest_path(memory, old_path, old_path_len)?;
+                let new_path = guest_path(memory, new_path, new_path_len)?;
+                return self.system_link(old_dir, old_path, new_dir, new_path);
+            }
+            (Some(_), None) => {
+                self.dir_fd(new_dirfd, rights::PATH_LINK_TARGET)?;
+                return Err(Errno::XDev);
+            }
+            (None, Some(_)) => {
+                self.dir_fd(old_dirfd, rights::PATH_LINK_SOURCE)?;
+                return Err(Errno::XDev);
+            }
+        }
         let (old_tree, old_start, old_mount) = self.dir_fd(old_dirfd, rights::PATH_LINK_SOURCE)?;
         let (new_tree, new_start, new_mount) = self.dir_fd(new_dirfd, rights::PATH_LINK_TARGET)?;
         let follow = old_flags & abi::lookupflags::SYMLINK_FOLLOW != 0;
@@ -1105,6 +1284,13 @@ impl<S: System> Wasi<S> {
         buf_len: u32,
         bufused: u32,
     ) -> WasiResult {
+        if let Some(dir) = self.system_dir(dirfd, rights::PATH_READLINK)? {
+            memory.range(buf, buf_len)?;
+            memory.check_u32(bufused)?;
+            // Storage has no links: whatever is there is not one.
+            self.system_path_stat(dir, guest_path(memory, path, path_len)?)?;
+            return Err(Errno::Inval);
+        }
         let (tree, start, _) = self.dir_fd(dirfd, rights::PATH_READLINK)?;
         memory.range(buf, buf_len)?;
         memory.check_u32(bufused)?;
@@ -1127,6 +1313,9 @@ impl<S: System> Wasi<S> {
         path: u32,
         path_len: u32,
     ) -> WasiResult {
+        if let Some(dir) = self.system_dir(dirfd, rights::PATH_REMOVE_DIRECTORY)? {
+            return self.system_rmdir(dir, guest_path(memory, path, path_len)?);
+        }
         let (tree, start, _) = self.dir_fd(dirfd, rights::PATH_REMOVE_DIRECTORY)?;
         let path = guest_path(memory, path, path_len)?;
         let found = tree.lookup(start, path, false)?;
@@ -1148,6 +1337,25 @@ impl<S: System> Wasi<S> {
         new_path: u32,
         new_path_len: u32,
     ) -> WasiResult {
+        match (
+            self.system_dir(old_dirfd, rights::PATH_RENAME_SOURCE)?,
+            self.system_dir(new_dirfd, rights::PATH_RENAME_TARGET)?,
+        ) {
+            (None, None) => {}
+            (Some(old_dir), Some(new_dir)) => {
+                let old_path = guest_path(memory, old_path, old_path_len)?;
+                let new_path = guest_path(memory, new_path, new_path_len)?;
+                return self.system_rename(old_dir, old_path, new_dir, new_path);
+            }
+            (Some(_), None) => {
+                self.dir_fd(new_dirfd, rights::PATH_RENAME_TARGET)?;
+                return Err(Errno::XDev);
+            }
+            (None, Some(_)) => {
+                self.dir_fd(old_dirfd, rights::PATH_RENAME_SOURCE)?;
+                return Err(Errno::XDev);
+            }
+        }
         let (old_tree, old_start, old_mount) =
             self.dir_fd(old_dirfd, rights::PATH_RENAME_SOURCE)?;
         let (new_tree, new_start, new_mount) =
@@ -1174,6 +1382,10 @@ impl<S: System> Wasi<S> {
         new_path: u32,
         new_path_len: u32,
     ) -> WasiResult {
+        if let Some(dir) = self.system_dir(dirfd, rights::PATH_SYMLINK)? {
+            memory.str(old_path, old_path_len)?;
+            return self.system_symlink(dir, guest_path(memory, new_path, new_path_len)?);
+        }
         let (tree, start, _) = self.dir_fd(dirfd, rights::PATH_SYMLINK)?;
         memory.str(old_path, old_path_len)?;
         Err(refuse_create(
@@ -1190,6 +1402,9 @@ impl<S: System> Wasi<S> {
         path: u32,
         path_len: u32,
     ) -> WasiResult {
+        if let Some(dir) = self.system_dir(dirfd, rights::PATH_UNLINK_FILE)? {
+            return self.system_unlink(dir, guest_path(memory, path, path_len)?);
+        }
         let (tree, start, _) = self.dir_fd(dirfd, rights::PATH_UNLINK_FILE)?;
         let found = tree.lookup(start, guest_path(memory, path, path_len)?, false)?;
         match tree.node(found) {
@@ -1366,7 +1581,7 @@ impl<S: System> Wasi<S> {
         memory.write_u32(nevents, written)
     }
 
-    fn poll_fd(&self, userdata: u64, kind: u8, fd: u32) -> Event {
+    fn poll_fd(&mut self, userdata: u64, kind: u8, fd: u32) -> Event {
         let entry = match self.fd(fd) {
             Ok(entry) => entry,
             Err(errno) => return Event::error(userdata, kind, errno),
@@ -1386,6 +1601,12 @@ impl<S: System> Wasi<S> {
                     .map_or(0, |tree| tree.contents(node).len() as u64);
                 size.saturating_sub(position)
             }
+            FdKind::SystemFile {
+                handle, position, ..
+            } if reading => self
+                .system
+                .file_size(handle)
+                .map_or(0, |size| size.saturating_sub(position)),
             FdKind::ConsoleIn if reading => 1,
             FdKind::ConsoleOut(_) if reading => return Event::error(userdata, kind, Errno::BadF),
             FdKind::ConsoleIn if !reading => return Event::error(userdata, kind, Errno::BadF),
@@ -1645,6 +1866,23 @@ impl Event {
             .u64(16, self.nbytes);
         memory.bytes_mut()[range].copy_from_slice(&record.0);
         Ok(())
+    }
+}
+
+/// Writes one `dirent` (the entry at `index`) and its name at `used`, as
+/// much of it as fits: a cut-off entry tells the reader the buffer is full.
+fn write_dirent(out: &mut [u8], used: &mut usize, index: u64, ino: u64, name: &str, kind: u8) {
+    let mut header = Record::<{ layout::DIRENT_SIZE }>::new();
+    header
+        .u64(0, index.saturating_add(1))
+        .u64(8, ino)
+        .u32(16, name.len() as u32)
+        .u8(20, kind);
+    for part in [&header.0[..], name.as_bytes()] {
+        let room = out.len() - *used;
+        let take = part.len().min(room);
+        out[*used..*used + take].copy_from_slice(&part[..take]);
+        *used += take;
     }
 }
 

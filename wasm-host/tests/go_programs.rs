@@ -11,7 +11,11 @@ use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use wasm_host::{ArchiveBuilder, Host, Limits, RunError, StdSystem, Tree, Wasi, archive_from_dir};
+use wasm_host::{
+    ArchiveBuilder, Clock, DirEntry, DirectoryHandle, Errno, FileHandle, Host, Limits,
+    MemoryVolume, Metadata, OpenOptions, Opened, RunError, StdSystem, Stream, System, Tree, Wasi,
+    archive_from_dir,
+};
 
 fn repo_root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -458,6 +462,243 @@ fn std_test_binaries_pass() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
+// ---- writable directories ------------------------------------------------------
+
+/// The std console and clocks, with directories from a [`MemoryVolume`]
+/// (the storage service's meaning of each call).
+struct VolumeSystem {
+    std: StdSystem,
+    volume: MemoryVolume,
+}
+
+impl System for VolumeSystem {
+    fn write_console(&mut self, stream: Stream, bytes: &[u8]) -> Result<(), Errno> {
+        self.std.write_console(stream, bytes)
+    }
+    fn now_nanos(&mut self, clock: Clock) -> u64 {
+        self.std.now_nanos(clock)
+    }
+    fn sleep_nanos(&mut self, nanos: u64) {
+        self.std.sleep_nanos(nanos)
+    }
+    fn random(&mut self, out: &mut [u8]) -> Result<(), Errno> {
+        self.std.random(out)
+    }
+    fn open(
+        &mut self,
+        dir: DirectoryHandle,
+        path: &str,
+        options: OpenOptions,
+    ) -> Result<Opened, Errno> {
+        self.volume.open(dir, path, options)
+    }
+    fn mkdir(&mut self, dir: DirectoryHandle, path: &str) -> Result<(), Errno> {
+        self.volume.mkdir(dir, path)
+    }
+    fn remove(&mut self, dir: DirectoryHandle, path: &str) -> Result<(), Errno> {
+        self.volume.remove(dir, path)
+    }
+    fn rename(
+        &mut self,
+        dir: DirectoryHandle,
+        from: &str,
+        to_dir: DirectoryHandle,
+        to: &str,
+    ) -> Result<(), Errno> {
+        self.volume.rename(dir, from, to_dir, to)
+    }
+    fn list(&mut self, dir: DirectoryHandle, skip: u64, max: u32) -> Result<Vec<DirEntry>, Errno> {
+        self.volume.list(dir, skip, max)
+    }
+    fn stat(&mut self, dir: DirectoryHandle, path: &str) -> Result<Metadata, Errno> {
+        self.volume.stat(dir, path)
+    }
+    fn read_at(&mut self, file: FileHandle, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+        self.volume.read_at(file, offset, buf)
+    }
+    fn write_at(&mut self, file: FileHandle, offset: u64, bytes: &[u8]) -> Result<(), Errno> {
+        self.volume.write_at(file, offset, bytes)
+    }
+    fn append(&mut self, file: FileHandle, bytes: &[u8]) -> Result<u64, Errno> {
+        self.volume.append(file, bytes)
+    }
+    fn file_size(&mut self, file: FileHandle) -> Result<u64, Errno> {
+        self.volume.file_size(file)
+    }
+    fn truncate(&mut self, file: FileHandle, size: u64) -> Result<(), Errno> {
+        self.volume.truncate(file, size)
+    }
+    fn sync_file(&mut self, file: FileHandle) -> Result<(), Errno> {
+        self.volume.sync_file(file)
+    }
+    fn close_file(&mut self, file: FileHandle) {
+        self.volume.close_file(file)
+    }
+    fn close_directory(&mut self, dir: DirectoryHandle) {
+        self.volume.close_directory(dir)
+    }
+}
+
+/// Runs the Go program `name` with the test tree as "/" (as the OS gives
+/// one) and `root` preopened as "/data"; what it printed, and the system.
+fn run_with_data<S: System + 'static>(
+    system: S,
+    root: DirectoryHandle,
+    writable: bool,
+    name: &str,
+    env: &[(&str, &str)],
+    console: impl Fn(&S) -> &StdSystem,
+) -> (GoRun, S) {
+    let dir = require_go!();
+    let wasm = dir.join(format!("{name}.wasm"));
+    let bytes = std::fs::read(&wasm).unwrap_or_else(|error| panic!("{}: {error}", wasm.display()));
+    let mut builder = Wasi::builder(system)
+        .arg(name)
+        .preopen("/", test_tree())
+        .preopen_directory("/data", root, writable);
+    for (key, value) in env {
+        builder = builder.env(*key, *value);
+    }
+    let started = Instant::now();
+    let host = Host::new(Limits::default());
+    let program = host.load(&bytes).unwrap();
+    let outcome = host.run(&program, builder.build().unwrap());
+    let system = outcome.wasi.into_system();
+    let std = console(&system);
+    let run = GoRun {
+        result: outcome.result,
+        stdout: String::from_utf8_lossy(std.stdout()).into_owned(),
+        stderr: String::from_utf8_lossy(std.stderr()).into_owned(),
+        sleeps: std.sleeps(),
+        fuel_consumed: outcome.fuel_consumed,
+        elapsed: started.elapsed(),
+    };
+    (run, system)
+}
+
+/// A fresh empty host directory for one test.
+fn scratch_dir(name: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("wasm-host-go-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&path);
+    std::fs::create_dir_all(&path).unwrap();
+    path
+}
+
+fn run_on_host_dir(host: &Path, name: &str, env: &[(&str, &str)]) -> GoRun {
+    let mut system = StdSystem::capturing();
+    let root = system.host_directory(host).unwrap();
+    run_with_data(system, root, true, name, env, |system| system).0
+}
+
+fn check_fileapi(run: &GoRun) {
+    assert_eq!(run.result, Ok(0), "{}", run.describe());
+    assert!(!run.stdout.contains("FAIL"), "{}", run.describe());
+    assert!(
+        run.stdout.ends_with("fileapi: all 23 checks passed\n"),
+        "{}",
+        run.describe()
+    );
+}
+
+#[test]
+fn boots_counts_its_runs_in_a_host_directory() {
+    let data = scratch_dir("boots");
+    for count in 1..=3 {
+        let run = run_on_host_dir(&data, "boots", &[]);
+        assert_eq!(run.result, Ok(0), "{}", run.describe());
+        assert_eq!(
+            run.stdout,
+            format!("boots: {count}\n"),
+            "{}",
+            run.describe()
+        );
+    }
+    assert_eq!(std::fs::read_to_string(data.join("boots")).unwrap(), "3\n");
+    assert!(
+        !data.join("boots.tmp").exists(),
+        "the temporary file was renamed away"
+    );
+    std::fs::remove_dir_all(data).unwrap();
+}
+
+#[test]
+fn boots_counts_its_runs_on_a_memory_volume_and_fails_on_a_read_only_one() {
+    let mut volume = MemoryVolume::new();
+    for count in 1..=2 {
+        let root = volume.root();
+        let system = VolumeSystem {
+            std: StdSystem::capturing(),
+            volume,
+        };
+        let (run, system) = run_with_data(system, root, true, "boots", &[], |system| &system.std);
+        assert_eq!(
+            run.stdout,
+            format!("boots: {count}\n"),
+            "{}",
+            run.describe()
+        );
+        volume = system.volume;
+        // What the program opened, it closed (the preopen aside).
+        assert_eq!(volume.open_handles(), 1);
+        volume.close_directory(root);
+    }
+    assert_eq!(volume.contents("boots"), Some(&b"2\n"[..]));
+    assert_eq!(volume.syncs(), 2);
+
+    let root = volume.root();
+    let system = VolumeSystem {
+        std: StdSystem::capturing(),
+        volume,
+    };
+    let (run, _) = run_with_data(system, root, false, "boots", &[], |system| &system.std);
+    assert_eq!(run.result, Ok(1), "{}", run.describe());
+    assert_eq!(
+        run.stdout,
+        "boots: FAIL open /data/boots.tmp: Read-only file system\n",
+        "{}",
+        run.describe()
+    );
+}
+
+#[test]
+fn fileapi_passes_in_a_host_directory() {
+    let data = scratch_dir("fileapi");
+    std::fs::create_dir(data.join("tmp")).unwrap();
+    let run = run_on_host_dir(&data, "fileapi", &[("TMPDIR", "/data/tmp")]);
+    check_fileapi(&run);
+    assert!(run.stdout.contains("fileapi: ok readdir\n"));
+    // The checks cleaned up after themselves.
+    let left: Vec<_> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["tmp"]);
+    std::fs::remove_dir_all(data).unwrap();
+}
+
+#[test]
+fn fileapi_passes_on_a_memory_volume() {
+    let mut volume = MemoryVolume::new();
+    let root = volume.root();
+    let system = VolumeSystem {
+        std: StdSystem::capturing(),
+        volume,
+    };
+    let (run, system) = run_with_data(
+        system,
+        root,
+        true,
+        "fileapi",
+        &[("TMPDIR", "/data")],
+        |system| &system.std,
+    );
+    check_fileapi(&run);
+    // Large reads and writes went in pieces one message carries.
+    assert!(system.volume.largest_io() <= wasm_host::MAX_FILE_IO);
+    assert!(system.volume.largest_io() > 0);
+    assert_eq!(system.volume.open_handles(), 1, "only the preopen is left");
+}
+
 // ---- the wasm-host-run binary ---------------------------------------------------
 
 fn cli() -> Command {
@@ -499,6 +740,37 @@ fn the_cli_runs_a_module_with_a_tree_env_and_args_and_exits_with_its_code() {
         Some(0),
         "{}",
         String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+#[test]
+fn the_cli_mounts_a_host_directory_writable() {
+    let dir = require_go!();
+    let data = scratch_dir("cli-mount");
+    for count in 1..=2 {
+        let output = cli()
+            .arg("--mount")
+            .arg(format!("{}:/data", data.display()))
+            .arg(dir.join("boots.wasm"))
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{output:?}");
+        assert_eq!(
+            String::from_utf8(output.stdout).unwrap(),
+            format!("boots: {count}\n")
+        );
+    }
+    std::fs::remove_dir_all(&data).unwrap();
+    let output = cli()
+        .arg("--mount")
+        .arg(format!("{}:/data", data.display()))
+        .arg(dir.join("boots.wasm"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(126),
+        "a missing directory cannot be mounted"
     );
 }
 

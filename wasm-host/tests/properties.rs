@@ -8,7 +8,7 @@ use common::{FakeSystem, SIGNATURES, all_imports, wat_bytes};
 use proptest::prelude::*;
 use wasm_host::archive::{self, BLOCK};
 use wasm_host::tree::NodeKind;
-use wasm_host::{ArchiveBuilder, Host, Limits, Tree, Wasi, run};
+use wasm_host::{ArchiveBuilder, Host, Limits, MemoryVolume, Tree, Wasi, run};
 
 /// Paths the random calls can name, placed in memory at fixed addresses.
 const PATHS: &[(u32, &[u8])] = &[
@@ -19,7 +19,18 @@ const PATHS: &[(u32, &[u8])] = &[
     (0x850, b"dir/../dir/./sub/"),
     (0x870, b"nope/x"),
     (0x880, b"loop"),
+    (0x890, b"new.txt"),
+    (0x8a0, b"dir/sub"),
 ];
+
+/// The same names on a writable volume, with room for a few writes (so
+/// that ENOSPC comes up too).
+fn volume() -> MemoryVolume {
+    let mut volume = MemoryVolume::with_capacity(4096);
+    volume.insert_file("dir/file.txt", b"hello file\n");
+    volume.insert_file("dir/sub/inner", b"");
+    volume
+}
 
 fn tree() -> Tree {
     let mut builder = ArchiveBuilder::new();
@@ -126,10 +137,16 @@ proptest! {
         calls in prop::collection::vec(call(), 1..24),
     ) {
         let wasm = calls_module(&memory, &calls);
-        let wasi = Wasi::builder(FakeSystem { stdin: b"some input".to_vec(), ..FakeSystem::default() })
+        let mut volume = volume();
+        let root = volume.root();
+        let read_only = volume.root();
+        // fd 3 the tree, fd 4 the writable volume, fd 5 the same read-only.
+        let wasi = Wasi::builder(FakeSystem { stdin: b"some input".to_vec(), volume, ..FakeSystem::default() })
             .args(["prog", "arg"])
             .env("K", "V")
             .preopen("/", tree())
+            .preopen_directory("/data", root, true)
+            .preopen_directory("/ro", read_only, false)
             .build()
             .unwrap();
         let outcome = run(&wasm, wasi, Limits::default());

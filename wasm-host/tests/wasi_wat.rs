@@ -1419,6 +1419,88 @@ fn fd_readdir_lists_dot_dotdot_and_names_with_cookies() {
     );
 }
 
+// ---- directories the System holds -------------------------------------------
+
+/// Runs `body` with the tree as fd 3 and a volume as "/data", fd 4
+/// (writable) or not; the exit code and the volume afterwards.
+fn run_on_volume(
+    data: &[(u32, &[u8])],
+    body: &str,
+    writable: bool,
+) -> (u32, wasm_host::MemoryVolume) {
+    let mut system = FakeSystem::default();
+    system.volume.insert_file("kept.txt", b"kept");
+    let root = system.volume.root();
+    let wasi = Wasi::builder(system)
+        .preopen("/", tree())
+        .preopen_directory("/data", root, writable)
+        .build()
+        .unwrap();
+    let outcome = run(&module(data, body), wasi, Limits::default());
+    let code = outcome
+        .result
+        .unwrap_or_else(|error| panic!("run failed: {error}"));
+    (code, outcome.wasi.into_system().volume)
+}
+
+/// Creates "out.txt" in fd 4 (oflags CREAT|TRUNC, plus `extra`), writes
+/// the 13 bytes at 0x300 and closes it; exits with the first errno.
+fn create_and_write(extra_oflags: u32) -> String {
+    format!(
+        "(local $errno i32)
+         (local.set $errno (call $path_open (i32.const 4) (i32.const 1) (i32.const 0x200) (i32.const 7)
+            (i32.const {}) (i64.const 0x1fffffff) (i64.const 0x1fffffff) (i32.const 0) (i32.const 0x400)))
+         (if (local.get $errno) (then (call $proc_exit (local.get $errno))))
+         (local.set $errno (call $fd_write (i32.load (i32.const 0x400)) (i32.const 0x500) (i32.const 1) (i32.const 0x408)))
+         (if (local.get $errno) (then (call $proc_exit (local.get $errno))))
+         (call $proc_exit (call $fd_close (i32.load (i32.const 0x400))))",
+        9 | extra_oflags
+    )
+}
+
+#[test]
+fn a_program_writes_a_file_in_a_system_directory() {
+    let data: &[(u32, &[u8])] = &[
+        (0x200, b"out.txt"),
+        (0x300, b"through wasm\n"),
+        (0x500, &words(&[0x300, 13])),
+    ];
+    let (exit, volume) = run_on_volume(data, &create_and_write(0), true);
+    assert_eq!(exit, 0);
+    assert_eq!(volume.contents("out.txt"), Some(&b"through wasm\n"[..]));
+    assert_eq!(volume.contents("kept.txt"), Some(&b"kept"[..]));
+    assert_eq!(volume.open_handles(), 1, "the file was closed");
+    // O_EXCL of a name that is taken: EEXIST, and nothing written.
+    let taken: &[(u32, &[u8])] = &[
+        (0x200, b"kept.txt"),
+        (0x300, b"through wasm\n"),
+        (0x500, &words(&[0x300, 13])),
+    ];
+    let body = create_and_write(4).replace("(i32.const 7)", "(i32.const 8)");
+    let (exit, volume) = run_on_volume(taken, &body, true);
+    assert_eq!(exit, code(Errno::Exist));
+    assert_eq!(volume.contents("kept.txt"), Some(&b"kept"[..]));
+    // A read-only mount refuses: EROFS.
+    let (exit, volume) = run_on_volume(data, &create_and_write(0), false);
+    assert_eq!(exit, code(Errno::RoFs));
+    assert_eq!(volume.contents("out.txt"), None);
+}
+
+#[test]
+fn a_system_directory_is_found_as_a_preopen_and_stats_its_files() {
+    // fd_prestat_get on fd 4 then path_filestat_get of kept.txt: the size.
+    let data: &[(u32, &[u8])] = &[(0x200, b"kept.txt")];
+    let body = "(local $errno i32)
+        (local.set $errno (call $fd_prestat_get (i32.const 4) (i32.const 0x100)))
+        (if (local.get $errno) (then (call $proc_exit (local.get $errno))))
+        (if (i32.ne (i32.load (i32.const 0x104)) (i32.const 5)) (then (call $proc_exit (i32.const 999))))
+        (local.set $errno (call $path_filestat_get (i32.const 4) (i32.const 1) (i32.const 0x200) (i32.const 8) (i32.const 0x600)))
+        (if (local.get $errno) (then (call $proc_exit (local.get $errno))))
+        (call $proc_exit (i32.add (i32.const 1000) (i32.load (i32.const 0x620))))";
+    let (code, _) = run_on_volume(data, body, true);
+    assert_eq!(code, 1004);
+}
+
 // ---- poll_oneoff ------------------------------------------------------------
 
 /// A clock subscription record: userdata, clock id, timeout, flags.

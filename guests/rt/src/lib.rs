@@ -1,6 +1,7 @@
 //! The native guest runtime: the entry point the nucleus jumps to, the heap,
 //! system calls, the ring client and typed clients for the nucleus's
-//! interfaces, and panic reporting through Console.
+//! interfaces (the network's and the volumes' among them), and panic
+//! reporting through Console.
 //!
 //! A guest is a static position-independent ELF for `x86_64-unknown-none`
 //! (see `guests/README.md` for how one is built). It names its main function
@@ -10,6 +11,7 @@
 extern crate alloc;
 
 pub mod clients;
+pub mod files;
 pub mod heap;
 pub mod net;
 pub mod ring;

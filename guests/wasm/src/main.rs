@@ -8,6 +8,11 @@
 //! DATA a ustar archive served read-only as the preopened directory "/".
 //! Each `--listen` port becomes a listening socket (Network.listen),
 //! preopened as fd 3, 4, ... in order, before the directory.
+//! Every volume the appliance mounted for this guest (StartInfo's
+//! `mounts`) is preopened after "/" at its path ("/data"), writable unless
+//! the mount is read-only, over its Directory capability. With a writable
+//! mount, TMPDIR is "<first writable mount>/tmp" (made if missing) unless
+//! `--env=TMPDIR=...` says otherwise.
 //! The program's argv is MODULE then the ARGs. Exit code: the program's, or
 //! 126 (cannot run it), 134 (it trapped), 137 (it hit a limit).
 #![no_std]
@@ -18,21 +23,22 @@ extern crate alloc;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use guest_rt::caps::{CapId, ExceptionCode, TransportError};
+use guest_rt::caps::interfaces::{directory, guest_control};
+use guest_rt::caps::{CapId, ExceptionCode, FileError, TransportError};
 use guest_rt::clients::{
     console_write, data, entropy_fill, start_info, timer_now, timer_realtime, timer_sleep,
 };
-use guest_rt::net;
-use guest_rt::println;
 use guest_rt::ring::CallError;
+use guest_rt::{files, net, println};
 use wasm_host::{
-    Clock, Errno, Host, Image, Limits, Readiness, RunError, SocketHandle, Stream, System, Tree,
-    WasiBuilder,
+    Clock, DirEntry, DirectoryHandle, Errno, FileHandle, Host, Image, Limits, Metadata,
+    OpenOptions, Opened, Readiness, RunError, SocketHandle, Stream, System, Tree, WasiBuilder,
 };
 
 guest_rt::entry!(main);
 
-/// WASI over this guest's ring: Console, Timer, Entropy.
+/// WASI over this guest's ring: Console, Timer, Entropy, Network, and the
+/// Directory and File capabilities of its mounts.
 struct RingSystem;
 
 impl System for RingSystem {
@@ -71,14 +77,14 @@ impl System for RingSystem {
     }
 
     fn accept(&mut self, listener: SocketHandle) -> Result<Option<SocketHandle>, Errno> {
-        net::accept_now(socket(listener)?)
+        net::accept_now(capability(listener)?)
             .map(|stream| stream.map(CapId::raw))
             .map_err(socket_errno)
     }
 
     fn receive(&mut self, stream: SocketHandle, buf: &mut [u8]) -> Result<Option<usize>, Errno> {
         let max = buf.len().min(net::MAX_WRITE_BYTES) as u32;
-        match net::read(socket(stream)?, max, false).map_err(socket_errno)? {
+        match net::read(capability(stream)?, max, false).map_err(socket_errno)? {
             net::Read::Data(data) => {
                 let len = data.len().min(buf.len());
                 buf[..len].copy_from_slice(&data[..len]);
@@ -90,18 +96,18 @@ impl System for RingSystem {
     }
 
     fn send(&mut self, stream: SocketHandle, bytes: &[u8]) -> Result<Option<usize>, Errno> {
-        match net::write(socket(stream)?, bytes, false).map_err(socket_errno)? {
+        match net::write(capability(stream)?, bytes, false).map_err(socket_errno)? {
             0 if !bytes.is_empty() => Ok(None),
             written => Ok(Some(written as usize)),
         }
     }
 
     fn shutdown(&mut self, stream: SocketHandle) -> Result<(), Errno> {
-        net::shutdown(socket(stream)?).map_err(socket_errno)
+        net::shutdown(capability(stream)?).map_err(socket_errno)
     }
 
     fn close(&mut self, socket_handle: SocketHandle) {
-        if let Ok(cap) = socket(socket_handle) {
+        if let Ok(cap) = capability(socket_handle) {
             net::close(cap);
         }
     }
@@ -113,7 +119,7 @@ impl System for RingSystem {
     ) -> Result<Vec<Readiness>, Errno> {
         let mut interests = Vec::with_capacity(sockets.len());
         for &(handle, read, write) in sockets {
-            interests.push((socket(handle)?, read, write));
+            interests.push((capability(handle)?, read, write));
         }
         let ready =
             net::poll(&interests, timeout_nanos.unwrap_or(u64::MAX)).map_err(socket_errno)?;
@@ -130,11 +136,153 @@ impl System for RingSystem {
             })
             .collect())
     }
+
+    fn open(
+        &mut self,
+        dir: DirectoryHandle,
+        path: &str,
+        options: OpenOptions,
+    ) -> Result<Opened, Errno> {
+        let params = directory::OpenParams {
+            path: path.into(),
+            create: options.create,
+            exclusive: options.exclusive,
+            truncate: options.truncate,
+            directory: options.directory,
+        };
+        let opened = files::open(capability(dir)?, &params).map_err(file_errno)?;
+        Ok(if opened.directory {
+            Opened::Directory(opened.cap.raw())
+        } else {
+            Opened::File(opened.cap.raw())
+        })
+    }
+
+    fn mkdir(&mut self, dir: DirectoryHandle, path: &str) -> Result<(), Errno> {
+        files::mkdir(capability(dir)?, path).map_err(file_errno)
+    }
+
+    fn remove(&mut self, dir: DirectoryHandle, path: &str) -> Result<(), Errno> {
+        files::remove(capability(dir)?, path).map_err(file_errno)
+    }
+
+    fn rename(
+        &mut self,
+        dir: DirectoryHandle,
+        from: &str,
+        to_dir: DirectoryHandle,
+        to: &str,
+    ) -> Result<(), Errno> {
+        let target = if to_dir == dir {
+            None
+        } else {
+            Some(capability(to_dir)?)
+        };
+        files::rename(capability(dir)?, from, target, to).map_err(file_errno)
+    }
+
+    fn list(&mut self, dir: DirectoryHandle, skip: u64, max: u32) -> Result<Vec<DirEntry>, Errno> {
+        let entries = files::list(capability(dir)?, skip, max).map_err(file_errno)?;
+        Ok(entries
+            .into_iter()
+            .map(|entry| DirEntry {
+                name: entry.name,
+                metadata: metadata(&entry.metadata),
+            })
+            .collect())
+    }
+
+    fn stat(&mut self, dir: DirectoryHandle, path: &str) -> Result<Metadata, Errno> {
+        files::stat(capability(dir)?, path)
+            .map(|found| metadata(&found))
+            .map_err(file_errno)
+    }
+
+    fn read_at(&mut self, file: FileHandle, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+        let max = buf.len().min(files::MAX_IO_BYTES) as u32;
+        let data = files::read_at(capability(file)?, offset, max).map_err(file_errno)?;
+        let len = data.len().min(buf.len());
+        buf[..len].copy_from_slice(&data[..len]);
+        Ok(len)
+    }
+
+    fn write_at(&mut self, file: FileHandle, offset: u64, bytes: &[u8]) -> Result<(), Errno> {
+        files::write_at(capability(file)?, offset, bytes).map_err(file_errno)
+    }
+
+    fn append(&mut self, file: FileHandle, bytes: &[u8]) -> Result<u64, Errno> {
+        files::append(capability(file)?, bytes).map_err(file_errno)
+    }
+
+    fn file_size(&mut self, file: FileHandle) -> Result<u64, Errno> {
+        files::size(capability(file)?).map_err(file_errno)
+    }
+
+    fn truncate(&mut self, file: FileHandle, size: u64) -> Result<(), Errno> {
+        files::truncate(capability(file)?, size).map_err(file_errno)
+    }
+
+    fn sync_file(&mut self, file: FileHandle) -> Result<(), Errno> {
+        files::sync(capability(file)?).map_err(file_errno)
+    }
+
+    fn close_file(&mut self, file: FileHandle) {
+        if let Ok(cap) = capability(file) {
+            files::close(cap);
+        }
+    }
+
+    fn close_directory(&mut self, dir: DirectoryHandle) {
+        if let Ok(cap) = capability(dir) {
+            files::close(cap);
+        }
+    }
 }
 
-/// A socket handle is the raw id of its capability.
-fn socket(handle: SocketHandle) -> Result<CapId, Errno> {
+/// A socket, directory or file handle is the raw id of its capability.
+fn capability(handle: u32) -> Result<CapId, Errno> {
     CapId::from_raw(handle).ok_or(Errno::BadF)
+}
+
+fn metadata(found: &directory::Metadata) -> Metadata {
+    Metadata {
+        directory: found.directory,
+        size: found.size,
+    }
+}
+
+/// The errno Go expects for a failed Directory or File call.
+fn file_errno(error: CallError) -> Errno {
+    if let Some(named) = files::file_error(&error) {
+        return match named {
+            FileError::NotFound => Errno::NoEnt,
+            FileError::Exists => Errno::Exist,
+            FileError::NotDirectory => Errno::NotDir,
+            FileError::IsDirectory => Errno::IsDir,
+            FileError::NotEmpty => Errno::NotEmpty,
+            FileError::NoSpace => Errno::NoSpc,
+            FileError::TooLarge => Errno::FBig,
+            FileError::NameTooLong => Errno::NameTooLong,
+            // The WASI layer resolves ".." itself; a path the service
+            // still finds leading out is one the program may not name.
+            FileError::Escapes => Errno::NotCapable,
+            FileError::Invalid => Errno::Inval,
+            FileError::ReadOnly => Errno::RoFs,
+            FileError::Corrupt | FileError::Io => Errno::Io,
+        };
+    }
+    match error {
+        // A read-only mount's capabilities lack `write`.
+        CallError::Transport(TransportError::MissingRight) => Errno::RoFs,
+        CallError::Transport(
+            TransportError::StaleCap | TransportError::InvalidCap | TransportError::WrongCapKind,
+        ) => Errno::BadF,
+        CallError::Transport(TransportError::CapQuotaExceeded) => Errno::NFile,
+        CallError::Exception(e) if e.code == ExceptionCode::InvalidArgument => Errno::Inval,
+        CallError::Exception(e) if e.code == ExceptionCode::Unimplemented => Errno::NoSys,
+        CallError::Exception(e) if e.code == ExceptionCode::Denied => Errno::Acces,
+        _ => Errno::Io,
+    }
 }
 
 /// The errno Go expects for a failed socket call.
@@ -147,6 +295,28 @@ fn socket_errno(error: CallError) -> Errno {
         CallError::Transport(TransportError::WrongCapKind) => Errno::NotSock,
         _ => Errno::Io,
     }
+}
+
+/// Where the program's temporary files go: "tmp" on the first writable
+/// mount, made if it is not there (the mount itself if it cannot be).
+fn temporary_directory(mounts: &[guest_control::Mount]) -> Option<String> {
+    let mount = mounts.iter().find(|mount| mount.writable)?;
+    let root = CapId::from_raw(mount.directory)?;
+    let made = match files::mkdir(root, "tmp") {
+        Ok(()) => true,
+        Err(error) if files::file_error(&error) == Some(FileError::Exists) => {
+            files::stat(root, "tmp").is_ok_and(|found| found.directory)
+        }
+        Err(_) => false,
+    };
+    let base = mount.path.trim_end_matches('/');
+    Some(if made {
+        alloc::format!("{base}/tmp")
+    } else if base.is_empty() {
+        String::from("/")
+    } else {
+        String::from(base)
+    })
 }
 
 struct Invocation {
@@ -242,6 +412,7 @@ fn main() -> i32 {
             },
         },
     };
+    let mounts = &info.mounts;
     let mut builder = WasiBuilder::new(RingSystem).args(invocation.args.iter().cloned());
     for &port in &invocation.listen {
         match net::listen(port) {
@@ -256,7 +427,19 @@ fn main() -> i32 {
     for (key, value) in &invocation.env {
         builder = builder.env(key.clone(), value.clone());
     }
-    let wasi = match builder.preopen("/", tree).build() {
+    if !invocation.env.iter().any(|(key, _)| key == "TMPDIR")
+        && let Some(tmpdir) = temporary_directory(mounts)
+    {
+        builder = builder.env("TMPDIR", tmpdir);
+    }
+    // A volume mounted at "/" is the root, unless --dir gave one.
+    if invocation.dir.is_some() || !mounts.iter().any(|mount| mount.path == "/") {
+        builder = builder.preopen("/", tree);
+    }
+    for mount in mounts {
+        builder = builder.preopen_directory(mount.path.clone(), mount.directory, mount.writable);
+    }
+    let wasi = match builder.build() {
         Ok(wasi) => wasi,
         Err(error) => {
             println!("wasm: {error:?}");

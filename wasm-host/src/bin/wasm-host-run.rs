@@ -1,12 +1,14 @@
 //! Runs a wasip1 module on this host:
 //!
 //! ```text
-//! wasm-host-run [--dir TAR_OR_DIR] [--dir-name NAME] [--env K=V]... [--fuel N]
-//!               [--max-memory-pages N] [--max-call-depth N] module.wasm [args...]
+//! wasm-host-run [--dir TAR_OR_DIR] [--dir-name NAME] [--mount HOST_DIR:NAME]...
+//!               [--env K=V]... [--fuel N] [--max-memory-pages N] [--max-call-depth N]
+//!               module.wasm [args...]
 //! ```
 //!
 //! `--dir` preopens a read-only tree (a host directory, or a ustar file) as
-//! "/" (or NAME). The process exits with the module's exit code (modulo 256,
+//! "/" (or NAME); each `--mount` preopens a host directory, writable, as
+//! NAME (after the tree). The process exits with the module's exit code (modulo 256,
 //! as any process). When the module does not run to one, it prints why and
 //! exits with [`RunError::exit_status`]: 137 for a limit (fuel, memory, call
 //! depth), 134 for a trap, 126 when it could not start (a bad module or
@@ -28,18 +30,22 @@ enum Failure {
 struct Options {
     tree: Option<PathBuf>,
     tree_name: String,
+    /// (host directory, preopen name), writable.
+    mounts: Vec<(PathBuf, String)>,
     env: Vec<(String, String)>,
     limits: Limits,
     module: PathBuf,
     args: Vec<String>,
 }
 
-const USAGE: &str = "usage: wasm-host-run [--dir TAR_OR_DIR] [--dir-name NAME] [--env K=V]... [--fuel N] \
-                     [--max-memory-pages N] [--max-call-depth N] module.wasm [args...]";
+const USAGE: &str = "usage: wasm-host-run [--dir TAR_OR_DIR] [--dir-name NAME] [--mount HOST_DIR:NAME]... \
+                     [--env K=V]... [--fuel N] [--max-memory-pages N] [--max-call-depth N] \
+                     module.wasm [args...]";
 
 fn parse(mut argv: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut tree = None;
     let mut tree_name = String::from("/");
+    let mut mounts = Vec::new();
     let mut env = Vec::new();
     let mut limits = Limits::default();
     let number = |flag: &str, value: Option<String>| -> Result<u64, String> {
@@ -55,6 +61,14 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Options, String> {
         match arg.as_str() {
             "--dir" => tree = Some(PathBuf::from(argv.next().ok_or("--dir needs a value")?)),
             "--dir-name" => tree_name = argv.next().ok_or("--dir-name needs a value")?,
+            "--mount" => {
+                let mount = argv.next().ok_or("--mount needs HOST_DIR:NAME")?;
+                let (host, name) = mount
+                    .rsplit_once(':')
+                    .filter(|(host, name)| !host.is_empty() && name.starts_with('/'))
+                    .ok_or_else(|| format!("--mount {mount:?}: expected HOST_DIR:/NAME"))?;
+                mounts.push((PathBuf::from(host), name.to_string()));
+            }
             "--env" => {
                 let pair = argv.next().ok_or("--env needs K=V")?;
                 let (key, value) = pair
@@ -80,6 +94,7 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Options, String> {
     Ok(Options {
         tree,
         tree_name,
+        mounts,
         env,
         limits,
         module,
@@ -124,7 +139,15 @@ fn main() -> ExitCode {
 fn run(options: Options) -> Result<u32, Failure> {
     let wasm = std::fs::read(&options.module)
         .map_err(|error| Failure::Setup(format!("{}: {error}", options.module.display())))?;
-    let mut builder = Wasi::builder(StdSystem::new())
+    let mut system = StdSystem::new();
+    let mut mounts = Vec::new();
+    for (host, name) in &options.mounts {
+        let handle = system
+            .host_directory(host)
+            .map_err(|error| Failure::Setup(format!("--mount {}: {error}", host.display())))?;
+        mounts.push((name.clone(), handle));
+    }
+    let mut builder = Wasi::builder(system)
         .arg(options.module.to_string_lossy())
         .args(options.args);
     for (key, value) in options.env {
@@ -132,6 +155,9 @@ fn run(options: Options) -> Result<u32, Failure> {
     }
     if let Some(path) = &options.tree {
         builder = builder.preopen(options.tree_name, load_tree(path).map_err(Failure::Setup)?);
+    }
+    for (name, handle) in mounts {
+        builder = builder.preopen_directory(name, handle, true);
     }
     let wasi = builder
         .build()
@@ -172,6 +198,21 @@ mod tests {
         assert_eq!(options.module, PathBuf::from("m.wasm"));
         assert_eq!(options.args, ["--fuel", "x"]);
         assert_eq!(options.tree_name, "/");
+        assert!(options.mounts.is_empty());
+    }
+
+    #[test]
+    fn mounts_name_a_host_directory_and_where_it_goes() {
+        let options = parse_words(&["--mount", "/tmp/a:b:/data", "--mount", "x:/y", "m"]).unwrap();
+        assert_eq!(
+            options.mounts,
+            [
+                (PathBuf::from("/tmp/a:b"), "/data".to_string()),
+                (PathBuf::from("x"), "/y".to_string())
+            ]
+        );
+        assert!(parse_words(&["--mount", "nowhere", "m"]).is_err());
+        assert!(parse_words(&["--mount", "dir:relative", "m"]).is_err());
     }
 
     #[test]

@@ -3,11 +3,14 @@
 //! modules that call them.
 #![allow(dead_code)]
 
-use wasm_host::{Clock, Errno, Stream, System};
+use wasm_host::{
+    Clock, DirEntry, DirectoryHandle, Errno, FileHandle, MemoryVolume, Metadata, OpenOptions,
+    Opened, Stream, System,
+};
 
 /// A [`System`] with a virtual clock that only moves when the program sleeps,
-/// captured console output, scripted console input, and predictable
-/// "random" bytes.
+/// captured console output, scripted console input, predictable "random"
+/// bytes, and directories on a [`MemoryVolume`].
 #[derive(Default)]
 pub struct FakeSystem {
     pub stdout: Vec<u8>,
@@ -19,6 +22,7 @@ pub struct FakeSystem {
     pub yields: u32,
     /// When set, console writes fail with this.
     pub console_error: Option<Errno>,
+    pub volume: MemoryVolume,
 }
 
 /// 2023-11-14T22:13:20Z, the virtual realtime clock's zero.
@@ -64,6 +68,73 @@ impl System for FakeSystem {
 
     fn yield_now(&mut self) {
         self.yields += 1;
+    }
+
+    fn open(
+        &mut self,
+        dir: DirectoryHandle,
+        path: &str,
+        options: OpenOptions,
+    ) -> Result<Opened, Errno> {
+        self.volume.open(dir, path, options)
+    }
+
+    fn mkdir(&mut self, dir: DirectoryHandle, path: &str) -> Result<(), Errno> {
+        self.volume.mkdir(dir, path)
+    }
+
+    fn remove(&mut self, dir: DirectoryHandle, path: &str) -> Result<(), Errno> {
+        self.volume.remove(dir, path)
+    }
+
+    fn rename(
+        &mut self,
+        dir: DirectoryHandle,
+        from: &str,
+        to_dir: DirectoryHandle,
+        to: &str,
+    ) -> Result<(), Errno> {
+        self.volume.rename(dir, from, to_dir, to)
+    }
+
+    fn list(&mut self, dir: DirectoryHandle, skip: u64, max: u32) -> Result<Vec<DirEntry>, Errno> {
+        self.volume.list(dir, skip, max)
+    }
+
+    fn stat(&mut self, dir: DirectoryHandle, path: &str) -> Result<Metadata, Errno> {
+        self.volume.stat(dir, path)
+    }
+
+    fn read_at(&mut self, file: FileHandle, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+        self.volume.read_at(file, offset, buf)
+    }
+
+    fn write_at(&mut self, file: FileHandle, offset: u64, bytes: &[u8]) -> Result<(), Errno> {
+        self.volume.write_at(file, offset, bytes)
+    }
+
+    fn append(&mut self, file: FileHandle, bytes: &[u8]) -> Result<u64, Errno> {
+        self.volume.append(file, bytes)
+    }
+
+    fn file_size(&mut self, file: FileHandle) -> Result<u64, Errno> {
+        self.volume.file_size(file)
+    }
+
+    fn truncate(&mut self, file: FileHandle, size: u64) -> Result<(), Errno> {
+        self.volume.truncate(file, size)
+    }
+
+    fn sync_file(&mut self, file: FileHandle) -> Result<(), Errno> {
+        self.volume.sync_file(file)
+    }
+
+    fn close_file(&mut self, file: FileHandle) {
+        self.volume.close_file(file)
+    }
+
+    fn close_directory(&mut self, dir: DirectoryHandle) {
+        self.volume.close_directory(dir)
     }
 }
 
