@@ -62,6 +62,48 @@ fn boots_twice(firmware: Firmware) {
     assert_eq!(files.len(), 1, "only boots is left: {:?}", files.keys());
 }
 
+/// The Go version, `make run APPLIANCE=boots-go`: Go's os package over
+/// WASI over Directory and File capabilities.
+fn boots_go_twice(firmware: Firmware) {
+    let volumes = appliance_volumes("boots-go");
+    let iso = appliance_image("boots-go", "");
+    let attached: Vec<(&str, &Path)> = volumes.iter().map(|v| v.attach()).collect();
+    for expected in 1..=2 {
+        let run = run_image(
+            &iso,
+            BootRequest {
+                volumes: &attached,
+                ..BootRequest::new(firmware)
+            },
+        );
+        run.assert_contains(&format!("] boots-go: boots: {expected}\n"));
+        assert_guest_exited(&run, "boots-go", 0);
+    }
+    let files = volumes[0].files();
+    assert_eq!(files.get("boots").map(Vec::as_slice), Some(&b"2\n"[..]));
+}
+
+/// Go's file API against a volume (go-wasip1/cmd/fileapi): each call's
+/// result checked by the program.
+fn go_file_api(firmware: Firmware) {
+    let volumes = appliance_volumes("fileapi-go");
+    let attached: Vec<(&str, &Path)> = volumes.iter().map(|v| v.attach()).collect();
+    let run = run_image(
+        &appliance_image("fileapi-go", ""),
+        BootRequest {
+            volumes: &attached,
+            ..BootRequest::new(firmware)
+        },
+    );
+    assert!(
+        !run.output.contains("] fileapi: fileapi: FAIL"),
+        "{}",
+        run.report()
+    );
+    run.assert_contains("] fileapi: fileapi: all 23 checks passed");
+    assert_guest_exited(&run, "fileapi", 0);
+}
+
 /// Every Directory and File method, their errors, escapes refused.
 fn file_api(firmware: Firmware) {
     let volume = VolumeImage::new("data", 1, None);
@@ -165,6 +207,8 @@ fn broken_volumes_are_refused(firmware: Firmware) {
 
 on_bios_and_uefi! {
     boots_counts_across_boots => boots_twice;
+    boots_go_counts_across_boots => boots_go_twice;
+    go_file_api_on_a_volume => go_file_api;
     every_file_call_and_its_errors => file_api;
     a_read_only_mount_refuses_changes => read_only_mount;
     abuse_is_refused_while_another_guest_runs => abuse_while_another_runs;
