@@ -150,7 +150,47 @@ impl LingerZero for TcpStream {
     }
 }
 
+/// kv-go's store on a volume: what is put survives a reboot, deletes too.
+fn kv_go_keeps_its_data(firmware: Firmware) {
+    let volumes = tests::appliance_volumes("kv-go");
+    let attached: Vec<(&str, &std::path::Path)> = volumes.iter().map(|v| v.attach()).collect();
+    let iso = appliance_image("kv-go", "");
+    let boot = |client: fn(&mut BufReader<TcpStream>)| {
+        let request = BootRequest {
+            volumes: &attached,
+            ..request(firmware)
+        };
+        let (run, ()) = tests::run_with_client(&iso, request, &[8080], move |console, ports| {
+            wait(console, "] kv: kv: serving");
+            let mut connection = http_connection(ports[0]);
+            client(&mut connection);
+            assert_eq!(http(&mut connection, "GET", "/quit", b"").status, 200);
+        });
+        assert!(run.output.contains("] kv: kv: stopped"), "{}", run.report());
+        run
+    };
+    let first = boot(|c| {
+        assert_eq!(http(c, "GET", "/kv/colour", b"").status, 404);
+        assert_eq!(http(c, "PUT", "/kv/colour", b"blue").status, 200);
+        assert_eq!(http(c, "PUT", "/kv/size", b"large").status, 200);
+        assert_eq!(http(c, "PUT", "/kv/size", b"small").status, 200);
+        assert_eq!(http(c, "PUT", "/kv/gone", b"soon").status, 200);
+        assert_eq!(http(c, "DELETE", "/kv/gone", b"").status, 200);
+        assert_eq!(http(c, "PUT", "/kv/.hidden", b"x").status, 400);
+        assert_eq!(http(c, "GET", "/kv/colour", b"").body, b"blue");
+    });
+    first.assert_contains("] kv: kv: serving 0 keys");
+    let second = boot(|c| {
+        assert_eq!(http(c, "GET", "/kv/colour", b"").body, b"blue");
+        assert_eq!(http(c, "GET", "/kv/size", b"").body, b"small");
+        assert_eq!(http(c, "GET", "/kv/gone", b"").status, 404);
+        assert_eq!(http(c, "GET", "/kv", b"").body, b"colour\nsize\n");
+    });
+    second.assert_contains("] kv: kv: serving 2 keys");
+}
+
 on_bios_and_uefi! {
+    kv_go_keeps_its_data_across_a_reboot => kv_go_keeps_its_data;
     tcp_echo_serves_the_host_and_survives_a_reset => |f: Firmware| {
         let run = tcp_echo(f);
         run.assert_exit(ExitCode::Success);
