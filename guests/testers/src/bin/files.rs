@@ -26,8 +26,9 @@ use alloc::vec::Vec;
 use guest_rt::caps::interfaces::{directory, file};
 use guest_rt::caps::{CapId, FileError, TransportError};
 use guest_rt::clients::{release, start_info};
+use guest_rt::files::{self, file_error, sync, write_at};
 use guest_rt::println;
-use guest_rt::ring::{CallError, call, call_expecting, call_with_caps};
+use guest_rt::ring::{CallError, call, call_expecting};
 
 guest_rt::entry!(main);
 
@@ -68,18 +69,25 @@ fn open(
     truncate: bool,
     directory: bool,
 ) -> Result<(CapId, directory::Metadata), CallError> {
-    let params = directory::OpenParams {
-        path: String::from(path),
-        create,
-        exclusive,
-        truncate,
-        directory,
+    let opened = files::open(
+        dir,
+        &directory::OpenParams {
+            path: String::from(path),
+            create,
+            exclusive,
+            truncate,
+            directory,
+        },
+    )?;
+    let metadata = directory::Metadata {
+        directory: opened.directory,
+        size: opened.size,
     };
-    let (results, caps) = call_with_caps::<directory::Open>(dir, &params, &[], false)?;
-    let cap = *caps
-        .first()
-        .ok_or(CallError::Transport(TransportError::InvalidCap))?;
-    Ok((cap, results.metadata))
+    Ok((opened.cap, metadata))
+}
+
+fn rename(dir: CapId, from: &str, to: &str) -> Result<(), CallError> {
+    files::rename(dir, from, None, to)
 }
 
 fn read_all(f: CapId) -> Result<Vec<u8>, CallError> {
@@ -99,33 +107,6 @@ fn read_all(f: CapId) -> Result<Vec<u8>, CallError> {
         }
         data.extend_from_slice(&chunk);
     }
-}
-
-fn write_at(f: CapId, offset: u64, data: &[u8]) -> Result<(), CallError> {
-    call::<file::WriteAt>(
-        f,
-        &file::WriteAtParams {
-            offset,
-            data: data.to_vec(),
-        },
-    )
-    .map(|_| ())
-}
-
-fn rename(dir: CapId, from: &str, to: &str) -> Result<(), CallError> {
-    call::<directory::Rename>(
-        dir,
-        &directory::RenameParams {
-            from: String::from(from),
-            to_directory: 0,
-            to: String::from(to),
-        },
-    )
-    .map(|_| ())
-}
-
-fn sync(f: CapId) -> Result<(), CallError> {
-    call::<file::Sync>(f, &file::SyncParams {}).map(|_| ())
 }
 
 /// Replaces `name` with `content` in one step: a temporary file, synced,
@@ -168,13 +149,6 @@ fn boots(root: CapId) -> i32 {
     }
     println!("boots: {now}");
     0
-}
-
-fn file_error(error: &CallError) -> Option<FileError> {
-    match error {
-        CallError::Exception(e) => FileError::from_detail(e.detail),
-        _ => None,
-    }
 }
 
 /// Counts failed checks, printing each result.
