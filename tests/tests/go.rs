@@ -21,6 +21,15 @@ fn go(name: &str, module: &str, heap_mb: u32, args: &[&str]) -> String {
 }
 
 fn boot(firmware: Firmware, cmdline: &str, guests: &[String]) -> tests::Run {
+    boot_with_volumes(firmware, cmdline, guests, &[])
+}
+
+fn boot_with_volumes(
+    firmware: Firmware,
+    cmdline: &str,
+    guests: &[String],
+    volumes: &[(&str, &Path)],
+) -> tests::Run {
     let guests: Vec<&str> = guests.iter().map(String::as_str).collect();
     // Go under wasmi under TCG is slow: allow for it.
     let timeout = std::time::Duration::from_secs(600);
@@ -28,6 +37,7 @@ fn boot(firmware: Firmware, cmdline: &str, guests: &[String]) -> tests::Run {
         cmdline,
         guests: &guests,
         timeout,
+        volumes,
         ..BootRequest::new(firmware)
     })
 }
@@ -190,10 +200,16 @@ fn run_std_test(line: &str, goroot: &str) {
         ),
         format!("data:tree={}", tree.display()),
         // Test binaries grow linear memory to tens of MiB, and growing it
-        // copies it: the heap holds old and new at once.
-        go("gotest", &module, 384, &args),
+        // copies it: the heap holds old and new at once. A scratch volume
+        // is its TMPDIR (the wasm guest points it at /scratch/tmp).
+        format!(
+            "{},mount=/scratch:scratch",
+            go("gotest", &module, 384, &args)
+        ),
+        "volume:scratch=16".to_string(),
     ];
-    let run = boot(Firmware::Bios, "qemu-exit", &guests);
+    let scratch = tests::VolumeImage::new("scratch", 16, None);
+    let run = boot_with_volumes(Firmware::Bios, "qemu-exit", &guests, &[scratch.attach()]);
     run.assert_exit(ExitCode::Success);
     assert!(
         run.output.contains("gotest: PASS") && run.output.contains("(gotest): exited; exit code 0"),

@@ -82,11 +82,27 @@ fn run_wasm(
     tree: Option<Tree>,
     limits: Limits,
 ) -> GoRun {
+    run_wasm_with_tmp(wasm, args, env, tree, limits, None)
+}
+
+/// As [`run_wasm`], with a writable host directory preopened as "/tmp"
+/// (where the program's TMPDIR should point) if one is given.
+fn run_wasm_with_tmp(
+    wasm: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+    tree: Option<Tree>,
+    limits: Limits,
+    tmp: Option<&Path>,
+) -> GoRun {
     let bytes = std::fs::read(wasm).unwrap_or_else(|error| panic!("{}: {error}", wasm.display()));
     let name = wasm.file_stem().unwrap().to_string_lossy().into_owned();
-    let mut builder = Wasi::builder(StdSystem::capturing())
-        .arg(name)
-        .args(args.iter().copied());
+    let mut system = StdSystem::capturing();
+    let tmp = tmp.map(|dir| system.host_directory(dir).expect("the scratch directory"));
+    let mut builder = Wasi::builder(system).arg(name).args(args.iter().copied());
+    if let Some(handle) = tmp {
+        builder = builder.preopen_directory("/tmp", handle, true);
+    }
     for (key, value) in env {
         builder = builder.env(*key, *value);
     }
@@ -445,8 +461,18 @@ fn std_test_binaries_pass() {
                         .join(format!("{}.test.wasm", package.replace('/', "-")));
                     let mut args = vec!["-test.v=false"];
                     args.extend(flags.iter().map(String::as_str));
-                    let run =
-                        run_wasm(&wasm, &args, &[("PWD", "/")], Some(tree), Limits::default());
+                    // A writable TMPDIR (examples capture their output in a
+                    // temporary file; os, archive/... write files there).
+                    let tmp = scratch_dir(&package.replace('/', "-"));
+                    let run = run_wasm_with_tmp(
+                        &wasm,
+                        &args,
+                        &[("PWD", "/"), ("TMPDIR", "/tmp")],
+                        Some(tree),
+                        Limits::default(),
+                        Some(&tmp),
+                    );
+                    let _ = std::fs::remove_dir_all(&tmp);
                     println!("{package}: {:?} in {:.1?}", run.result, run.elapsed);
                     if run.result != Ok(0) || !run.stdout.lines().any(|line| line == "PASS") {
                         failures
