@@ -6,7 +6,7 @@ NUCLEUS := target/x86_64-unknown-none/release/nucleus
 APPLIANCE ?= hello
 IMAGE := build/appliances/$(APPLIANCE).iso
 
-.PHONY: all setup nucleus go image run run-uefi test check bench bench-net clean
+.PHONY: all setup nucleus go image run run-uefi test check bench bench-net bench-fs clean
 
 all: image
 
@@ -56,6 +56,10 @@ bench: setup
 # The network against Linux on the same QEMU machine (fetches Debian's kernel).
 bench-net: setup
 	bench/net
+
+# The file system against Linux's ext4 on the same QEMU machine and disk.
+bench-fs: setup
+	bench/fs
 
 clean:
 	cargo clean

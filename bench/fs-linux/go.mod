@@ -1,0 +1,3 @@
+module nucleus.local/bench/fs-linux
+
+go 1.25
