@@ -4,6 +4,7 @@
 //! `guest (name)` for the nucleus).
 #![forbid(unsafe_code)]
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use tests::{
@@ -39,62 +40,60 @@ fn assert_guest_exited(run: &Run, name: &str, code: i32) {
     run.assert_contains(&format!("({name}): exited; exit code {code}"));
 }
 
-/// The `boots` appliance as a user builds it: booted twice on one volume
-/// image, it counts 1 then 2, and the file is there on the host.
-fn boots_twice(firmware: Firmware) {
-    let volumes = appliance_volumes("boots");
-    let iso = appliance_image("boots", "");
+/// Boots appliance `name` with `volumes` as its disks.
+fn boot_appliance(firmware: Firmware, name: &str, volumes: &[VolumeImage]) -> Run {
     let attached: Vec<(&str, &Path)> = volumes.iter().map(|v| v.attach()).collect();
+    run_image(
+        &appliance_image(name, ""),
+        BootRequest {
+            volumes: &attached,
+            ..BootRequest::new(firmware)
+        },
+    )
+}
+
+/// Boots a counting appliance twice on one volume image: its guest counts
+/// 1 then 2, and `boots` holds 2 on the host. The runs, and the files the
+/// volume holds after.
+fn count_two_boots(
+    firmware: Firmware,
+    appliance: &str,
+    guest: &str,
+) -> (Vec<Run>, BTreeMap<String, Vec<u8>>) {
+    let volumes = appliance_volumes(appliance);
+    let mut runs = Vec::new();
     for expected in 1..=2 {
-        let run = run_image(
-            &iso,
-            BootRequest {
-                volumes: &attached,
-                ..BootRequest::new(firmware)
-            },
-        );
-        run.assert_contains("storage: volume data mounted: 1 MiB");
-        run.assert_contains(&format!("] boots: boots: {expected}\n"));
-        assert_guest_exited(&run, "boots", 0);
+        let run = boot_appliance(firmware, appliance, &volumes);
+        run.assert_contains(&format!("] {guest}: boots: {expected}\n"));
+        assert_guest_exited(&run, guest, 0);
+        runs.push(run);
     }
     let files = volumes[0].files();
     assert_eq!(files.get("boots").map(Vec::as_slice), Some(&b"2\n"[..]));
+    (runs, files)
+}
+
+/// The `boots` appliance as a user builds it (native), and only its file
+/// is left.
+fn boots_twice(firmware: Firmware) {
+    let (runs, files) = count_two_boots(firmware, "boots", "boots");
+    for run in &runs {
+        run.assert_contains("storage: volume data mounted: 1 MiB");
+    }
     assert_eq!(files.len(), 1, "only boots is left: {:?}", files.keys());
 }
 
 /// The Go version, `make run APPLIANCE=boots-go`: Go's os package over
 /// WASI over Directory and File capabilities.
 fn boots_go_twice(firmware: Firmware) {
-    let volumes = appliance_volumes("boots-go");
-    let iso = appliance_image("boots-go", "");
-    let attached: Vec<(&str, &Path)> = volumes.iter().map(|v| v.attach()).collect();
-    for expected in 1..=2 {
-        let run = run_image(
-            &iso,
-            BootRequest {
-                volumes: &attached,
-                ..BootRequest::new(firmware)
-            },
-        );
-        run.assert_contains(&format!("] boots-go: boots: {expected}\n"));
-        assert_guest_exited(&run, "boots-go", 0);
-    }
-    let files = volumes[0].files();
-    assert_eq!(files.get("boots").map(Vec::as_slice), Some(&b"2\n"[..]));
+    count_two_boots(firmware, "boots-go", "boots-go");
 }
 
 /// Go's file API against a volume (go-wasip1/cmd/fileapi): each call's
 /// result checked by the program.
 fn go_file_api(firmware: Firmware) {
     let volumes = appliance_volumes("fileapi-go");
-    let attached: Vec<(&str, &Path)> = volumes.iter().map(|v| v.attach()).collect();
-    let run = run_image(
-        &appliance_image("fileapi-go", ""),
-        BootRequest {
-            volumes: &attached,
-            ..BootRequest::new(firmware)
-        },
-    );
+    let run = boot_appliance(firmware, "fileapi-go", &volumes);
     assert!(
         !run.output.contains("] fileapi: fileapi: FAIL"),
         "{}",

@@ -366,6 +366,12 @@ fn disk_error(error: virtio_drivers::Error) -> fsd::DeviceError {
     }
 }
 
+/// The first sector of request `index` of a transfer cut into
+/// `DISK_REQUEST_BYTES` pieces from `sector` on.
+fn chunk_sector(sector: u64, index: usize) -> u64 {
+    sector + (index * DISK_REQUEST_BYTES / fsd::SECTOR_BYTES) as u64
+}
+
 impl fsd::BlockDevice for Disk {
     fn sectors(&self) -> u64 {
         self.raw.capacity()
@@ -374,7 +380,7 @@ impl fsd::BlockDevice for Disk {
     fn read(&mut self, sector: u64, buffer: &mut [u8]) -> Result<(), fsd::DeviceError> {
         fsd::sector_range(sector, buffer.len(), self.raw.capacity())?;
         for (index, chunk) in buffer.chunks_mut(DISK_REQUEST_BYTES).enumerate() {
-            let at = sector + (index * DISK_REQUEST_BYTES / fsd::SECTOR_BYTES) as u64;
+            let at = chunk_sector(sector, index);
             let mut request = virtio_drivers::device::blk::BlkReq::default();
             let mut response = virtio_drivers::device::blk::BlkResp::default();
             // SAFETY: `request`, `chunk` and `response` stay borrowed here,
@@ -397,7 +403,7 @@ impl fsd::BlockDevice for Disk {
     fn write(&mut self, sector: u64, data: &[u8]) -> Result<(), fsd::DeviceError> {
         fsd::sector_range(sector, data.len(), self.raw.capacity())?;
         for (index, chunk) in data.chunks(DISK_REQUEST_BYTES).enumerate() {
-            let at = sector + (index * DISK_REQUEST_BYTES / fsd::SECTOR_BYTES) as u64;
+            let at = chunk_sector(sector, index);
             let mut request = virtio_drivers::device::blk::BlkReq::default();
             let mut response = virtio_drivers::device::blk::BlkResp::default();
             // SAFETY: as in `read`: the three stay untouched until the

@@ -1,5 +1,6 @@
-//! The WASI calls on directories a System holds, without wasm: a fake
-//! System over a [`MemoryVolume`], driven through guest memory.
+//! The WASI calls on directories a System holds, without wasm: an
+//! in-memory System (a [`MemoryVolume`], which follows storage.capnp and
+//! can be told to fail), driven through guest memory.
 
 use alloc::string::String;
 use alloc::vec;
