@@ -1,6 +1,12 @@
 //! Linux baselines for the ring-latency benchmark (`bench/ring-nop` measures
-//! the nucleus side): a raw system call, io_uring NOPs one at a time and in
-//! batches, and thread ping-pong over a pipe, a futex and an eventfd.
+//! the nucleus side): a raw system call, `clock_gettime` as a system call and
+//! through the vDSO, io_uring NOPs one at a time and in batches, and
+//! ping-pong between two processes over a pipe, a futex and an eventfd.
+//!
+//! It runs as a program on a Linux host, or as init (pid 1) of a Linux
+//! guest (`bench/linux-icount` boots it under the nucleus's QEMU ruler): as
+//! init it mounts /proc and /sys, reports the kernel, its command line and
+//! clock source, measures, and powers the machine off.
 //!
 //! Every figure is TSC cycles (and ns at the calibrated TSC rate) per
 //! operation, or per round trip for the ping-pongs, one line each in the form
@@ -11,7 +17,7 @@ mod sys;
 
 use std::io::{self, Read, Write};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -33,24 +39,61 @@ const RING_ENTRIES: u32 = 256;
 const USAGE: &str = "usage: linux-baselines [--quick] [--iterations N]";
 
 fn main() -> ExitCode {
+    let as_init = std::process::id() == 1;
     let iterations = match parse_args(std::env::args().skip(1)) {
         Ok(Some(n)) => n,
-        Ok(None) => {
+        Ok(None) if !as_init => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
+        Ok(None) => DEFAULT_ITERATIONS,
         Err(e) => {
             eprintln!("linux-baselines: {e}\n{USAGE}");
+            if as_init {
+                sys::power_off();
+            }
             return ExitCode::from(2);
         }
     };
-    match run(iterations) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("linux-baselines: {e}");
-            ExitCode::FAILURE
+    if as_init && let Err(e) = describe_guest() {
+        eprintln!("linux-baselines: {e}");
+    }
+    let result = run(iterations);
+    if let Err(e) = &result {
+        eprintln!("linux-baselines: {e}");
+    }
+    if as_init {
+        println!("linux: done");
+        sys::power_off();
+    }
+    if result.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// As init of a benchmark guest: mounts /proc and /sys and reports what the
+/// figures depend on (kernel, command line with its mitigations, clock
+/// source, which decides whether `clock_gettime` can stay in user mode).
+fn describe_guest() -> io::Result<()> {
+    for (fstype, dir) in [("proc", "/proc"), ("sysfs", "/sys")] {
+        std::fs::create_dir_all(dir)?;
+        sys::mount_kernel_fs(fstype, dir)?;
+    }
+    let read = |path: &str| std::fs::read_to_string(path).map(|s| s.trim().to_string());
+    println!("linux: kernel {}", read("/proc/sys/kernel/osrelease")?);
+    println!("linux: cmdline {}", read("/proc/cmdline")?);
+    println!(
+        "linux: clocksource {}",
+        read("/sys/devices/system/clocksource/clocksource0/current_clocksource")?
+    );
+    for bug in ["meltdown", "spectre_v2", "retbleed", "spec_rstack_overflow"] {
+        if let Ok(state) = read(&format!("/sys/devices/system/cpu/vulnerabilities/{bug}")) {
+            println!("linux: vulnerability {bug}: {state}");
         }
     }
+    Ok(())
 }
 
 /// Samples per measurement, or None for `--help`.
@@ -115,6 +158,16 @@ fn run(iterations: usize) -> io::Result<()> {
     };
 
     report("getpid", 1, measure(rounds, sys::raw_getpid));
+    report(
+        "clock_gettime-syscall",
+        1,
+        measure(rounds, sys::raw_clock_gettime),
+    );
+    report(
+        "clock_gettime-vdso",
+        1,
+        measure(rounds, sys::vdso_clock_gettime),
+    );
 
     match IoUring::new(RING_ENTRIES) {
         Ok(mut ring) => {
@@ -126,7 +179,7 @@ fn run(iterations: usize) -> io::Result<()> {
         Err(e) => println!("linux: io_uring-nop skipped: io_uring_setup failed: {e}"),
     }
 
-    // The echo thread shares the measuring thread's CPU, then has its own.
+    // The echo process shares the measuring process's CPU, then has its own.
     for (suffix, echo_cpu) in [("1cpu", Some(first)), ("2cpu", cpus.get(1).copied())] {
         let Some(echo_cpu) = echo_cpu else {
             for kind in ["pipe", "futex", "eventfd"] {
@@ -143,7 +196,7 @@ fn run(iterations: usize) -> io::Result<()> {
         report(
             &format!("futex-pingpong-{suffix}"),
             1,
-            futex_pingpong(cpus, rounds),
+            futex_pingpong(cpus, rounds)?,
         );
         report(
             &format!("eventfd-pingpong-{suffix}"),
@@ -195,30 +248,32 @@ fn nop_batches(ring: &mut IoUring, batch: u32, rounds: Rounds) -> Vec<u64> {
     })
 }
 
-/// Times `round_trip` on this thread, pinned to `cpus.0`, while `echo` runs
-/// on a thread pinned to `cpus.1`; `echo` gets the number of round trips it
-/// must answer (warm-up and samples).
+/// Times `round_trip` in this process, pinned to `cpus.0`, while `echo`
+/// runs in a forked child pinned to `cpus.1` (two processes: each switch
+/// between them is a switch of address space, as between two guests with
+/// their own page tables); `echo` gets the number of round trips it must
+/// answer (warm-up and samples).
 fn pingpong(
     cpus: (usize, usize),
     rounds: Rounds,
     round_trip: impl FnMut(),
-    echo: impl FnOnce(usize) + Send,
-) -> Vec<u64> {
-    thread::scope(|s| {
-        s.spawn(move || {
-            sys::pin_to(cpus.1).expect("pin the echo thread");
-            echo(rounds.warmup + rounds.samples);
-        });
-        sys::pin_to(cpus.0).expect("pin the measuring thread");
-        measure(rounds, round_trip)
-    })
+    echo: impl FnOnce(usize),
+) -> io::Result<Vec<u64>> {
+    sys::pin_to(cpus.0)?;
+    let child = sys::fork(|| {
+        sys::pin_to(cpus.1).expect("pin the echo process");
+        echo(rounds.warmup + rounds.samples);
+    })?;
+    let samples = measure(rounds, round_trip);
+    sys::wait_child(child)?;
+    Ok(samples)
 }
 
 /// One byte each way through two pipes.
 fn pipe_pingpong(cpus: (usize, usize), rounds: Rounds) -> io::Result<Vec<u64>> {
     let (mut ping_rx, mut ping_tx) = io::pipe()?;
     let (mut pong_rx, mut pong_tx) = io::pipe()?;
-    Ok(pingpong(
+    pingpong(
         cpus,
         rounds,
         || {
@@ -233,15 +288,15 @@ fn pipe_pingpong(cpus: (usize, usize), rounds: Rounds) -> io::Result<Vec<u64>> {
                 pong_tx.write_all(&b).expect("pipe write");
             }
         },
-    ))
+    )
 }
 
-/// One futex word: the measuring thread sets it to 1 and wakes the echo
-/// thread, which sets it back to 0 and wakes the measuring thread. Both wait
-/// in the kernel (no spinning), the blocking hand-off a ring wait compares to.
-fn futex_pingpong(cpus: (usize, usize), rounds: Rounds) -> Vec<u64> {
-    let word = AtomicU32::new(0);
-    let word = &word;
+/// One futex word in shared memory: the measuring process sets it to 1 and
+/// wakes the echo process, which sets it back to 0 and wakes the measuring
+/// one. Both wait in the kernel (no spinning), the blocking hand-off a ring
+/// wait compares to.
+fn futex_pingpong(cpus: (usize, usize), rounds: Rounds) -> io::Result<Vec<u64>> {
+    let word = sys::shared_futex_word()?;
     pingpong(
         cpus,
         rounds,
@@ -269,7 +324,7 @@ fn futex_pingpong(cpus: (usize, usize), rounds: Rounds) -> Vec<u64> {
 fn eventfd_pingpong(cpus: (usize, usize), rounds: Rounds) -> io::Result<Vec<u64>> {
     let (mut ping, mut pong) = (sys::eventfd()?, sys::eventfd()?);
     let (mut ping_echo, mut pong_echo) = (ping.try_clone()?, pong.try_clone()?);
-    Ok(pingpong(
+    pingpong(
         cpus,
         rounds,
         || {
@@ -284,7 +339,7 @@ fn eventfd_pingpong(cpus: (usize, usize), rounds: Rounds) -> io::Result<Vec<u64>
                 pong_echo.write_all(&v).expect("eventfd write");
             }
         },
-    ))
+    )
 }
 
 #[cfg(test)]

@@ -60,8 +60,34 @@ pub fn raw_getpid() -> i64 {
     unsafe { libc::syscall(libc::SYS_getpid) }
 }
 
-/// FUTEX_WAIT_PRIVATE: sleeps while `*word == expected` (returns at once
-/// otherwise, or on a wake or a signal; callers re-check the word).
+/// The raw `clock_gettime(CLOCK_MONOTONIC)` system call, bypassing the vDSO.
+#[inline(always)]
+pub fn raw_clock_gettime() -> libc::timespec {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the whole call.
+    unsafe { libc::syscall(libc::SYS_clock_gettime, libc::CLOCK_MONOTONIC, &mut ts) };
+    ts
+}
+
+/// `clock_gettime(CLOCK_MONOTONIC)` through libc, which takes the vDSO
+/// when the kernel's clock source allows reading time in user mode.
+#[inline(always)]
+pub fn vdso_clock_gettime() -> libc::timespec {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the whole call.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts
+}
+
+/// FUTEX_WAIT (shared, so it works across processes on a shared mapping):
+/// sleeps while `*word == expected` (returns at once otherwise, or on a wake
+/// or a signal; callers re-check the word).
 pub fn futex_wait(word: &AtomicU32, expected: u32) {
     // SAFETY: `word` is a live, aligned u32 for the whole call; no timeout
     // pointer, and the other arguments are unused by FUTEX_WAIT.
@@ -69,23 +95,117 @@ pub fn futex_wait(word: &AtomicU32, expected: u32) {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            libc::FUTEX_WAIT,
             expected,
             std::ptr::null::<libc::timespec>(),
         );
     }
 }
 
-/// FUTEX_WAKE_PRIVATE: wakes one waiter on `word`.
+/// FUTEX_WAKE (shared): wakes one waiter on `word`.
 pub fn futex_wake(word: &AtomicU32) {
     // SAFETY: `word` is a live, aligned u32; FUTEX_WAKE only uses it as a key.
     unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-            1,
-        );
+        libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, 1);
+    }
+}
+
+/// A futex word in an anonymous shared mapping, so a forked child and its
+/// parent see (and wait on) the same word. Never unmapped: the process
+/// makes one per measurement and exits soon after.
+pub fn shared_futex_word() -> io::Result<&'static AtomicU32> {
+    // SAFETY: a fresh anonymous mapping; no existing memory is affected.
+    let page = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if page == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the mapping is page-aligned, zero-filled, readable and
+    // writable, and lives for the rest of the process; an AtomicU32 of 0 is
+    // valid, and it is only ever accessed atomically.
+    Ok(unsafe { &*page.cast::<AtomicU32>() })
+}
+
+/// Runs `child` in a forked child process that exits when it returns (with
+/// status 1 if it panics). Call only while this process has one thread.
+pub fn fork(child: impl FnOnce()) -> io::Result<libc::pid_t> {
+    // SAFETY: the process is single-threaded (the caller's promise), so the
+    // child's copy of it is consistent; the child only runs `child` and exits
+    // with _exit, never returning into the parent's code.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => {
+            let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)).is_ok();
+            // SAFETY: _exit ends the child without running the parent's
+            // exit handlers or flushing its copied stdio buffers twice.
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+        }
+        pid => Ok(pid),
+    }
+}
+
+/// Waits for child `pid`; an error unless it exited with status 0.
+pub fn wait_child(pid: libc::pid_t) -> io::Result<()> {
+    let mut status = 0;
+    // SAFETY: `status` is a valid, writable int.
+    if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
+        return Err(io::Error::last_os_error());
+    }
+    if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "child {pid} failed (wait status {status:#x})"
+        )))
+    }
+}
+
+/// Mounts a kernel file system (`proc`, `sysfs`) of type `fstype` at `target`.
+pub fn mount_kernel_fs(fstype: &str, target: &str) -> io::Result<()> {
+    let (fstype, target) = (
+        std::ffi::CString::new(fstype)?,
+        std::ffi::CString::new(target)?,
+    );
+    // SAFETY: both strings are valid and NUL-terminated for the call; no data.
+    let rc = unsafe {
+        libc::mount(
+            fstype.as_ptr(),
+            target.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Powers the machine off (what init does when it is done; init may not exit).
+pub fn power_off() -> ! {
+    // SAFETY: sync and reboot take no pointers; RB_POWER_OFF does not return
+    // when it succeeds (init is privileged).
+    unsafe {
+        libc::sync();
+        libc::reboot(libc::RB_POWER_OFF);
+    }
+    eprintln!(
+        "linux-baselines: power off failed: {}",
+        io::Error::last_os_error()
+    );
+    // Init must never exit; stopping here keeps the kernel from panicking
+    // until the harness's timeout ends the machine.
+    loop {
+        std::thread::park();
     }
 }
 
