@@ -72,6 +72,20 @@ fn primitive(which: &type_::WhichReader) -> Option<&'static str> {
 struct Field {
     name: String,
     kind: Kind,
+    /// Its slot's offset, in units of its own size (Cap'n Proto's layout).
+    offset: u32,
+    explicit_default: bool,
+}
+
+/// Bits a number or Bool takes in a data section.
+fn primitive_bits(ty: &str) -> u32 {
+    match ty {
+        "bool" => 1,
+        "i8" | "u8" => 8,
+        "i16" | "u16" => 16,
+        "i32" | "u32" | "f32" => 32,
+        _ => 64,
+    }
 }
 
 struct Nodes<'a> {
@@ -135,15 +149,43 @@ impl<'a> Nodes<'a> {
                     panic!("field {name}: this type is not supported in interface messages")
                 })),
             };
-            fields.push(Field { name, kind });
+            fields.push(Field {
+                name,
+                kind,
+                offset: slot.get_offset(),
+                explicit_default: slot.get_had_explicit_default(),
+            });
         }
         fields
+    }
+
+    /// The data words of a flat struct: no pointers, only numbers and
+    /// Bools, every default zero. Such a message is written and read as
+    /// its data words (`Message::FLAT_DATA_WORDS`), without capnp's builder.
+    fn flat_words(&self, id: u64, fields: &[Field]) -> Option<u16> {
+        let node::Struct(structure) = self.get(id).which().unwrap() else {
+            return None;
+        };
+        let flat = structure.get_pointer_count() == 0
+            && structure.get_data_word_count() > 0
+            && fields
+                .iter()
+                .all(|f| matches!(f.kind, Kind::Primitive(_)) && !f.explicit_default);
+        flat.then(|| structure.get_data_word_count())
     }
 }
 
 /// `struct NAME { fields }` with `write_to`/`read_from` over capnp module
 /// `module` (a path), and, for a method's params or results, `Message`.
-fn write_struct(out: &mut String, name: &str, module: &str, fields: &[Field], message: bool) {
+/// `flat`: the message's data words when it is flat (see `Nodes::flat_words`).
+fn write_struct(
+    out: &mut String,
+    name: &str,
+    module: &str,
+    fields: &[Field],
+    message: bool,
+    flat: Option<u16>,
+) {
     let plain = fields.iter().all(|f| matches!(f.kind, Kind::Primitive(_)));
     let floats = fields
         .iter()
@@ -259,6 +301,9 @@ fn write_struct(out: &mut String, name: &str, module: &str, fields: &[Field], me
         if fields.is_empty() {
             writeln!(out, "        const NO_FIELDS: bool = true;").unwrap();
         }
+        if let Some(words) = flat {
+            write_flat(out, name, fields, words);
+        }
         writeln!(
             out,
             "        fn write(&self, builder: {module}::Builder<'_>) -> capnp::Result<()> {{ self.write_to(builder) }}"
@@ -271,6 +316,60 @@ fn write_struct(out: &mut String, name: &str, module: &str, fields: &[Field], me
         .unwrap();
         writeln!(out, "    }}\n").unwrap();
     }
+}
+
+/// A flat message's `Message` items: its fields at their bit positions in
+/// the data words, as Cap'n Proto lays them out (zero defaults: no XOR).
+fn write_flat(out: &mut String, name: &str, fields: &[Field], words: u16) {
+    writeln!(out, "        const FLAT_DATA_WORDS: usize = {words};").unwrap();
+    let place = |f: &Field| {
+        let Kind::Primitive(ty) = f.kind else {
+            unreachable!("flat structs hold numbers and Bools only")
+        };
+        let bit = f.offset * primitive_bits(ty);
+        (ty, bit / 64, bit % 64)
+    };
+    let shifted = |expr: String, shift: u32, left: bool| match (shift, left) {
+        (0, _) => expr,
+        (s, true) => format!("({expr}) << {s}"),
+        (s, false) => format!("(({expr}) >> {s})"),
+    };
+    writeln!(
+        out,
+        "        #[allow(clippy::unnecessary_cast)]\n        fn to_flat(&self, data: &mut [u64]) {{"
+    )
+    .unwrap();
+    for f in fields {
+        let (ty, word, shift) = place(f);
+        let field = snake(&f.name);
+        let bits = match ty {
+            "bool" | "u8" | "u16" | "u32" | "u64" => format!("self.{field} as u64"),
+            "i8" | "i16" | "i32" | "i64" => {
+                format!("self.{field} as u{} as u64", primitive_bits(ty))
+            }
+            _ => format!("self.{field}.to_bits() as u64"),
+        };
+        writeln!(out, "            data[{word}] |= {};", shifted(bits, shift, true)).unwrap();
+    }
+    writeln!(out, "        }}").unwrap();
+    writeln!(
+        out,
+        "        #[allow(clippy::unnecessary_cast)]\n        fn from_flat(data: &[u64]) -> Option<Self> {{\n            Some({name} {{"
+    )
+    .unwrap();
+    for f in fields {
+        let (ty, word, shift) = place(f);
+        let raw = shifted(format!("data[{word}]"), shift, false);
+        let value = match ty {
+            "bool" => format!("{raw} & 1 == 1"),
+            "u8" | "u16" | "u32" | "u64" => format!("{raw} as {ty}"),
+            "i8" | "i16" | "i32" | "i64" => format!("{raw} as u{} as {ty}", primitive_bits(ty)),
+            "f32" => format!("f32::from_bits({raw} as u32)"),
+            _ => format!("f64::from_bits({raw})"),
+        };
+        writeln!(out, "                {}: {value},", snake(&f.name)).unwrap();
+    }
+    writeln!(out, "            }})\n        }}").unwrap();
 }
 
 struct Interface {
@@ -287,6 +386,7 @@ pub fn generate(request: code_generator_request::Reader<'_>) -> String {
         nodes.by_id.insert(node.get_id(), node);
     }
     let mut interfaces = Vec::new();
+    let mut flat_messages = Vec::new();
     let mut out = String::new();
     for node in request.get_nodes().unwrap() {
         let node::Interface(interface) = node.which().unwrap() else {
@@ -330,7 +430,7 @@ pub fn generate(request: code_generator_request::Reader<'_>) -> String {
                 let struct_name = nodes.short_name(id);
                 let fields = nodes.fields(id, node.get_id());
                 let path = format!("{schema}::{}", snake(&struct_name));
-                write_struct(&mut out, &struct_name, &path, &fields, false);
+                write_struct(&mut out, &struct_name, &path, &fields, false, None);
             }
         }
         let mut client = String::new();
@@ -348,7 +448,18 @@ pub fn generate(request: code_generator_request::Reader<'_>) -> String {
                     snake(method_name),
                     suffix.to_ascii_lowercase()
                 );
-                write_struct(&mut out, &format!("{marker}{suffix}"), &path, &fields, true);
+                let flat = nodes.flat_words(id, &fields);
+                if flat.is_some() {
+                    flat_messages.push(format!("{module}::{marker}{suffix}"));
+                }
+                write_struct(
+                    &mut out,
+                    &format!("{marker}{suffix}"),
+                    &path,
+                    &fields,
+                    true,
+                    flat,
+                );
             }
             writeln!(out, "    /// `{name}.{method_name}`.").unwrap();
             writeln!(out, "    pub struct {marker};\n").unwrap();
@@ -389,6 +500,17 @@ pub fn generate(request: code_generator_request::Reader<'_>) -> String {
         });
     }
     write_enums(&mut out, &mut interfaces);
+    // The flat messages, for the tests that hold their direct encoding to
+    // capnp's.
+    writeln!(
+        out,
+        "#[cfg(test)]\npub(crate) fn visit_flat_messages(visitor: &mut impl crate::message::FlatVisitor) {{"
+    )
+    .unwrap();
+    for message in &flat_messages {
+        writeln!(out, "    visitor.visit::<{message}>(\"{message}\");").unwrap();
+    }
+    writeln!(out, "}}").unwrap();
     out
 }
 

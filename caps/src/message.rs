@@ -53,6 +53,24 @@ pub trait Message: Sized {
     /// A struct without fields: encoded as zero bytes.
     const NO_FIELDS: bool = false;
 
+    /// A flat struct's data words (only numbers and Bools, zero defaults,
+    /// no pointers; 0: not flat). A flat message is encoded as the exact
+    /// bytes capnp's builder makes, from [`Message::to_flat`], and read
+    /// from its data words with [`Message::from_flat`] when its layout is
+    /// the plain one (anything else goes through capnp's reader): the
+    /// common small calls (Timer.now) skip the builder's arena and the
+    /// reader's pointer walk. Generated; tests hold both to capnp's.
+    const FLAT_DATA_WORDS: usize = 0;
+
+    /// ORs the fields into `data` (`FLAT_DATA_WORDS` zeroed words).
+    fn to_flat(&self, _data: &mut [u64]) {}
+
+    /// The message from its data words (`FLAT_DATA_WORDS` of them, words
+    /// the sender's struct did not have being zero); `None` if not flat.
+    fn from_flat(_data: &[u64]) -> Option<Self> {
+        None
+    }
+
     fn write(&self, builder: <Self::Schema as Owned>::Builder<'_>) -> capnp::Result<()>;
 
     fn read(reader: <Self::Schema as Owned>::Reader<'_>) -> capnp::Result<Self>;
@@ -63,6 +81,12 @@ pub trait Message: Sized {
     fn encode(&self, out: &mut [u8]) -> Result<usize, TransportError> {
         if Self::NO_FIELDS {
             return Ok(0);
+        }
+        if Self::FLAT_DATA_WORDS > 0 {
+            return self.encode_in_parts(out.len(), |header, segment| {
+                out[..WORD].copy_from_slice(header);
+                out[WORD..WORD + segment.len()].copy_from_slice(segment);
+            });
         }
         encode_with(out, |builder| self.write(builder.init_root()))
     }
@@ -77,14 +101,94 @@ pub trait Message: Sized {
         if Self::NO_FIELDS {
             return Ok(0);
         }
+        if (1..=MAX_FLAT_WORDS).contains(&Self::FLAT_DATA_WORDS) {
+            return encode_flat(self, capacity, write);
+        }
         encode_parts_with(capacity, |builder| self.write(builder.init_root()), write)
     }
 
     /// Reads a message from exactly `bytes`. `MalformedMessage` for anything
     /// that is not one single-segment message of this struct.
     fn decode(bytes: &[u8]) -> Result<Self, TransportError> {
+        if (1..=MAX_FLAT_WORDS).contains(&Self::FLAT_DATA_WORDS)
+            && let Some(message) = decode_flat(bytes)?
+        {
+            return Ok(message);
+        }
         decode_with::<Self::Schema, _>(bytes, Self::read)
     }
+}
+
+/// The largest flat struct written and read directly (larger ones take
+/// capnp's builder and reader; the schemas have none).
+const MAX_FLAT_WORDS: usize = 8;
+
+/// A flat message as capnp's builder lays it out: the frame header (one
+/// segment of 1 + N words), the root struct pointer (offset 0, N data
+/// words, no pointers), the N data words.
+fn encode_flat<M: Message>(
+    message: &M,
+    capacity: usize,
+    mut write: impl FnMut(&[u8], &[u8]),
+) -> Result<usize, TransportError> {
+    let data_words = M::FLAT_DATA_WORDS;
+    let mut words = [0u64; 1 + MAX_FLAT_WORDS];
+    words[0] = (data_words as u64) << 32;
+    message.to_flat(&mut words[1..1 + data_words]);
+    let segment_words = 1 + data_words;
+    let len = WORD + segment_words * WORD;
+    // The same answers as the builder's path: the capacity holds it or is
+    // too small (a flat message is far below the largest).
+    if capacity.min(MAX_BYTES) < len {
+        return Err(TransportError::ResultsTooSmall);
+    }
+    let mut segment = [0u8; (1 + MAX_FLAT_WORDS) * WORD];
+    for (bytes, word) in segment.chunks_exact_mut(WORD).zip(&words[..segment_words]) {
+        bytes.copy_from_slice(&word.to_le_bytes());
+    }
+    let mut header = [0u8; WORD];
+    header[4..].copy_from_slice(&(segment_words as u32).to_le_bytes());
+    write(&header, &segment[..segment_words * WORD]);
+    Ok(len)
+}
+
+/// A flat message read straight from its data words when its root is a
+/// plain struct pointer inside the segment (what every encoder of these
+/// schemas writes); `Ok(None)` for any other layout (far pointers, ...),
+/// which capnp's reader then takes, and errors as capnp's reader would
+/// answer them.
+fn decode_flat<M: Message>(bytes: &[u8]) -> Result<Option<M>, TransportError> {
+    let segment = segment_of(bytes)?;
+    let word = |i: usize| {
+        let at = i * WORD;
+        u64::from_le_bytes(segment[at..at + WORD].try_into().expect("a word"))
+    };
+    let segment_words = segment.len() / WORD;
+    let root = word(0);
+    let mut data = [0u64; MAX_FLAT_WORDS];
+    if root != 0 {
+        // A struct pointer: kind 0, a signed 30-bit word offset, then the
+        // data and pointer section sizes.
+        if root & 3 != 0 {
+            return Ok(None);
+        }
+        let offset = (root as u32 as i32) >> 2;
+        let (data_words, pointer_words) = ((root >> 32) as u16 as usize, (root >> 48) as usize);
+        let Ok(start) = usize::try_from(1 + offset as isize) else {
+            return Ok(None);
+        };
+        if start + data_words + pointer_words > segment_words {
+            return Ok(None);
+        }
+        for (i, slot) in data
+            .iter_mut()
+            .enumerate()
+            .take(data_words.min(M::FLAT_DATA_WORDS))
+        {
+            *slot = word(start + i);
+        }
+    }
+    Ok(M::from_flat(&data[..M::FLAT_DATA_WORDS]))
 }
 
 type Allocator = ScratchSpaceHeapAllocator<'static>;
@@ -432,6 +536,13 @@ impl ExceptionWithoutMessage {
             Ok(())
         })
     }
+}
+
+/// What visits every flat message type of the schemas (the generated
+/// `interfaces::visit_flat_messages`), for the tests.
+#[cfg(test)]
+pub(crate) trait FlatVisitor {
+    fn visit<M: Message + PartialEq + core::fmt::Debug>(&mut self, name: &str);
 }
 
 #[cfg(test)]
@@ -821,6 +932,123 @@ mod tests {
             prop_assert!(boot_info::GetResults::decode(&bytes).err().is_none_or(ok_or_malformed));
             prop_assert!(guest_control::RegionResults::decode(&bytes).err().is_none_or(ok_or_malformed));
             prop_assert!(Exception::decode(&bytes).err().is_none_or(ok_or_malformed));
+        }
+    }
+
+    /// A segment of words, framed as one message.
+    fn framed(segment: &[u64]) -> Vec<u8> {
+        let mut bytes = Vec::from(frame_header(&vec![0u8; segment.len() * WORD]));
+        for word in segment {
+            bytes.extend_from_slice(&word.to_le_bytes());
+        }
+        bytes
+    }
+
+    /// What capnp's reader makes of `bytes`, the reference for `decode`.
+    fn capnp_decode<M: Message>(bytes: &[u8]) -> Result<M, TransportError> {
+        decode_with::<M::Schema, _>(bytes, M::read)
+    }
+
+    /// Holds every flat message's direct encoding to capnp's builder, and
+    /// its direct reading to capnp's reader, over many values and layouts.
+    struct FlatAgainstCapnp {
+        state: u64,
+        types: usize,
+    }
+
+    impl FlatAgainstCapnp {
+        fn next(&mut self) -> u64 {
+            // xorshift64*: plenty for spreading bits over the fields.
+            self.state ^= self.state >> 12;
+            self.state ^= self.state << 25;
+            self.state ^= self.state >> 27;
+            self.state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+    }
+
+    impl FlatVisitor for FlatAgainstCapnp {
+        fn visit<M: Message + PartialEq + core::fmt::Debug>(&mut self, name: &str) {
+            self.types += 1;
+            let n = M::FLAT_DATA_WORDS;
+            assert!((1..=MAX_FLAT_WORDS).contains(&n), "{name}: {n} data words");
+            for round in 0..300 {
+                let words: Vec<u64> = (0..n)
+                    .map(|_| if round == 0 { 0 } else { self.next() })
+                    .collect();
+                let message = M::from_flat(&words).expect("a flat message");
+                let direct = encoded(&message);
+                let mut general = vec![0; 4096];
+                let len = encode_with(&mut general, |b| message.write(b.init_root())).unwrap();
+                assert_eq!(direct, general[..len], "{name}: the bytes capnp's builder makes");
+                assert_eq!(in_parts(&message).unwrap(), direct, "{name}: in parts");
+                assert_eq!(M::decode(&direct).as_ref(), Ok(&message), "{name}");
+                // Every buffer too small for it answers as the builder's path.
+                for capacity in 0..direct.len() {
+                    let mut out = vec![0; capacity];
+                    assert_eq!(
+                        message.encode(&mut out),
+                        Err(TransportError::ResultsTooSmall),
+                        "{name}: capacity {capacity}"
+                    );
+                }
+                // Layouts other encoders may write, and broken ones: the
+                // direct read agrees with capnp's reader on each.
+                let data = |i: usize| words.get(i).copied().unwrap_or(0);
+                for gap in [0u64, 1] {
+                    for data_words in [0, n.saturating_sub(1), n, n + 2] {
+                        for pointers in [0u64, 2] {
+                            for extra in [0usize, 1] {
+                                let root = (gap << 2) | ((data_words as u64) << 32) | (pointers << 48);
+                                let mut segment = vec![root];
+                                segment.extend((0..gap).map(|_| self.next()));
+                                segment.extend((0..data_words).map(|i| {
+                                    if i < n { data(i) } else { self.next() }
+                                }));
+                                segment.extend((0..pointers).map(|_| 0));
+                                // Too short by one word, or one to spare.
+                                if extra == 0 && segment.len() > 1 {
+                                    segment.pop();
+                                } else {
+                                    segment.push(self.next());
+                                }
+                                let bytes = framed(&segment);
+                                assert_eq!(
+                                    M::decode(&bytes),
+                                    capnp_decode::<M>(&bytes),
+                                    "{name}: segment {segment:x?}"
+                                );
+                            }
+                        }
+                    }
+                }
+                for root in [0, 1 | (1 << 32), 2 | (3 << 32), (-4i32 as u32 as u64) | (1 << 32), 3] {
+                    let bytes = framed(&[root, self.next(), self.next()]);
+                    assert_eq!(M::decode(&bytes), capnp_decode::<M>(&bytes), "{name}: root {root:#x}");
+                }
+                assert_eq!(M::decode(&[]), capnp_decode::<M>(&[]), "{name}: no bytes");
+            }
+        }
+    }
+
+    #[test]
+    fn flat_messages_are_what_capnp_makes_and_reads() {
+        let mut check = FlatAgainstCapnp {
+            state: 0x9e37_79b9_7f4a_7c15,
+            types: 0,
+        };
+        crate::interfaces::visit_flat_messages(&mut check);
+        // Timer's, Console's, Entropy's at least.
+        assert!(check.types >= 5, "only {} flat messages", check.types);
+    }
+
+    proptest! {
+        #[test]
+        fn flat_reading_agrees_with_capnps_on_any_segment(
+            segment in proptest::collection::vec(any::<u64>(), 1..6),
+        ) {
+            let bytes = framed(&segment);
+            prop_assert_eq!(timer::NowResults::decode(&bytes), capnp_decode::<timer::NowResults>(&bytes));
+            prop_assert_eq!(entropy::FillParams::decode(&bytes), capnp_decode::<entropy::FillParams>(&bytes));
         }
     }
 }

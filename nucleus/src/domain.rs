@@ -363,6 +363,9 @@ impl Domain {
 
     /// Posts the completions of calls whose time has come.
     pub fn complete_due(&mut self, now: u64) {
+        if self.pending.is_empty() && self.waiting.is_empty() {
+            return;
+        }
         let Some(ring) = self.ring.as_mut() else {
             return;
         };

@@ -121,8 +121,9 @@ impl Guest {
 
 /// What processing the running guest's ring led to.
 pub enum Progress {
-    /// This many completions wait in its CQ.
-    Ready(u32),
+    /// `ready` completions wait in its CQ; the caller waits for `wanted`
+    /// (its `min_complete`, clamped to the CQ's size).
+    Ready { ready: u32, wanted: u32 },
     /// It asked to exit (GuestControl.exit).
     Exit(i32),
     /// It corrupted its ring indices.
@@ -130,14 +131,15 @@ pub enum Progress {
 }
 
 /// Takes every SQE the running guest's ring holds (as CQ space allows) and
-/// runs it: within the guest, or across guests for endpoints.
-pub fn process_current() -> Progress {
+/// runs it: within the guest, or across guests for endpoints. One lock and
+/// one look-up of the running guest serve a whole batch of NOPs.
+pub fn process_current(min_complete: u32) -> Progress {
     let mut scheduler = SCHEDULER.lock();
     let scheduler = &mut *scheduler;
     let id = scheduler.current.expect("no running guest");
     loop {
         // One look-up of the running guest per request that leaves it.
-        let domain = &mut running(&mut scheduler.guests, id).domain;
+        let mut domain = &mut running(&mut scheduler.guests, id).domain;
         let routed = loop {
             match domain.step() {
                 Step::Idle => {
@@ -145,10 +147,14 @@ pub fn process_current() -> Progress {
                     // may complete calls waiting on them.
                     if crate::net::flush() {
                         retry_all_waiting(&mut scheduler.guests);
+                        domain = &mut running(&mut scheduler.guests, id).domain;
                     }
-                    let domain = &mut running(&mut scheduler.guests, id).domain;
                     domain.complete_due(crate::time::rdtsc());
-                    return Progress::Ready(domain.ready());
+                    let wanted = min_complete.min(domain.cq_entries());
+                    return Progress::Ready {
+                        ready: domain.ready(),
+                        wanted,
+                    };
                 }
                 Step::Done => {}
                 Step::Route(routed) => break routed,

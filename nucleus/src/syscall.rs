@@ -26,12 +26,10 @@ fn cap_enter(min_complete: u32, timeout_ns: u64) -> i64 {
             )),
         ),
     };
-    // The CQ size never changes: clamp once, not on every pass.
-    let wanted = sched::with_current(|guest| min_complete.min(guest.domain.cq_entries()));
     loop {
-        let progress = sched::process_current();
-        let ready = match progress {
-            Progress::Ready(ready) => ready,
+        let progress = sched::process_current(min_complete);
+        let (ready, wanted) = match progress {
+            Progress::Ready { ready, wanted } => (ready, wanted),
             Progress::Exit(code) => {
                 sched::exit_current(code, format_args!("exited through GuestControl"))
             }
