@@ -23,6 +23,7 @@
 
 use alloc::vec::Vec;
 use core::ops::Range;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::cap::CapId;
 use crate::entry::{
@@ -77,10 +78,24 @@ impl CallerMemory for [Region] {
 
 /// A caller's regions kept sorted and disjoint, so finding the one a buffer
 /// must lie in is a binary search (the check runs for every buffer of every
-/// call).
-#[derive(Clone, Debug, Default)]
+/// call), after a look at the region that held the last buffer asked about
+/// (a guest's buffers mostly live in one region, its heap).
+#[derive(Debug, Default)]
 pub struct RegionSet {
     sorted: Vec<Region>,
+    /// Index of the region that last held a range. Only a hint: a region
+    /// that holds the range is the one region that can (they are
+    /// disjoint), whatever the index was when it was stored.
+    last_hit: AtomicUsize,
+}
+
+impl Clone for RegionSet {
+    fn clone(&self) -> RegionSet {
+        RegionSet {
+            sorted: self.sorted.clone(),
+            last_hit: AtomicUsize::new(self.last_hit.load(Ordering::Relaxed)),
+        }
+    }
 }
 
 /// Why [`RegionSet::insert`] refused a region.
@@ -94,7 +109,10 @@ pub enum RegionError {
 
 impl RegionSet {
     pub const fn new() -> RegionSet {
-        RegionSet { sorted: Vec::new() }
+        RegionSet {
+            sorted: Vec::new(),
+            last_hit: AtomicUsize::new(0),
+        }
     }
 
     pub fn insert(&mut self, region: Region) -> Result<(), RegionError> {
@@ -130,11 +148,21 @@ impl RegionSet {
 
 impl CallerMemory for RegionSet {
     fn contains(&self, range: Range<u64>, access: Access) -> bool {
+        let hint = self.last_hit.load(Ordering::Relaxed);
+        if let Some(region) = self.sorted.get(hint)
+            && region.contains(range.clone(), access)
+        {
+            return true;
+        }
         // The last region starting at or below the range's start is the only
         // one that can hold it.
         match self.sorted.partition_point(|r| r.base <= range.start) {
             0 => false,
-            at => self.sorted[at - 1].contains(range, access),
+            at if self.sorted[at - 1].contains(range, access) => {
+                self.last_hit.store(at - 1, Ordering::Relaxed);
+                true
+            }
+            _ => false,
         }
     }
 }
