@@ -20,8 +20,9 @@ mod error;
 mod plan;
 mod scan;
 mod slots;
-#[cfg(test)]
-mod testing;
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
+pub mod testing;
 
 pub use elf::{GuestElf, ImageRun, Relocation, Segment, parse};
 pub use error::{LoadError, RelocationTable};
