@@ -159,32 +159,38 @@ impl<'a> Nodes<'a> {
         fields
     }
 
-    /// The data words of a flat struct: no pointers, only numbers and
-    /// Bools, every default zero. Such a message is written and read as
-    /// its data words (`Message::FLAT_DATA_WORDS`), without capnp's builder.
-    fn flat_words(&self, id: u64, fields: &[Field]) -> Option<u16> {
+    /// The sections of a struct written and read directly: only numbers,
+    /// Bools, Data and Text, every default zero or empty. Such a message is
+    /// written and read as its data words and blobs (`Message::DIRECT`),
+    /// without capnp's builder and reader: `(data words, pointers)`.
+    fn direct_layout(&self, id: u64, fields: &[Field]) -> Option<(u16, u16)> {
         let node::Struct(structure) = self.get(id).which().unwrap() else {
             return None;
         };
-        let flat = structure.get_pointer_count() == 0
-            && structure.get_data_word_count() > 0
-            && fields
-                .iter()
-                .all(|f| matches!(f.kind, Kind::Primitive(_)) && !f.explicit_default);
-        flat.then(|| structure.get_data_word_count())
+        let layout = (
+            structure.get_data_word_count(),
+            structure.get_pointer_count(),
+        );
+        let direct = layout != (0, 0)
+            && fields.iter().all(|f| {
+                matches!(f.kind, Kind::Primitive(_) | Kind::Data | Kind::Text)
+                    && !f.explicit_default
+            });
+        direct.then_some(layout)
     }
 }
 
 /// `struct NAME { fields }` with `write_to`/`read_from` over capnp module
 /// `module` (a path), and, for a method's params or results, `Message`.
-/// `flat`: the message's data words when it is flat (see `Nodes::flat_words`).
+/// `direct`: the message's sections when it is written and read directly
+/// (see `Nodes::direct_layout`).
 fn write_struct(
     out: &mut String,
     name: &str,
     module: &str,
     fields: &[Field],
     message: bool,
-    flat: Option<u16>,
+    direct: Option<(u16, u16)>,
 ) {
     let plain = fields.iter().all(|f| matches!(f.kind, Kind::Primitive(_)));
     let floats = fields
@@ -301,8 +307,8 @@ fn write_struct(
         if fields.is_empty() {
             writeln!(out, "        const NO_FIELDS: bool = true;").unwrap();
         }
-        if let Some(words) = flat {
-            write_flat(out, name, fields, words);
+        if let Some(layout) = direct {
+            write_direct(out, name, fields, layout);
         }
         writeln!(
             out,
@@ -318,54 +324,100 @@ fn write_struct(
     }
 }
 
-/// A flat message's `Message` items: its fields at their bit positions in
-/// the data words, as Cap'n Proto lays them out (zero defaults: no XOR).
-fn write_flat(out: &mut String, name: &str, fields: &[Field], words: u16) {
-    writeln!(out, "        const FLAT_DATA_WORDS: usize = {words};").unwrap();
-    let place = |f: &Field| {
-        let Kind::Primitive(ty) = f.kind else {
-            unreachable!("flat structs hold numbers and Bools only")
-        };
+/// A direct message's `Message` items: its numbers and Bools at their bit
+/// positions in the data words, as Cap'n Proto lays them out (zero
+/// defaults: no XOR), and its Data and Text fields as blobs of their
+/// pointer slots, in declaration order (the order capnp's builder lays
+/// them out in, as `write_to` sets them).
+fn write_direct(out: &mut String, name: &str, fields: &[Field], (words, pointers): (u16, u16)) {
+    let texts: u32 = fields
+        .iter()
+        .filter(|f| matches!(f.kind, Kind::Text))
+        .map(|f| 1 << f.offset)
+        .sum();
+    writeln!(out, "        const DIRECT: bool = true;").unwrap();
+    writeln!(out, "        const DIRECT_DATA_WORDS: usize = {words};").unwrap();
+    writeln!(out, "        const DIRECT_POINTERS: usize = {pointers};").unwrap();
+    writeln!(out, "        const DIRECT_TEXTS: u32 = {texts:#x};").unwrap();
+    let place = |ty: &str, f: &Field| {
         let bit = f.offset * primitive_bits(ty);
-        (ty, bit / 64, bit % 64)
+        (bit / 64, bit % 64)
     };
     let shifted = |expr: String, shift: u32, left: bool| match (shift, left) {
         (0, _) => expr,
         (s, true) => format!("({expr}) << {s}"),
         (s, false) => format!("(({expr}) >> {s})"),
     };
+    let (data, blob) = match (words, pointers) {
+        (0, _) => ("_data", "blob"),
+        (_, 0) => ("data", "_blob"),
+        _ => ("data", "blob"),
+    };
     writeln!(
         out,
-        "        #[allow(clippy::unnecessary_cast)]\n        fn to_flat(&self, data: &mut [u64]) {{"
+        "        #[allow(clippy::unnecessary_cast)]\n        fn to_direct(&self, {data}: &mut [u64], {blob}: &mut dyn FnMut(usize, &[u8])) {{"
     )
     .unwrap();
     for f in fields {
-        let (ty, word, shift) = place(f);
         let field = snake(&f.name);
-        let bits = match ty {
-            "bool" | "u8" | "u16" | "u32" | "u64" => format!("self.{field} as u64"),
-            "i8" | "i16" | "i32" | "i64" => {
-                format!("self.{field} as u{} as u64", primitive_bits(ty))
+        match f.kind {
+            Kind::Primitive(ty) => {
+                let (word, shift) = place(ty, f);
+                let bits = match ty {
+                    "bool" | "u8" | "u16" | "u32" | "u64" => format!("self.{field} as u64"),
+                    "i8" | "i16" | "i32" | "i64" => {
+                        format!("self.{field} as u{} as u64", primitive_bits(ty))
+                    }
+                    _ => format!("self.{field}.to_bits() as u64"),
+                };
+                writeln!(
+                    out,
+                    "            data[{word}] |= {};",
+                    shifted(bits, shift, true)
+                )
             }
-            _ => format!("self.{field}.to_bits() as u64"),
-        };
-        writeln!(out, "            data[{word}] |= {};", shifted(bits, shift, true)).unwrap();
+            Kind::Data => writeln!(out, "            blob({}, &self.{field});", f.offset),
+            Kind::Text => writeln!(
+                out,
+                "            blob({}, self.{field}.as_bytes());",
+                f.offset
+            ),
+            _ => unreachable!("direct structs hold numbers, Bools, Data and Text only"),
+        }
+        .unwrap();
     }
     writeln!(out, "        }}").unwrap();
+    let (data, blobs) = match (words, pointers) {
+        (0, _) => ("_data", "blobs"),
+        (_, 0) => ("data", "_blobs"),
+        _ => ("data", "blobs"),
+    };
     writeln!(
         out,
-        "        #[allow(clippy::unnecessary_cast)]\n        fn from_flat(data: &[u64]) -> Option<Self> {{\n            Some({name} {{"
+        "        #[allow(clippy::unnecessary_cast)]\n        fn from_direct({data}: &[u64], {blobs}: &[&[u8]]) -> Option<Self> {{\n            Some({name} {{"
     )
     .unwrap();
     for f in fields {
-        let (ty, word, shift) = place(f);
-        let raw = shifted(format!("data[{word}]"), shift, false);
-        let value = match ty {
-            "bool" => format!("{raw} & 1 == 1"),
-            "u8" | "u16" | "u32" | "u64" => format!("{raw} as {ty}"),
-            "i8" | "i16" | "i32" | "i64" => format!("{raw} as u{} as {ty}", primitive_bits(ty)),
-            "f32" => format!("f32::from_bits({raw} as u32)"),
-            _ => format!("f64::from_bits({raw})"),
+        let value = match f.kind {
+            Kind::Primitive(ty) => {
+                let (word, shift) = place(ty, f);
+                let raw = shifted(format!("data[{word}]"), shift, false);
+                match ty {
+                    "bool" => format!("{raw} & 1 == 1"),
+                    "u8" | "u16" | "u32" | "u64" => format!("{raw} as {ty}"),
+                    "i8" | "i16" | "i32" | "i64" => {
+                        format!("{raw} as u{} as {ty}", primitive_bits(ty))
+                    }
+                    "f32" => format!("f32::from_bits({raw} as u32)"),
+                    _ => format!("f64::from_bits({raw})"),
+                }
+            }
+            Kind::Data => format!("blobs[{}].to_vec()", f.offset),
+            Kind::Text => format!(
+                "String::from(core::str::from_utf8(blobs[{}]).ok()?)",
+                f.offset
+            ),
+            _ => unreachable!("direct structs hold numbers, Bools, Data and Text only"),
         };
         writeln!(out, "                {}: {value},", snake(&f.name)).unwrap();
     }
@@ -386,7 +438,7 @@ pub fn generate(request: code_generator_request::Reader<'_>) -> String {
         nodes.by_id.insert(node.get_id(), node);
     }
     let mut interfaces = Vec::new();
-    let mut flat_messages = Vec::new();
+    let mut direct_messages = Vec::new();
     let mut out = String::new();
     for node in request.get_nodes().unwrap() {
         let node::Interface(interface) = node.which().unwrap() else {
@@ -448,9 +500,9 @@ pub fn generate(request: code_generator_request::Reader<'_>) -> String {
                     snake(method_name),
                     suffix.to_ascii_lowercase()
                 );
-                let flat = nodes.flat_words(id, &fields);
-                if flat.is_some() {
-                    flat_messages.push(format!("{module}::{marker}{suffix}"));
+                let direct = nodes.direct_layout(id, &fields);
+                if direct.is_some() {
+                    direct_messages.push(format!("{module}::{marker}{suffix}"));
                 }
                 write_struct(
                     &mut out,
@@ -458,7 +510,7 @@ pub fn generate(request: code_generator_request::Reader<'_>) -> String {
                     &path,
                     &fields,
                     true,
-                    flat,
+                    direct,
                 );
             }
             writeln!(out, "    /// `{name}.{method_name}`.").unwrap();
@@ -500,14 +552,14 @@ pub fn generate(request: code_generator_request::Reader<'_>) -> String {
         });
     }
     write_enums(&mut out, &mut interfaces);
-    // The flat messages, for the tests that hold their direct encoding to
-    // capnp's.
+    // The direct messages, for the tests that hold their encoding and
+    // reading to capnp's.
     writeln!(
         out,
-        "#[cfg(test)]\npub(crate) fn visit_flat_messages(visitor: &mut impl crate::message::FlatVisitor) {{"
+        "#[cfg(test)]\npub(crate) fn visit_direct_messages(visitor: &mut impl crate::message::DirectVisitor) {{"
     )
     .unwrap();
-    for message in &flat_messages {
+    for message in &direct_messages {
         writeln!(out, "    visitor.visit::<{message}>(\"{message}\");").unwrap();
     }
     writeln!(out, "}}").unwrap();

@@ -53,21 +53,30 @@ pub trait Message: Sized {
     /// A struct without fields: encoded as zero bytes.
     const NO_FIELDS: bool = false;
 
-    /// A flat struct's data words (only numbers and Bools, zero defaults,
-    /// no pointers; 0: not flat). A flat message is encoded as the exact
-    /// bytes capnp's builder makes, from [`Message::to_flat`], and read
-    /// from its data words with [`Message::from_flat`] when its layout is
-    /// the plain one (anything else goes through capnp's reader): the
-    /// common small calls (Timer.now) skip the builder's arena and the
-    /// reader's pointer walk. Generated; tests hold both to capnp's.
-    const FLAT_DATA_WORDS: usize = 0;
+    /// A struct of numbers, Bools, Data and Text only, every default zero
+    /// or empty, is direct: encoded as the exact bytes capnp's builder
+    /// makes, from [`Message::to_direct`], and read with
+    /// [`Message::from_direct`] when its layout is the plain one (anything
+    /// else goes through capnp's reader): the common calls skip the
+    /// builder's arena and the reader's pointer walk. Generated; tests
+    /// hold both to capnp's.
+    const DIRECT: bool = false;
+    /// A direct struct's data words and pointers.
+    const DIRECT_DATA_WORDS: usize = 0;
+    const DIRECT_POINTERS: usize = 0;
+    /// Bit i: pointer i is Text (NUL-terminated, UTF-8), not Data.
+    const DIRECT_TEXTS: u32 = 0;
 
-    /// ORs the fields into `data` (`FLAT_DATA_WORDS` zeroed words).
-    fn to_flat(&self, _data: &mut [u64]) {}
+    /// ORs the numbers and Bools into `data` (`DIRECT_DATA_WORDS` zeroed
+    /// words) and hands `blob` each Data and Text field, (pointer, bytes),
+    /// in declaration order.
+    fn to_direct(&self, _data: &mut [u64], _blob: &mut dyn FnMut(usize, &[u8])) {}
 
-    /// The message from its data words (`FLAT_DATA_WORDS` of them, words
-    /// the sender's struct did not have being zero); `None` if not flat.
-    fn from_flat(_data: &[u64]) -> Option<Self> {
+    /// The message from its data words (`DIRECT_DATA_WORDS` of them, words
+    /// the sender's struct did not have being zero) and blobs (one per
+    /// pointer, Text without its NUL); `None` if it is not direct or a
+    /// Text is not UTF-8.
+    fn from_direct(_data: &[u64], _blobs: &[&[u8]]) -> Option<Self> {
         None
     }
 
@@ -82,7 +91,7 @@ pub trait Message: Sized {
         if Self::NO_FIELDS {
             return Ok(0);
         }
-        if Self::FLAT_DATA_WORDS > 0 {
+        if is_direct::<Self>() {
             return self.encode_in_parts(out.len(), |header, segment| {
                 out[..WORD].copy_from_slice(header);
                 out[WORD..WORD + segment.len()].copy_from_slice(segment);
@@ -101,8 +110,8 @@ pub trait Message: Sized {
         if Self::NO_FIELDS {
             return Ok(0);
         }
-        if (1..=MAX_FLAT_WORDS).contains(&Self::FLAT_DATA_WORDS) {
-            return encode_flat(self, capacity, write);
+        if is_direct::<Self>() {
+            return encode_direct(self, capacity, write);
         }
         encode_parts_with(capacity, |builder| self.write(builder.init_root()), write)
     }
@@ -110,8 +119,8 @@ pub trait Message: Sized {
     /// Reads a message from exactly `bytes`. `MalformedMessage` for anything
     /// that is not one single-segment message of this struct.
     fn decode(bytes: &[u8]) -> Result<Self, TransportError> {
-        if (1..=MAX_FLAT_WORDS).contains(&Self::FLAT_DATA_WORDS)
-            && let Some(message) = decode_flat(bytes)?
+        if is_direct::<Self>()
+            && let Some(message) = decode_direct(bytes)?
         {
             return Ok(message);
         }
@@ -119,53 +128,132 @@ pub trait Message: Sized {
     }
 }
 
-/// The largest flat struct written and read directly (larger ones take
+/// The largest sections written and read directly (larger structs take
 /// capnp's builder and reader; the schemas have none).
-const MAX_FLAT_WORDS: usize = 8;
+const MAX_DIRECT_DATA_WORDS: usize = 8;
+const MAX_DIRECT_POINTERS: usize = 4;
 
-/// A flat message as capnp's builder lays it out: the frame header (one
-/// segment of 1 + N words), the root struct pointer (offset 0, N data
-/// words, no pointers), the N data words.
-fn encode_flat<M: Message>(
+fn is_direct<M: Message>() -> bool {
+    M::DIRECT
+        && M::DIRECT_DATA_WORDS <= MAX_DIRECT_DATA_WORDS
+        && M::DIRECT_POINTERS <= MAX_DIRECT_POINTERS
+}
+
+/// The reusable buffer direct messages are laid out in (taken for one
+/// encode; a nested one uses the heap).
+static DIRECT_SEGMENT: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+/// Cap'n Proto's list pointer to `count` bytes starting `offset` words
+/// after the pointer's own word ends.
+fn byte_list_pointer(offset: usize, count: usize) -> u64 {
+    1 | ((offset as u64) << 2) | (2 << 32) | ((count as u64) << 35)
+}
+
+/// A direct message as capnp's builder lays it out: the frame header, the
+/// root struct pointer (offset 0), the data words, the pointers, then each
+/// blob (Text with its NUL) padded to words, in the order `to_direct`
+/// hands them over.
+fn encode_direct<M: Message>(
     message: &M,
     capacity: usize,
     mut write: impl FnMut(&[u8], &[u8]),
 ) -> Result<usize, TransportError> {
-    let data_words = M::FLAT_DATA_WORDS;
-    let mut words = [0u64; 1 + MAX_FLAT_WORDS];
-    words[0] = (data_words as u64) << 32;
-    message.to_flat(&mut words[1..1 + data_words]);
-    let segment_words = 1 + data_words;
-    let len = WORD + segment_words * WORD;
-    // The same answers as the builder's path: the capacity holds it or is
-    // too small (a flat message is far below the largest).
-    if capacity.min(MAX_BYTES) < len {
+    let (data_words, pointers) = (M::DIRECT_DATA_WORDS, M::DIRECT_POINTERS);
+    // First pass: the data words, and each blob's pointer and size in the
+    // order the builder would lay them out (the second pass copies them).
+    let mut data = [0u64; MAX_DIRECT_DATA_WORDS];
+    let mut sizes = [0usize; MAX_DIRECT_POINTERS];
+    let mut order = [0usize; MAX_DIRECT_POINTERS];
+    let mut blob_count = 0;
+    message.to_direct(&mut data[..data_words], &mut |pointer, bytes| {
+        sizes[pointer] = bytes.len();
+        order[blob_count] = pointer;
+        blob_count += 1;
+    });
+    let text = |pointer: usize| M::DIRECT_TEXTS & (1 << pointer) != 0;
+    // The builder's own refusal of a field too large for any message.
+    if sizes.iter().any(|&len| len > MAX_BYTES) {
+        return Err(TransportError::MessageTooLarge);
+    }
+    let blob_words = |pointer: usize| (sizes[pointer] + text(pointer) as usize).div_ceil(WORD);
+    let segment_words = 1
+        + data_words
+        + pointers
+        + order[..blob_count]
+            .iter()
+            .map(|&p| blob_words(p))
+            .sum::<usize>();
+    let usable = capacity.min(MAX_BYTES);
+    let Some(capacity_words) = (usable / WORD).checked_sub(1).filter(|w| *w >= 1) else {
         return Err(TransportError::ResultsTooSmall);
+    };
+    if segment_words > capacity_words {
+        return Err(if capacity >= MAX_BYTES {
+            TransportError::MessageTooLarge
+        } else {
+            TransportError::ResultsTooSmall
+        });
     }
-    let mut segment = [0u8; (1 + MAX_FLAT_WORDS) * WORD];
-    for (bytes, word) in segment.chunks_exact_mut(WORD).zip(&words[..segment_words]) {
-        bytes.copy_from_slice(&word.to_le_bytes());
+    let segment_bytes = segment_words * WORD;
+    let mut lay_out = |segment: &mut [u8]| {
+        let root = (data_words as u64) << 32 | (pointers as u64) << 48;
+        segment[..WORD].copy_from_slice(&root.to_le_bytes());
+        for (i, word) in data[..data_words].iter().enumerate() {
+            segment[(1 + i) * WORD..(2 + i) * WORD].copy_from_slice(&word.to_le_bytes());
+        }
+        if pointers > 0 {
+            let mut next = 1 + data_words + pointers;
+            let mut unused = [0u64; MAX_DIRECT_DATA_WORDS];
+            message.to_direct(&mut unused[..data_words], &mut |pointer, bytes| {
+                let at = 1 + data_words + pointer;
+                let count = bytes.len() + text(pointer) as usize;
+                let value = byte_list_pointer(next - (at + 1), count);
+                segment[at * WORD..(at + 1) * WORD].copy_from_slice(&value.to_le_bytes());
+                segment[next * WORD..next * WORD + bytes.len()].copy_from_slice(bytes);
+                next += count.div_ceil(WORD);
+            });
+        }
+        let mut header = [0u8; WORD];
+        header[4..].copy_from_slice(&(segment_words as u32).to_le_bytes());
+        write(&header, segment);
+    };
+    // Small messages (most calls) on the stack, larger ones in the
+    // reusable buffer (or, nested, on the heap); zeroed first: padding and
+    // null pointers are zero.
+    const ON_STACK: usize = 256;
+    if segment_bytes <= ON_STACK {
+        let mut segment = [0u8; ON_STACK];
+        lay_out(&mut segment[..segment_bytes]);
+    } else {
+        let mut lay_out_in = |segment: &mut Vec<u8>| {
+            segment.clear();
+            segment.resize(segment_bytes, 0);
+            lay_out(segment);
+        };
+        match DIRECT_SEGMENT.try_lock() {
+            Some(mut segment) => lay_out_in(&mut segment),
+            None => lay_out_in(&mut Vec::new()),
+        }
     }
-    let mut header = [0u8; WORD];
-    header[4..].copy_from_slice(&(segment_words as u32).to_le_bytes());
-    write(&header, &segment[..segment_words * WORD]);
-    Ok(len)
+    Ok(WORD + segment_words * WORD)
 }
 
-/// A flat message read straight from its data words when its root is a
-/// plain struct pointer inside the segment (what every encoder of these
-/// schemas writes); `Ok(None)` for any other layout (far pointers, ...),
-/// which capnp's reader then takes, and errors as capnp's reader would
-/// answer them.
-fn decode_flat<M: Message>(bytes: &[u8]) -> Result<Option<M>, TransportError> {
+/// A direct message read straight from its sections when its root is a
+/// plain struct pointer inside the segment and each blob a plain byte list
+/// inside it (what every encoder of these schemas writes); `Ok(None)` for
+/// any other layout (far pointers, other lists, a Text without its NUL or
+/// not UTF-8, ...), which capnp's reader then takes, and errors as capnp's
+/// reader would answer them.
+fn decode_direct<M: Message>(bytes: &[u8]) -> Result<Option<M>, TransportError> {
     let segment = segment_of(bytes)?;
+    let segment_words = segment.len() / WORD;
     let word = |i: usize| {
         let at = i * WORD;
         u64::from_le_bytes(segment[at..at + WORD].try_into().expect("a word"))
     };
-    let segment_words = segment.len() / WORD;
     let root = word(0);
-    let mut data = [0u64; MAX_FLAT_WORDS];
+    let mut data = [0u64; MAX_DIRECT_DATA_WORDS];
+    let mut blobs: [&[u8]; MAX_DIRECT_POINTERS] = [&[]; MAX_DIRECT_POINTERS];
     if root != 0 {
         // A struct pointer: kind 0, a signed 30-bit word offset, then the
         // data and pointer section sizes.
@@ -183,12 +271,49 @@ fn decode_flat<M: Message>(bytes: &[u8]) -> Result<Option<M>, TransportError> {
         for (i, slot) in data
             .iter_mut()
             .enumerate()
-            .take(data_words.min(M::FLAT_DATA_WORDS))
+            .take(data_words.min(M::DIRECT_DATA_WORDS))
         {
             *slot = word(start + i);
         }
+        let mut visited = data_words + pointer_words;
+        for (i, blob) in blobs
+            .iter_mut()
+            .enumerate()
+            .take(pointer_words.min(M::DIRECT_POINTERS))
+        {
+            let at = start + data_words + i;
+            let pointer = word(at);
+            if pointer == 0 {
+                continue;
+            }
+            // A list (kind 1) of bytes (element size 2).
+            if pointer & 3 != 1 || (pointer >> 32) & 7 != 2 {
+                return Ok(None);
+            }
+            let offset = (pointer as u32 as i32) >> 2;
+            let count = (pointer >> 35) as usize;
+            let Ok(target) = usize::try_from(at as isize + 1 + offset as isize) else {
+                return Ok(None);
+            };
+            let words = count.div_ceil(WORD);
+            visited += words;
+            if target + words > segment_words || visited > TRAVERSAL_LIMIT_WORDS {
+                return Ok(None);
+            }
+            let mut content = &segment[target * WORD..target * WORD + count];
+            if M::DIRECT_TEXTS & (1 << i) != 0 {
+                let Some((&0, text)) = content.split_last() else {
+                    return Ok(None);
+                };
+                content = text;
+            }
+            *blob = content;
+        }
     }
-    Ok(M::from_flat(&data[..M::FLAT_DATA_WORDS]))
+    Ok(M::from_direct(
+        &data[..M::DIRECT_DATA_WORDS],
+        &blobs[..M::DIRECT_POINTERS],
+    ))
 }
 
 type Allocator = ScratchSpaceHeapAllocator<'static>;
@@ -538,10 +663,10 @@ impl ExceptionWithoutMessage {
     }
 }
 
-/// What visits every flat message type of the schemas (the generated
-/// `interfaces::visit_flat_messages`), for the tests.
+/// What visits every direct message type of the schemas (the generated
+/// `interfaces::visit_direct_messages`), for the tests.
 #[cfg(test)]
-pub(crate) trait FlatVisitor {
+pub(crate) trait DirectVisitor {
     fn visit<M: Message + PartialEq + core::fmt::Debug>(&mut self, name: &str);
 }
 
@@ -949,14 +1074,15 @@ mod tests {
         decode_with::<M::Schema, _>(bytes, M::read)
     }
 
-    /// Holds every flat message's direct encoding to capnp's builder, and
-    /// its direct reading to capnp's reader, over many values and layouts.
-    struct FlatAgainstCapnp {
+    /// Holds every direct message's encoding to capnp's builder, and its
+    /// reading to capnp's reader, over many values and layouts.
+    struct DirectAgainstCapnp {
         state: u64,
         types: usize,
+        with_blobs: usize,
     }
 
-    impl FlatAgainstCapnp {
+    impl DirectAgainstCapnp {
         fn next(&mut self) -> u64 {
             // xorshift64*: plenty for spreading bits over the fields.
             self.state ^= self.state >> 12;
@@ -964,66 +1090,182 @@ mod tests {
             self.state ^= self.state >> 27;
             self.state.wrapping_mul(0x2545_f491_4f6c_dd1d)
         }
+
+        /// Blob contents: lengths around word boundaries, UTF-8 for Text.
+        fn blob(&mut self, round: usize, text: bool) -> Vec<u8> {
+            const LENGTHS: [usize; 8] = [0, 1, 7, 8, 9, 15, 16, 100];
+            let len = if round < LENGTHS.len() {
+                LENGTHS[round]
+            } else {
+                (self.next() % 300) as usize
+            };
+            (0..len)
+                .map(|_| {
+                    let b = self.next() as u8;
+                    if text { b' ' + b % 95 } else { b }
+                })
+                .collect()
+        }
     }
 
-    impl FlatVisitor for FlatAgainstCapnp {
+    impl DirectVisitor for DirectAgainstCapnp {
         fn visit<M: Message + PartialEq + core::fmt::Debug>(&mut self, name: &str) {
             self.types += 1;
-            let n = M::FLAT_DATA_WORDS;
-            assert!((1..=MAX_FLAT_WORDS).contains(&n), "{name}: {n} data words");
-            for round in 0..300 {
+            let (n, p) = (M::DIRECT_DATA_WORDS, M::DIRECT_POINTERS);
+            assert!(is_direct::<M>(), "{name}: {n} data words, {p} pointers");
+            if p > 0 {
+                self.with_blobs += 1;
+            }
+            let is_text = |i: usize| M::DIRECT_TEXTS & (1 << i) != 0;
+            for round in 0..200 {
                 let words: Vec<u64> = (0..n)
                     .map(|_| if round == 0 { 0 } else { self.next() })
                     .collect();
-                let message = M::from_flat(&words).expect("a flat message");
+                let blobs: Vec<Vec<u8>> = (0..p).map(|i| self.blob(round, is_text(i))).collect();
+                let blob_refs: Vec<&[u8]> = blobs.iter().map(|b| &b[..]).collect();
+                let message = M::from_direct(&words, &blob_refs).expect("a direct message");
                 let direct = encoded(&message);
-                let mut general = vec![0; 4096];
+                let mut general = vec![0; MAX_BYTES];
                 let len = encode_with(&mut general, |b| message.write(b.init_root())).unwrap();
-                assert_eq!(direct, general[..len], "{name}: the bytes capnp's builder makes");
+                assert_eq!(
+                    direct,
+                    general[..len],
+                    "{name}: the bytes capnp's builder makes"
+                );
                 assert_eq!(in_parts(&message).unwrap(), direct, "{name}: in parts");
                 assert_eq!(M::decode(&direct).as_ref(), Ok(&message), "{name}");
                 // Every buffer too small for it answers as the builder's path.
-                for capacity in 0..direct.len() {
+                for capacity in (0..direct.len()).step_by(1 + direct.len() / 40) {
                     let mut out = vec![0; capacity];
+                    let mut reference = vec![0; capacity];
                     assert_eq!(
                         message.encode(&mut out),
-                        Err(TransportError::ResultsTooSmall),
+                        encode_with(&mut reference, |b| message.write(b.init_root())),
                         "{name}: capacity {capacity}"
                     );
                 }
                 // Layouts other encoders may write, and broken ones: the
                 // direct read agrees with capnp's reader on each.
+                let segment: Vec<u64> = direct[WORD..]
+                    .chunks_exact(WORD)
+                    .map(|w| u64::from_le_bytes(w.try_into().unwrap()))
+                    .collect();
                 let data = |i: usize| words.get(i).copied().unwrap_or(0);
                 for gap in [0u64, 1] {
                     for data_words in [0, n.saturating_sub(1), n, n + 2] {
-                        for pointers in [0u64, 2] {
-                            for extra in [0usize, 1] {
-                                let root = (gap << 2) | ((data_words as u64) << 32) | (pointers << 48);
-                                let mut segment = vec![root];
-                                segment.extend((0..gap).map(|_| self.next()));
-                                segment.extend((0..data_words).map(|i| {
-                                    if i < n { data(i) } else { self.next() }
-                                }));
-                                segment.extend((0..pointers).map(|_| 0));
-                                // Too short by one word, or one to spare.
-                                if extra == 0 && segment.len() > 1 {
-                                    segment.pop();
+                        for pointers in [0, p, p + 1] {
+                            // The original blobs and pointers, moved: each
+                            // pointer's offset grows by what was put between.
+                            let root = (gap << 2)
+                                | ((data_words as u64) << 32)
+                                | ((pointers as u64) << 48);
+                            let mut out = vec![root];
+                            out.extend((0..gap).map(|_| self.next()));
+                            out.extend(
+                                (0..data_words).map(|i| if i < n { data(i) } else { self.next() }),
+                            );
+                            let blobs_at = 1 + n + p;
+                            let new_blobs_at = 1 + gap as usize + data_words + pointers;
+                            for i in 0..pointers {
+                                let old = segment
+                                    .get(1 + n + i)
+                                    .copied()
+                                    .filter(|_| i < p)
+                                    .unwrap_or(0);
+                                let moved = if old & 3 == 1 {
+                                    let offset = (old as u32 as i32) >> 2;
+                                    let target = (1 + n + i) as i64 + 1 + offset as i64;
+                                    let here = (new_blobs_at - pointers + i) as i64;
+                                    let new_target = target - blobs_at as i64 + new_blobs_at as i64;
+                                    (old & !0xffff_fffc)
+                                        | ((((new_target - here - 1) as i32) << 2) as u32 as u64)
                                 } else {
-                                    segment.push(self.next());
-                                }
-                                let bytes = framed(&segment);
+                                    old
+                                };
+                                out.push(moved);
+                            }
+                            out.extend_from_slice(&segment[blobs_at.min(segment.len())..]);
+                            let bytes = framed(&out);
+                            assert_eq!(
+                                M::decode(&bytes),
+                                capnp_decode::<M>(&bytes),
+                                "{name}: segment {out:x?}"
+                            );
+                            // With every field still there, it is the message.
+                            if data_words >= n && pointers >= p {
+                                assert_eq!(
+                                    M::decode(&bytes).as_ref(),
+                                    Ok(&message),
+                                    "{name}: segment {out:x?}"
+                                );
+                            }
+                            // Cut short by a word.
+                            if out.len() > 1 {
+                                let bytes = framed(&out[..out.len() - 1]);
                                 assert_eq!(
                                     M::decode(&bytes),
                                     capnp_decode::<M>(&bytes),
-                                    "{name}: segment {segment:x?}"
+                                    "{name}: short {out:x?}"
                                 );
                             }
                         }
                     }
                 }
-                for root in [0, 1 | (1 << 32), 2 | (3 << 32), (-4i32 as u32 as u64) | (1 << 32), 3] {
+                // Broken blob pointers: other element sizes, far, out of
+                // bounds, a Text without its NUL or not UTF-8.
+                for (i, blob) in blobs.iter().enumerate() {
+                    let at = 1 + n + i;
+                    let original = segment[at];
+                    for bad in [
+                        original ^ (1 << 32),
+                        (original & !3) | 2,
+                        original.wrapping_add(1 << 35),
+                        original.wrapping_add(1000 << 2),
+                        original | 3,
+                    ] {
+                        let mut out = segment.clone();
+                        out[at] = bad;
+                        let bytes = framed(&out);
+                        assert_eq!(
+                            M::decode(&bytes),
+                            capnp_decode::<M>(&bytes),
+                            "{name}: pointer {bad:#x}"
+                        );
+                    }
+                    // Overwrite a Text's NUL, or a Data's last byte, with
+                    // a letter and with a byte that is not UTF-8.
+                    let offset = (original as u32 as i32) >> 2;
+                    let target = (at as i64 + 1 + offset as i64) as usize;
+                    let last = if is_text(i) {
+                        Some(blob.len())
+                    } else {
+                        blob.len().checked_sub(1)
+                    };
+                    if let Some(last) = last {
+                        for value in [b'x', 0xff] {
+                            let mut raw: Vec<u8> = framed(&segment);
+                            raw[WORD + target * WORD + last] = value;
+                            assert_eq!(
+                                M::decode(&raw),
+                                capnp_decode::<M>(&raw),
+                                "{name}: byte {value:#x}"
+                            );
+                        }
+                    }
+                }
+                for root in [
+                    0,
+                    1 | (1 << 32),
+                    2 | (3 << 32),
+                    (-4i32 as u32 as u64) | (1 << 32),
+                    3,
+                ] {
                     let bytes = framed(&[root, self.next(), self.next()]);
-                    assert_eq!(M::decode(&bytes), capnp_decode::<M>(&bytes), "{name}: root {root:#x}");
+                    assert_eq!(
+                        M::decode(&bytes),
+                        capnp_decode::<M>(&bytes),
+                        "{name}: root {root:#x}"
+                    );
                 }
                 assert_eq!(M::decode(&[]), capnp_decode::<M>(&[]), "{name}: no bytes");
             }
@@ -1031,24 +1273,41 @@ mod tests {
     }
 
     #[test]
-    fn flat_messages_are_what_capnp_makes_and_reads() {
-        let mut check = FlatAgainstCapnp {
+    fn direct_messages_are_what_capnp_makes_and_reads() {
+        let mut check = DirectAgainstCapnp {
             state: 0x9e37_79b9_7f4a_7c15,
             types: 0,
+            with_blobs: 0,
         };
-        crate::interfaces::visit_flat_messages(&mut check);
-        // Timer's, Console's, Entropy's at least.
-        assert!(check.types >= 5, "only {} flat messages", check.types);
+        crate::interfaces::visit_direct_messages(&mut check);
+        // Timer's, Console's, Entropy's, Echo's at least.
+        assert!(check.types >= 10, "only {} direct messages", check.types);
+        assert!(
+            check.with_blobs >= 3,
+            "only {} with Data or Text",
+            check.with_blobs
+        );
     }
 
     proptest! {
         #[test]
-        fn flat_reading_agrees_with_capnps_on_any_segment(
-            segment in proptest::collection::vec(any::<u64>(), 1..6),
+        fn direct_reading_agrees_with_capnps_on_any_segment(
+            segment in proptest::collection::vec(any::<u64>(), 1..8),
+            tweak in 0usize..8,
         ) {
+            let mut segment = segment;
+            // Now and then a plausible root (a struct pointer, offset 0)
+            // and byte-list pointers, to get past the first checks.
+            if tweak < 4 {
+                segment[0] = (segment[0] & 0xffff_0000_0000_0000 & (3 << 48)) | (1 << 32) | (1 << 48);
+                if let Some(w) = segment.get_mut(2) {
+                    *w = (*w & !0x7_ffff_ffff) | 1 | (2 << 32) | ((tweak as u64) << 2);
+                }
+            }
             let bytes = framed(&segment);
             prop_assert_eq!(timer::NowResults::decode(&bytes), capnp_decode::<timer::NowResults>(&bytes));
             prop_assert_eq!(entropy::FillParams::decode(&bytes), capnp_decode::<entropy::FillParams>(&bytes));
+            prop_assert_eq!(console::WriteParams::decode(&bytes), capnp_decode::<console::WriteParams>(&bytes));
         }
     }
 }

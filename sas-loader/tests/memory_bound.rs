@@ -53,7 +53,9 @@ fn relr_bomb(bss: u64, words: usize) -> Vec<u8> {
     let data: Vec<u8> = vec![0x11; 0x40];
     guest.segments[2] = Seg::load(PF_R | PF_W, 0x3000, &data).mem(bss);
     guest.rela.clear();
-    guest.relr = std::iter::once(0x3040).chain(std::iter::repeat_n(u64::MAX, words)).collect();
+    guest.relr = std::iter::once(0x3040)
+        .chain(std::iter::repeat_n(u64::MAX, words))
+        .collect();
     guest.build()
 }
 

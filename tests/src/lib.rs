@@ -407,6 +407,9 @@ pub struct BootRequest<'a> {
     pub stop_at: Option<&'a str>,
     /// Take a screendump just before stopping at the marker.
     pub screendump: bool,
+    /// QEMU monitor (HMP) commands, each sent once its marker has appeared
+    /// on the console (`("counter: count 3", "nmi")` injects an NMI).
+    pub monitor_at: &'a [(&'a str, &'a str)],
     /// Disks: (volume name, image file), each a virtio-blk disk whose
     /// serial is the name (`scripts/run-qemu --volume`); see [`VolumeImage`].
     pub volumes: &'a [(&'a str, &'a Path)],
@@ -437,6 +440,7 @@ impl BootRequest<'_> {
             timeout: default_timeout(),
             stop_at: None,
             screendump: false,
+            monitor_at: &[],
             volumes: &[],
         }
     }
@@ -688,7 +692,7 @@ fn qemu_command(iso: &Path, request: &BootRequest, forwards: &[String]) -> Comma
 
 fn run_qemu(iso: &Path, request: BootRequest, forwards: &[String], client: Option<Client>) -> Run {
     let mut command = qemu_command(iso, &request, forwards);
-    let monitor = request.screendump.then(|| {
+    let monitor = (request.screendump || !request.monitor_at.is_empty()).then(|| {
         let path = std::env::temp_dir().join(format!(
             "nucleus-monitor-{}-{}.sock",
             std::process::id(),
@@ -734,9 +738,17 @@ fn run_qemu(iso: &Path, request: BootRequest, forwards: &[String], client: Optio
     });
 
     let mut screen = None;
+    let mut monitor_sent = 0;
     let outcome = loop {
         if let Some(status) = child.try_wait().expect("waiting on QEMU") {
             break Outcome::Exited(status.code().unwrap_or(-1));
+        }
+        if let (Some(socket), Some((marker, command))) =
+            (&monitor, request.monitor_at.get(monitor_sent))
+            && output.lock().unwrap().contains(marker)
+        {
+            monitor_command(socket, command);
+            monitor_sent += 1;
         }
         if request
             .stop_at
@@ -781,6 +793,25 @@ fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Sends one HMP command to QEMU's monitor and waits for its prompt after
+/// it (so the command has run). Panics if the monitor cannot be reached.
+fn monitor_command(socket: &Path, command: &str) {
+    let mut stream = UnixStream::connect(socket).expect("QEMU's monitor socket");
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    writeln!(stream, "{command}").expect("writing to QEMU's monitor");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buffer = [0u8; 4096];
+    let mut seen = String::new();
+    // The banner's prompt, then the one after the command.
+    while Instant::now() < deadline && seen.matches("(qemu)").count() < 2 {
+        if let Ok(n) = stream.read(&mut buffer) {
+            seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
+        }
+    }
 }
 
 /// Asks QEMU's monitor for a screendump and reads it back.

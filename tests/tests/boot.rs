@@ -99,7 +99,12 @@ on_bios_and_uefi! {
         // The guard page stopped it: no page-fault report came first.
         assert!(!run.output.contains("#PF"), "{}", run.report());
     };
-    nmi_is_handled_on_its_own_stack => |f| { exception(f, "nmi", "EXCEPTION NMI non-maskable interrupt (vector 2)"); };
+    nmi_is_handled_on_its_own_stack_and_returned_from => |f| {
+        let run = boot(f, "qemu-exit scenario=nmi");
+        run.assert_exit(ExitCode::Success);
+        run.assert_contains("] scenario: NMI handled on its own stack (frame at 0x");
+        run.assert_contains("and returned from; carried on");
+    };
     panic_prints_message_and_location => |f| {
         let run = boot(f, "qemu-exit scenario=panic");
         run.assert_exit(ExitCode::Failure);

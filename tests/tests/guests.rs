@@ -7,7 +7,7 @@
 /// The command line for several guests.
 const SEVERAL: &str = "qemu-exit allow-unisolated-guests";
 
-use tests::{ExitCode, Firmware, boot_with_guests, on_bios_and_uefi};
+use tests::{BootRequest, ExitCode, Firmware, boot_with_guests, on_bios_and_uefi, run};
 
 /// Index of the first line containing `marker`.
 fn position(output: &str, marker: &str) -> Option<usize> {
@@ -78,6 +78,29 @@ on_bios_and_uefi! {
         let spun = position(&run.output, "spinner: spun").unwrap();
         let counts_during = run.output.lines().take(spun).skip(spinning).filter(|l| l.contains("counter: count")).count();
         assert!(counts_during >= 2, "only {counts_during} counter lines during the spin\n{}", run.report());
+    };
+    nmis_and_recoverable_machine_checks_leave_guests_running => |f: Firmware| {
+        // Injected by QEMU while a guest spins and another counts: both
+        // finish, and the nucleus reports what it handled.
+        let run = run(BootRequest {
+            firmware: f,
+            cmdline: SEVERAL,
+            guests: &["spinner", "counter"],
+            monitor_at: &[
+                ("counter: count 2", "nmi"),
+                // Uncorrected (VAL, UC, EN, ADDRV) with RIPV and MCIP: restartable.
+                ("counter: count 4", "mce 0 1 0xb400000000000000 5 0x1234000 0"),
+            ],
+            ..BootRequest::new(f)
+        });
+        run.assert_exit(ExitCode::Success);
+        run.assert_contains("] nmi: 1 non-maskable interrupt(s) (1 since boot), handled and returned from");
+        run.assert_contains(
+            "] machine check: bank 1: status 0xb400000000000000, address 0x1234000; the interrupted code could restart, and did (1 since boot)",
+        );
+        run.assert_contains("guest 1 (spinner): exited; exit code 0");
+        run.assert_contains("guest 2 (counter): exited; exit code 0");
+        run.assert_contains("counter: count 10");
     };
     a_guest_exiting_leaves_the_other_running => |f: Firmware| {
         let run = boot_with_guests(f, SEVERAL, &["hello", "counter"]);

@@ -4,7 +4,7 @@
 
 use raw_cpuid::CpuId;
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
-use x86_64::registers::model_specific::{Efer, EferFlags};
+use x86_64::registers::model_specific::{Efer, EferFlags, Msr};
 use x86_64::registers::xcontrol::{XCr0, XCr0Flags};
 
 pub struct Features {
@@ -25,6 +25,8 @@ pub struct Features {
     pub pku: bool,
     pub pcid: bool,
     pub machine_check: bool,
+    /// Machine-check architecture: the MCG and MCi banks.
+    pub machine_check_banks: bool,
     pub tsc_hz_from_cpuid: Option<u64>,
     pub tsc_hz_from_hypervisor: Option<u64>,
 }
@@ -72,6 +74,7 @@ impl Features {
             pku: extended.as_ref().is_some_and(|f| f.has_pku()),
             pcid: basic.as_ref().is_some_and(|f| f.has_pcid()),
             machine_check: basic.as_ref().is_some_and(|f| f.has_mce()),
+            machine_check_banks: basic.as_ref().is_some_and(|f| f.has_mca()),
             tsc_hz_from_cpuid: tsc_info.and_then(|t| {
                 nucleus_core::time::tsc_hz_from_leaf_15h(
                     t.denominator(),
@@ -241,6 +244,9 @@ pub fn enable_protections(features: &Features) -> Result<Protections, &'static s
         Cr0::update(|cr0| cr0.insert(Cr0Flags::WRITE_PROTECT));
         Cr4::write(cr4);
     }
+    if features.machine_check && features.machine_check_banks {
+        enable_machine_check_banks();
+    }
     SMAP_ON.store(features.smap, core::sync::atomic::Ordering::Relaxed);
     PKU_ON.store(features.pku, core::sync::atomic::Ordering::Relaxed);
     Ok(Protections {
@@ -248,6 +254,35 @@ pub fn enable_protections(features: &Features) -> Result<Protections, &'static s
         smep: features.smep,
         smap: features.smap,
     })
+}
+
+/// The machine-check architecture's MSRs the nucleus reads (bank i's
+/// STATUS at `IA32_MC0_STATUS + 4 i`, its ADDR right after).
+pub const IA32_MCG_CAP: u32 = 0x179;
+pub const IA32_MCG_STATUS: u32 = 0x17a;
+pub const IA32_MC0_STATUS: u32 = 0x401;
+
+/// Lets every bank report uncorrected errors as #MC (MCG_CTL and each
+/// MCi_CTL all ones), after clearing what firmware left logged.
+fn enable_machine_check_banks() {
+    const IA32_MCG_CTL: u32 = 0x17b;
+    const IA32_MC0_CTL: u32 = 0x400;
+    const MCG_CTL_P: u64 = 1 << 8;
+    // SAFETY: MCA is present (CPUID), so MCG_CAP exists.
+    let cap = unsafe { Msr::new(IA32_MCG_CAP).read() };
+    if cap & MCG_CTL_P != 0 {
+        // SAFETY: MCG_CTL exists when MCG_CAP says so; all ones enables
+        // every error kind it controls.
+        unsafe { Msr::new(IA32_MCG_CTL).write(u64::MAX) };
+    }
+    for bank in 0..(cap & 0xff) as u32 {
+        // SAFETY: banks below MCG_CAP's count have CTL and STATUS MSRs;
+        // clearing STATUS drops errors logged before the nucleus ran.
+        unsafe {
+            Msr::new(IA32_MC0_CTL + 4 * bank).write(u64::MAX);
+            Msr::new(IA32_MC0_CTL + 4 * bank + 1).write(0);
+        }
+    }
 }
 
 /// One guest's x87/SSE/AVX register state while it is not running.

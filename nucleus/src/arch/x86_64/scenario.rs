@@ -51,8 +51,24 @@ pub fn run(scenario: Scenario) -> ! {
         }
         Scenario::Nmi => {
             apic::send_nmi_to_self();
-            // Delivery is asynchronous; the handler stops the machine.
-            time::spin_for(1_000_000_000);
+            // Delivery is asynchronous; the handler counts it and returns.
+            let deadline =
+                time::rdtsc() + nucleus_core::time::nanos_to_cycles(1_000_000_000, time::tsc_hz());
+            while crate::traps::nmis().0 == 0 && time::rdtsc() < deadline {
+                core::hint::spin_loop();
+            }
+            let (count, frame_at) = crate::traps::nmis();
+            let nmi_stack = crate::stacks::NMI_STACK.guard_page()..crate::stacks::NMI_STACK.top();
+            if count == 1 && nmi_stack.contains(&frame_at) {
+                log!(
+                    "scenario: NMI handled on its own stack (frame at {frame_at:#x}) and returned from; carried on"
+                );
+                stop::stop(ExitCode::Success);
+            }
+            log!(
+                "scenario nmi: {count} NMIs seen, the last frame at {frame_at:#x}, not on the NMI stack {nmi_stack:x?}"
+            );
+            stop::stop(ExitCode::Failure);
         }
         Scenario::Panic => panic!("panic requested on the command line"),
         Scenario::StrayInterrupt => {

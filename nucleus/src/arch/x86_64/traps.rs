@@ -4,6 +4,7 @@
 //! [`trap_dispatch`] with the whole frame.
 
 use core::arch::naked_asm;
+use core::sync::atomic::{AtomicU64, Ordering};
 use nucleus_core::qemu::ExitCode;
 use nucleus_core::traps::{EXCEPTIONS, PageFaultCause, SelectorErrorCause, has_error_code};
 use spin::Once;
@@ -15,6 +16,8 @@ use x86_64::structures::DescriptorTablePointer;
 use crate::gdt::{DOUBLE_FAULT_IST, MACHINE_CHECK_IST, NMI_IST};
 
 pub const TIMER_VECTOR: u8 = 0x20;
+const NMI_VECTOR: u8 = 2;
+const MACHINE_CHECK_VECTOR: u8 = 18;
 pub const SPURIOUS_VECTOR: u8 = 0xff;
 
 /// Registers as the entry path leaves them on the stack (lowest address first).
@@ -201,16 +204,132 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     match frame.vector as u8 {
         TIMER_VECTOR => {
             crate::apic::on_timer_interrupt();
+            report_nmis_and_machine_checks();
             if from_user {
                 crate::sched::on_tick_from_user();
             }
         }
+        // Whoever was interrupted (a guest, the nucleus, the idle loop)
+        // carries on: an NMI is a signal, not a fault of theirs.
+        NMI_VECTOR => on_nmi(frame),
+        MACHINE_CHECK_VECTOR => on_machine_check(frame, from_user),
         // Spurious interrupts are not acknowledged (the SDM says no EOI).
         SPURIOUS_VECTOR => {}
         vector if (vector as usize) < FIRST_INTERRUPT_VECTOR && from_user => stop_guest(frame),
         vector if (vector as usize) < FIRST_INTERRUPT_VECTOR => report_and_stop(frame),
         vector if crate::irq::dispatch(vector) => {}
         vector => crate::apic::on_unexpected_interrupt(vector),
+    }
+}
+
+/// NMIs taken (and returned from) since boot, and how many were reported.
+static NMIS: AtomicU64 = AtomicU64::new(0);
+static NMIS_REPORTED: AtomicU64 = AtomicU64::new(0);
+/// Where the last NMI's frame was (the `nmi` scenario checks it is on the
+/// NMI's own stack).
+static NMI_FRAME_AT: AtomicU64 = AtomicU64::new(0);
+/// Machine checks the interrupted code survived, and the last one's bank,
+/// status and address, for the report.
+static MACHINE_CHECKS: AtomicU64 = AtomicU64::new(0);
+static MACHINE_CHECKS_REPORTED: AtomicU64 = AtomicU64::new(0);
+static LAST_MACHINE_CHECK: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
+
+/// Counts the NMI; the report comes from ordinary context (an NMI may
+/// land while the console's lock is held, so it prints nothing itself).
+fn on_nmi(frame: &TrapFrame) {
+    NMIS.fetch_add(1, Ordering::Relaxed);
+    NMI_FRAME_AT.store(frame as *const TrapFrame as u64, Ordering::Relaxed);
+}
+
+/// NMIs so far, and where the last one's frame was.
+pub fn nmis() -> (u64, u64) {
+    (
+        NMIS.load(Ordering::Relaxed),
+        NMI_FRAME_AT.load(Ordering::Relaxed),
+    )
+}
+
+use crate::cpu::{IA32_MC0_STATUS, IA32_MCG_CAP, IA32_MCG_STATUS};
+const MCG_STATUS_RIPV: u64 = 1;
+const MCI_STATUS_VALID: u64 = 1 << 63;
+const MCI_STATUS_ADDRV: u64 = 1 << 58;
+
+/// A machine check: its banks are read, recorded and cleared, and MCIP is
+/// cleared (a second #MC while it is set shuts the CPU down). When the
+/// interrupted code can restart (RIPV) it does, and the report follows
+/// from ordinary context; otherwise the guest it interrupted is stopped,
+/// or, in the nucleus, the machine.
+fn on_machine_check(frame: &TrapFrame, from_user: bool) {
+    let has_mca = raw_cpuid::CpuId::new()
+        .get_feature_info()
+        .is_some_and(|f| f.has_mca());
+    let mut restartable = false;
+    if has_mca {
+        // SAFETY: with MCA (CPUID) the MCG and MCi MSRs exist, banks up
+        // to MCG_CAP's count; reading them has no side effect.
+        let (status, banks) = unsafe {
+            (
+                x86_64::registers::model_specific::Msr::new(IA32_MCG_STATUS).read(),
+                x86_64::registers::model_specific::Msr::new(IA32_MCG_CAP).read() & 0xff,
+            )
+        };
+        restartable = status & MCG_STATUS_RIPV != 0;
+        for bank in 0..banks as u32 {
+            let mut bank_status =
+                x86_64::registers::model_specific::Msr::new(IA32_MC0_STATUS + 4 * bank);
+            // SAFETY: as above, bank < MCG_CAP's count.
+            let value = unsafe { bank_status.read() };
+            if value & MCI_STATUS_VALID == 0 {
+                continue;
+            }
+            let address = if value & MCI_STATUS_ADDRV != 0 {
+                // SAFETY: MCi_ADDR exists for a bank that reports ADDRV.
+                unsafe {
+                    x86_64::registers::model_specific::Msr::new(IA32_MC0_STATUS + 4 * bank + 1)
+                        .read()
+                }
+            } else {
+                0
+            };
+            for (slot, v) in LAST_MACHINE_CHECK.iter().zip([bank as u64, value, address]) {
+                slot.store(v, Ordering::Relaxed);
+            }
+            // SAFETY: writing 0 to MCi_STATUS clears the logged error, as
+            // the SDM asks once it is recorded.
+            unsafe { bank_status.write(0) };
+        }
+        // SAFETY: clearing MCG_STATUS (MCIP) says the handler is done.
+        unsafe { x86_64::registers::model_specific::Msr::new(IA32_MCG_STATUS).write(0) };
+    }
+    if restartable {
+        MACHINE_CHECKS.fetch_add(1, Ordering::Relaxed);
+    } else if from_user {
+        stop_guest(frame);
+    } else {
+        report_and_stop(frame);
+    }
+}
+
+/// Logs the NMIs and survived machine checks since the last report. Runs
+/// from the timer interrupt, which arrives only in the idle loop or in ring
+/// 3, where the nucleus holds no lock.
+fn report_nmis_and_machine_checks() {
+    let nmis = NMIS.load(Ordering::Relaxed);
+    let reported = NMIS_REPORTED.swap(nmis, Ordering::Relaxed);
+    if nmis != reported {
+        crate::log!(
+            "nmi: {} non-maskable interrupt(s) ({nmis} since boot), handled and returned from",
+            nmis - reported
+        );
+    }
+    let checks = MACHINE_CHECKS.load(Ordering::Relaxed);
+    if MACHINE_CHECKS_REPORTED.swap(checks, Ordering::Relaxed) != checks {
+        let [bank, status, address] = LAST_MACHINE_CHECK
+            .each_ref()
+            .map(|v| v.load(Ordering::Relaxed));
+        crate::log!(
+            "machine check: bank {bank}: status {status:#x}, address {address:#x}; the interrupted code could restart, and did ({checks} since boot)"
+        );
     }
 }
 
