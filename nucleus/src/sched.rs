@@ -149,7 +149,7 @@ pub fn process_current(min_complete: u32) -> Progress {
                         retry_all_waiting(&mut scheduler.guests);
                         domain = &mut running(&mut scheduler.guests, id).domain;
                     }
-                    domain.complete_due(crate::time::rdtsc());
+                    domain.complete_due(crate::time::rdtsc);
                     let wanted = min_complete.min(domain.cq_entries());
                     return Progress::Ready {
                         ready: domain.ready(),
