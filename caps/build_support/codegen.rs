@@ -335,7 +335,6 @@ fn write_direct(out: &mut String, name: &str, fields: &[Field], (words, pointers
         .filter(|f| matches!(f.kind, Kind::Text))
         .map(|f| 1 << f.offset)
         .sum();
-    writeln!(out, "        const DIRECT: bool = true;").unwrap();
     writeln!(out, "        const DIRECT_DATA_WORDS: usize = {words};").unwrap();
     writeln!(out, "        const DIRECT_POINTERS: usize = {pointers};").unwrap();
     writeln!(out, "        const DIRECT_TEXTS: u32 = {texts:#x};").unwrap();
@@ -348,11 +347,15 @@ fn write_direct(out: &mut String, name: &str, fields: &[Field], (words, pointers
         (s, true) => format!("({expr}) << {s}"),
         (s, false) => format!("(({expr}) >> {s})"),
     };
-    let (data, blob) = match (words, pointers) {
-        (0, _) => ("_data", "blob"),
-        (_, 0) => ("data", "_blob"),
-        _ => ("data", "blob"),
+    // Parameters a struct without numbers (or without blobs) leaves unused.
+    let parameter = |name: &str, used: u16| {
+        if used > 0 {
+            name.to_string()
+        } else {
+            format!("_{name}")
+        }
     };
+    let (data, blob) = (parameter("data", words), parameter("blob", pointers));
     writeln!(
         out,
         "        #[allow(clippy::unnecessary_cast)]\n        fn to_direct(&self, {data}: &mut [u64], {blob}: &mut dyn FnMut(usize, &[u8])) {{"
@@ -387,11 +390,7 @@ fn write_direct(out: &mut String, name: &str, fields: &[Field], (words, pointers
         .unwrap();
     }
     writeln!(out, "        }}").unwrap();
-    let (data, blobs) = match (words, pointers) {
-        (0, _) => ("_data", "blobs"),
-        (_, 0) => ("data", "_blobs"),
-        _ => ("data", "blobs"),
-    };
+    let (data, blobs) = (parameter("data", words), parameter("blobs", pointers));
     writeln!(
         out,
         "        #[allow(clippy::unnecessary_cast)]\n        fn from_direct({data}: &[u64], {blobs}: &[&[u8]]) -> Option<Self> {{\n            Some({name} {{"

@@ -59,9 +59,8 @@ pub trait Message: Sized {
     /// [`Message::from_direct`] when its layout is the plain one (anything
     /// else goes through capnp's reader): the common calls skip the
     /// builder's arena and the reader's pointer walk. Generated; tests
-    /// hold both to capnp's.
-    const DIRECT: bool = false;
-    /// A direct struct's data words and pointers.
+    /// hold both to capnp's. A direct struct's data words and pointers
+    /// (both 0: not direct).
     const DIRECT_DATA_WORDS: usize = 0;
     const DIRECT_POINTERS: usize = 0;
     /// Bit i: pointer i is Text (NUL-terminated, UTF-8), not Data.
@@ -88,16 +87,8 @@ pub trait Message: Sized {
     /// `ResultsTooSmall` if it does not fit, `MessageTooLarge` if it would
     /// not fit in any buffer (more than [`MAX_MESSAGE_BYTES`]).
     fn encode(&self, out: &mut [u8]) -> Result<usize, TransportError> {
-        if Self::NO_FIELDS {
-            return Ok(0);
-        }
-        if is_direct::<Self>() {
-            return self.encode_in_parts(out.len(), |header, segment| {
-                out[..WORD].copy_from_slice(header);
-                out[WORD..WORD + segment.len()].copy_from_slice(segment);
-            });
-        }
-        encode_with(out, |builder| self.write(builder.init_root()))
+        let capacity = out.len();
+        self.encode_in_parts(capacity, copy_to(out))
     }
 
     /// As [`Message::encode`] for a buffer of `capacity` bytes, handed to
@@ -134,7 +125,7 @@ const MAX_DIRECT_DATA_WORDS: usize = 8;
 const MAX_DIRECT_POINTERS: usize = 4;
 
 fn is_direct<M: Message>() -> bool {
-    M::DIRECT
+    (M::DIRECT_DATA_WORDS, M::DIRECT_POINTERS) != (0, 0)
         && M::DIRECT_DATA_WORDS <= MAX_DIRECT_DATA_WORDS
         && M::DIRECT_POINTERS <= MAX_DIRECT_POINTERS
 }
@@ -142,6 +133,40 @@ fn is_direct<M: Message>() -> bool {
 /// The reusable buffer direct messages are laid out in (taken for one
 /// encode; a nested one uses the heap).
 static DIRECT_SEGMENT: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+/// Runs `f` on `buffer`'s vector, taken for the call, or, when a nested
+/// encode or decode holds it, on a fresh one: no lock is waited on.
+fn with_reusable<T, R>(buffer: &Mutex<Vec<T>>, f: impl FnOnce(&mut Vec<T>) -> R) -> R {
+    match buffer.try_lock() {
+        Some(mut taken) => f(&mut taken),
+        None => f(&mut Vec::new()),
+    }
+}
+
+/// What a `write` of header and segment does for a buffer `out`.
+fn copy_to(out: &mut [u8]) -> impl FnMut(&[u8], &[u8]) + '_ {
+    |header, segment| {
+        out[..WORD].copy_from_slice(header);
+        out[WORD..WORD + segment.len()].copy_from_slice(segment);
+    }
+}
+
+/// For a buffer of `capacity` bytes: how many segment words fit (the frame
+/// header takes one word, the root pointer at least one more), and what a
+/// message that does not fit answers. No buffer is larger than the largest
+/// message: not fitting one that large means too large for any.
+fn segment_capacity(capacity: usize) -> Result<(usize, TransportError), TransportError> {
+    let usable = capacity.min(MAX_BYTES);
+    let Some(words) = (usable / WORD).checked_sub(1).filter(|w| *w >= 1) else {
+        return Err(TransportError::ResultsTooSmall);
+    };
+    let too_small = if capacity >= MAX_BYTES {
+        TransportError::MessageTooLarge
+    } else {
+        TransportError::ResultsTooSmall
+    };
+    Ok((words, too_small))
+}
 
 /// Cap'n Proto's list pointer to `count` bytes starting `offset` words
 /// after the pointer's own word ends.
@@ -183,16 +208,9 @@ fn encode_direct<M: Message>(
             .iter()
             .map(|&p| blob_words(p))
             .sum::<usize>();
-    let usable = capacity.min(MAX_BYTES);
-    let Some(capacity_words) = (usable / WORD).checked_sub(1).filter(|w| *w >= 1) else {
-        return Err(TransportError::ResultsTooSmall);
-    };
+    let (capacity_words, too_small) = segment_capacity(capacity)?;
     if segment_words > capacity_words {
-        return Err(if capacity >= MAX_BYTES {
-            TransportError::MessageTooLarge
-        } else {
-            TransportError::ResultsTooSmall
-        });
+        return Err(too_small);
     }
     let segment_bytes = segment_words * WORD;
     let mut lay_out = |segment: &mut [u8]| {
@@ -213,9 +231,7 @@ fn encode_direct<M: Message>(
                 next += count.div_ceil(WORD);
             });
         }
-        let mut header = [0u8; WORD];
-        header[4..].copy_from_slice(&(segment_words as u32).to_le_bytes());
-        write(&header, segment);
+        write(&frame_header(segment), segment);
     };
     // Small messages (most calls) on the stack, larger ones in the
     // reusable buffer (or, nested, on the heap); zeroed first: padding and
@@ -225,15 +241,11 @@ fn encode_direct<M: Message>(
         let mut segment = [0u8; ON_STACK];
         lay_out(&mut segment[..segment_bytes]);
     } else {
-        let mut lay_out_in = |segment: &mut Vec<u8>| {
+        with_reusable(&DIRECT_SEGMENT, |segment| {
             segment.clear();
             segment.resize(segment_bytes, 0);
             lay_out(segment);
-        };
-        match DIRECT_SEGMENT.try_lock() {
-            Some(mut segment) => lay_out_in(&mut segment),
-            None => lay_out_in(&mut Vec::new()),
-        }
+        });
     }
     Ok(WORD + segment_words * WORD)
 }
@@ -393,10 +405,8 @@ pub fn encode_with(
     out: &mut [u8],
     build: impl Fn(&mut Builder) -> capnp::Result<()>,
 ) -> Result<usize, TransportError> {
-    encode_parts_with(out.len(), build, |header, segment| {
-        out[..WORD].copy_from_slice(header);
-        out[WORD..WORD + segment.len()].copy_from_slice(segment);
-    })
+    let capacity = out.len();
+    encode_parts_with(capacity, build, copy_to(out))
 }
 
 /// As [`encode_with`] for a buffer of `capacity` bytes, handing the message
@@ -410,18 +420,7 @@ pub fn encode_parts_with(
     build: impl Fn(&mut Builder) -> capnp::Result<()>,
     mut write: impl FnMut(&[u8], &[u8]),
 ) -> Result<usize, TransportError> {
-    let usable = capacity.min(MAX_BYTES);
-    // The frame header takes one word; the root pointer another.
-    let Some(capacity_words) = (usable / WORD).checked_sub(1).filter(|w| *w >= 1) else {
-        return Err(TransportError::ResultsTooSmall);
-    };
-    // No buffer is larger than the largest message: not fitting one that large
-    // means too large for any.
-    let too_small = if capacity >= MAX_BYTES {
-        TransportError::MessageTooLarge
-    } else {
-        TransportError::ResultsTooSmall
-    };
+    let (capacity_words, too_small) = segment_capacity(capacity)?;
     let mut emit = |segment: &[u8]| {
         (segment.len() / WORD <= capacity_words).then(|| {
             write(&frame_header(segment), segment);
@@ -476,21 +475,14 @@ pub fn decode_with<S: Owned, R>(
     };
     let words = segment_bytes.len() / WORD;
     // Taken for this one read; a nested read copies to the heap instead.
-    match READ_BUFFER.try_lock() {
-        Some(mut buffer) => {
-            if buffer.len() < words {
-                buffer.resize(words, capnp::word(0, 0, 0, 0, 0, 0, 0, 0));
-            }
-            let words = &mut buffer[..words];
-            Word::words_to_bytes_mut(words).copy_from_slice(segment_bytes);
-            read_words(words)
+    with_reusable(&READ_BUFFER, |buffer| {
+        if buffer.len() < words {
+            buffer.resize(words, capnp::word(0, 0, 0, 0, 0, 0, 0, 0));
         }
-        None => {
-            let mut copy = Word::allocate_zeroed_vec(words);
-            Word::words_to_bytes_mut(&mut copy).copy_from_slice(segment_bytes);
-            read_words(&copy)
-        }
-    }
+        let words = &mut buffer[..words];
+        Word::words_to_bytes_mut(words).copy_from_slice(segment_bytes);
+        read_words(words)
+    })
 }
 
 /// The segment of a framed message (a message without a segment, for an

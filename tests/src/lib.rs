@@ -795,43 +795,43 @@ fn unique() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-/// Sends one HMP command to QEMU's monitor and waits for its prompt after
-/// it (so the command has run). Panics if the monitor cannot be reached.
-fn monitor_command(socket: &Path, command: &str) {
-    let mut stream = UnixStream::connect(socket).expect("QEMU's monitor socket");
+/// Sends one HMP command to QEMU's monitor and reads its answers until
+/// `done` says so (or 10 s pass); `None` if the monitor cannot be reached.
+fn monitor_exchange(socket: &Path, command: &str, done: impl Fn(&str) -> bool) -> Option<()> {
+    let mut stream = UnixStream::connect(socket).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    writeln!(stream, "{command}").expect("writing to QEMU's monitor");
+        .ok()?;
+    writeln!(stream, "{command}").ok()?;
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut buffer = [0u8; 4096];
     let mut seen = String::new();
-    // The banner's prompt, then the one after the command.
-    while Instant::now() < deadline && seen.matches("(qemu)").count() < 2 {
+    while Instant::now() < deadline && !done(&seen) {
         if let Ok(n) = stream.read(&mut buffer) {
             seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
         }
     }
+    Some(())
+}
+
+/// The monitor echoes the command and prints a prompt when done: the
+/// banner's prompt, then the one after the command.
+fn prompted_twice(seen: &str) -> bool {
+    seen.matches("(qemu)").count() >= 2
+}
+
+/// Sends one HMP command to QEMU's monitor and waits for its prompt after
+/// it (so the command has run). Panics if the monitor cannot be reached.
+fn monitor_command(socket: &Path, command: &str) {
+    monitor_exchange(socket, command, prompted_twice).expect("QEMU's monitor socket");
 }
 
 /// Asks QEMU's monitor for a screendump and reads it back.
 fn screendump(socket: &Path) -> Option<Screen> {
     let file = socket.with_extension("ppm");
-    let mut stream = UnixStream::connect(socket).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    writeln!(stream, "screendump {}", file.display()).ok()?;
-    // The monitor echoes the command and prints a prompt when done.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut buffer = [0u8; 4096];
-    let mut seen = String::new();
-    while Instant::now() < deadline {
-        if let Ok(n) = stream.read(&mut buffer) {
-            seen.push_str(&String::from_utf8_lossy(&buffer[..n]));
-        }
-        if seen.matches("(qemu)").count() >= 2 && file.exists() {
-            break;
-        }
-    }
+    monitor_exchange(socket, &format!("screendump {}", file.display()), |seen| {
+        prompted_twice(seen) && file.exists()
+    })?;
     let ppm = std::fs::read(&file).ok()?;
     let _ = std::fs::remove_file(&file);
     Screen::parse(&ppm)

@@ -72,19 +72,6 @@ pub fn raw_clock_gettime() -> libc::timespec {
     ts
 }
 
-/// `clock_gettime(CLOCK_MONOTONIC)` through libc, which takes the vDSO
-/// when the kernel's clock source allows reading time in user mode.
-#[inline(always)]
-pub fn vdso_clock_gettime() -> libc::timespec {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the whole call.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts
-}
-
 /// FUTEX_WAIT (shared, so it works across processes on a shared mapping):
 /// sleeps while `*word == expected` (returns at once otherwise, or on a wake
 /// or a signal; callers re-check the word).

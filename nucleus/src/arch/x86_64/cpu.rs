@@ -175,6 +175,13 @@ pub fn enable_fpu(features: &Features, use_xsave: bool) -> Result<FpuState, &'st
 
 pub static SMAP_ON: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 static PKU_ON: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+static MACHINE_CHECK_BANKS_ON: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
+
+/// Whether boot enabled the machine-check banks (the #MC handler reads them).
+pub fn machine_check_banks_enabled() -> bool {
+    MACHINE_CHECK_BANKS_ON.load(core::sync::atomic::Ordering::Relaxed)
+}
 
 /// Whether protection keys are on (guests then each have their own key).
 pub fn pku_enabled() -> bool {
@@ -246,6 +253,7 @@ pub fn enable_protections(features: &Features) -> Result<Protections, &'static s
     }
     if features.machine_check && features.machine_check_banks {
         enable_machine_check_banks();
+        MACHINE_CHECK_BANKS_ON.store(true, core::sync::atomic::Ordering::Relaxed);
     }
     SMAP_ON.store(features.smap, core::sync::atomic::Ordering::Relaxed);
     PKU_ON.store(features.pku, core::sync::atomic::Ordering::Relaxed);

@@ -11,6 +11,7 @@ use spin::Once;
 use x86_64::VirtAddr;
 use x86_64::instructions::tables::lidt;
 use x86_64::registers::control::Cr2;
+use x86_64::registers::model_specific::Msr;
 use x86_64::structures::DescriptorTablePointer;
 
 use crate::gdt::{DOUBLE_FAULT_IST, MACHINE_CHECK_IST, NMI_IST};
@@ -260,23 +261,19 @@ const MCI_STATUS_ADDRV: u64 = 1 << 58;
 /// from ordinary context; otherwise the guest it interrupted is stopped,
 /// or, in the nucleus, the machine.
 fn on_machine_check(frame: &TrapFrame, from_user: bool) {
-    let has_mca = raw_cpuid::CpuId::new()
-        .get_feature_info()
-        .is_some_and(|f| f.has_mca());
     let mut restartable = false;
-    if has_mca {
-        // SAFETY: with MCA (CPUID) the MCG and MCi MSRs exist, banks up
-        // to MCG_CAP's count; reading them has no side effect.
+    if crate::cpu::machine_check_banks_enabled() {
+        // SAFETY: with MCA (CPUID, checked at boot) the MCG and MCi MSRs
+        // exist, banks up to MCG_CAP's count; reading them has no side effect.
         let (status, banks) = unsafe {
             (
-                x86_64::registers::model_specific::Msr::new(IA32_MCG_STATUS).read(),
-                x86_64::registers::model_specific::Msr::new(IA32_MCG_CAP).read() & 0xff,
+                Msr::new(IA32_MCG_STATUS).read(),
+                Msr::new(IA32_MCG_CAP).read() & 0xff,
             )
         };
         restartable = status & MCG_STATUS_RIPV != 0;
         for bank in 0..banks as u32 {
-            let mut bank_status =
-                x86_64::registers::model_specific::Msr::new(IA32_MC0_STATUS + 4 * bank);
+            let mut bank_status = Msr::new(IA32_MC0_STATUS + 4 * bank);
             // SAFETY: as above, bank < MCG_CAP's count.
             let value = unsafe { bank_status.read() };
             if value & MCI_STATUS_VALID == 0 {
@@ -284,10 +281,7 @@ fn on_machine_check(frame: &TrapFrame, from_user: bool) {
             }
             let address = if value & MCI_STATUS_ADDRV != 0 {
                 // SAFETY: MCi_ADDR exists for a bank that reports ADDRV.
-                unsafe {
-                    x86_64::registers::model_specific::Msr::new(IA32_MC0_STATUS + 4 * bank + 1)
-                        .read()
-                }
+                unsafe { Msr::new(IA32_MC0_STATUS + 4 * bank + 1).read() }
             } else {
                 0
             };
@@ -299,7 +293,7 @@ fn on_machine_check(frame: &TrapFrame, from_user: bool) {
             unsafe { bank_status.write(0) };
         }
         // SAFETY: clearing MCG_STATUS (MCIP) says the handler is done.
-        unsafe { x86_64::registers::model_specific::Msr::new(IA32_MCG_STATUS).write(0) };
+        unsafe { Msr::new(IA32_MCG_STATUS).write(0) };
     }
     if restartable {
         MACHINE_CHECKS.fetch_add(1, Ordering::Relaxed);
