@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 use caps::manifest::{self, Console, Manifest, Restart};
 use nucleus_core::cmdline::BootOptions;
 
-use crate::domain::BootModule;
+use crate::boot::BootModule;
 use crate::{apic, cpu, domain, guest, log, memory, sched};
 
 /// What came of the appliance.

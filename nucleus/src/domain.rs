@@ -4,7 +4,6 @@
 //! SQEs go through. Everything is released when the guest ends.
 #![forbid(unsafe_code)]
 
-use alloc::string::String;
 use alloc::vec::Vec;
 
 use caps::interfaces::guest_control::{self, DataRegion, StartInfoResults};
@@ -16,6 +15,7 @@ use nucleus_core::paging::SIZE_4K;
 
 use caps::rights::endpoint as endpoint_rights;
 
+use crate::boot::BootModule;
 use crate::endpoint::{Capability, EndpointId, Object, RouteKind, Routed};
 pub use crate::guest_memory::GuestMemory;
 use crate::memory::{self, MapError};
@@ -95,14 +95,6 @@ pub struct Domain {
     pub waiting_for: u32,
     /// Its own page table, in the page-table-switching variant only.
     pub private_table: Option<memory::PrivateTable>,
-}
-
-/// A boot module: the name it was given (its Limine string), where Limine
-/// put it, and its bytes (mapped read-only, never freed).
-pub struct BootModule {
-    pub name: String,
-    pub physical: u64,
-    pub bytes: &'static [u8],
 }
 
 impl Domain {

@@ -214,6 +214,9 @@ struct Endpoint {
 
 pub struct Endpoints {
     table: CapTable<Endpoint>,
+    /// Guests this registry posted completions to since the scheduler last
+    /// looked: their threads may have waited for them (`take_woken`).
+    woken: Vec<GuestId>,
 }
 
 /// A guest an endpoint refers to: a server (alive while its endpoints are)
@@ -267,6 +270,15 @@ impl Endpoints {
     pub const fn new() -> Endpoints {
         Endpoints {
             table: CapTable::new(MAX_ENDPOINTS),
+            woken: Vec::new(),
+        }
+    }
+
+    /// The guests completions were posted to since the last call, for the
+    /// scheduler to wake their threads; the list keeps its capacity.
+    pub fn take_woken(&mut self, mut wake: impl FnMut(GuestId)) {
+        for id in self.woken.drain(..) {
+            wake(id);
         }
     }
 
@@ -554,12 +566,12 @@ impl Endpoints {
         let caps = SentCaps::read(&guest_ref(guests, current).domain.memory, caps);
         let target = match self.table.get(endpoint.0) {
             Ok(target) => target,
-            Err(error) => return fail(guests, call, error),
+            Err(error) => return self.fail(guests, call, error),
         };
         if caps.count != 0
             && let Err(error) = self.can_pass(guests, current, &caps)
         {
-            return fail(guests, call, error);
+            return self.fail(guests, call, error);
         }
         let target_waiting = target.waiting.len();
         if target_waiting >= MAX_WAITING_CALLS {
@@ -589,7 +601,7 @@ impl Endpoints {
                 Err(error) => {
                     let target = self.table.get_mut(endpoint.0).expect("checked live");
                     target.receivers.push_front(receiver);
-                    fail(guests, call, error);
+                    self.fail(guests, call, error);
                     return;
                 }
             };
@@ -664,7 +676,7 @@ impl Endpoints {
                         .domain
                         .exception_completion(call.user_data, call.results, &exception);
                 caller.domain.post(call.reservation, &cqe);
-                caller.wake_if_ready();
+                self.woken.push(client);
             }
             return Answer::Cqe(Cqe::done(0, 0, 0));
         }
@@ -701,7 +713,7 @@ impl Endpoints {
             Err(error) => Cqe::failed(call.user_data, error),
         };
         caller.domain.post(call.reservation, &cqe);
-        caller.wake_if_ready();
+        self.woken.push(client);
         match outcome {
             Ok(_) => Answer::Cqe(Cqe::done(0, 0, 0)),
             Err(error) => Answer::Failed(error),
@@ -723,12 +735,11 @@ impl Endpoints {
             if front.params.len() as u32 + front.caps.bytes() > receiver.buffer.len {
                 // The server's buffer cannot take this call: it learns so;
                 // the call waits for a larger RECV.
-                let server = guest(guests, server);
-                server.domain.post(
+                guest(guests, server).domain.post(
                     receiver.reservation,
                     &Cqe::failed(receiver.user_data, TransportError::ResultsTooSmall),
                 );
-                server.wake_if_ready();
+                self.woken.push(server);
                 continue;
             }
             let waiting = target.waiting.pop_front().expect("checked non-empty");
@@ -740,7 +751,7 @@ impl Endpoints {
                     // caller learns why; the RECV takes the next call.
                     let target = self.table.get_mut(endpoint.0).expect("checked live");
                     target.receivers.push_front(receiver);
-                    fail(guests, waiting.call, error);
+                    self.fail(guests, waiting.call, error);
                     continue;
                 }
             };
@@ -791,9 +802,10 @@ impl Endpoints {
             badge: call.badge,
             ..done(receiver.user_data, written, passed.len())
         };
-        let server = guest(guests, server_id);
-        server.domain.post(receiver.reservation, &cqe);
-        server.wake_if_ready();
+        guest(guests, server_id)
+            .domain
+            .post(receiver.reservation, &cqe);
+        self.woken.push(server_id);
         target.in_flight.push((token, call));
     }
 
@@ -816,13 +828,21 @@ impl Endpoints {
                         .domain
                         .exception_completion(call.user_data, call.results, &exception);
                 client.domain.post(call.reservation, &cqe);
-                client.wake_if_ready();
+                self.woken.push(call.client);
             }
         }
         let server = guest(guests, closed.server);
         for receiver in closed.receivers.drain(..) {
             server.domain.cancel(receiver.reservation);
         }
+    }
+
+    /// Completes a call that cannot be delivered with `error`.
+    fn fail(&mut self, guests: &mut Guests, call: InFlight, error: TransportError) {
+        guest(guests, call.client)
+            .domain
+            .post(call.reservation, &Cqe::failed(call.user_data, error));
+        self.woken.push(call.client);
     }
 
     /// A guest ended: the endpoints it served close; its calls waiting
@@ -844,15 +864,6 @@ impl Endpoints {
             endpoint.in_flight.retain(|(_, call)| call.client != id);
         }
     }
-}
-
-/// Completes a call that cannot be delivered with `error`.
-fn fail(guests: &mut Guests, call: InFlight, error: TransportError) {
-    let client = guest(guests, call.client);
-    client
-        .domain
-        .post(call.reservation, &Cqe::failed(call.user_data, error));
-    client.wake_if_ready();
 }
 
 /// How a routed SQE is answered, when it is answered at once.

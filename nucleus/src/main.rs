@@ -27,6 +27,29 @@ mod syscall;
 
 // The hardware modules, by their short names (`crate::memory`, ...).
 use arch::x86_64::{
-    acpi, apic, console, context, cpu, entropy, fb, gdt, guest_memory, irq, memory, pci, scenario,
-    stacks, stop, time, traps, user, virtio,
+    acpi, apic, boot, console, context, cpu, entropy, fb, gdt, guest_memory, irq, memory, pci,
+    scenario, stacks, stop, time, traps, user, virtio,
 };
+
+/// The nucleus proper, once boot has taken the machine: runs the appliance
+/// the image's manifest describes, then (test images) stops the machine
+/// or (scenarios) runs the boot scenario.
+fn run(booted: boot::Booted) -> ! {
+    let options = booted.options;
+    services::BOOT_FACTS.call_once(|| services::BootFacts {
+        boot_nanos: booted.boot_nanos,
+        memory_total_bytes: booted.memory_total_bytes,
+        cpu_count: booted.cpu_count,
+        features: booted.features,
+    });
+    let ended = match appliance::run(&booted.modules, &options) {
+        appliance::Outcome::NoManifest => false,
+        appliance::Outcome::Finished => true,
+        appliance::Outcome::Refused => stop::stop(nucleus_core::qemu::ExitCode::Failure),
+    };
+    if ended && options.qemu_exit {
+        // Test images end when their guests have.
+        stop::stop(nucleus_core::qemu::ExitCode::Success);
+    }
+    scenario::run(options.scenario)
+}

@@ -4,9 +4,11 @@
 //!
 //! The nucleus is not preemptible: it runs with interrupts off, except while
 //! idling. Each guest has its own kernel context (`arch`'s `Context`: a
-//! kernel stack); a guest that is not running is suspended inside the
-//! nucleus (in a system call, or in the timer interrupt), and
-//! `context::switch` moves from one to another.
+//! kernel stack) whose code is [`guest_main`]: it runs the guest in ring 3
+//! (`user::run`) and acts on why the guest came back (a system call, the
+//! timer, a fault). A guest that is not running is suspended inside the
+//! nucleus, on its own stack, and `context::switch` moves from one to
+//! another.
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -19,8 +21,9 @@ use crate::context::{self, Context};
 use crate::cpu::FpuArea;
 use crate::domain::Step;
 use crate::endpoint::Endpoints;
-use crate::traps::TrapFrame;
-use crate::{log, user};
+use crate::log;
+use crate::traps::{self, TrapFrame};
+use crate::user::{self, UserExit};
 
 /// Time slice in timer ticks before a runnable guest is preempted.
 const SLICE_TICKS: u64 = 1;
@@ -38,6 +41,7 @@ pub enum State {
 
 /// Where a guest starts: its entry point, stack, and the values its entry
 /// function receives in RDI, RSI, RDX (ring address, heap start, heap size).
+#[derive(Clone, Copy)]
 pub struct Start {
     pub entry: u64,
     pub stack_top: u64,
@@ -47,38 +51,59 @@ pub struct Start {
 /// A guest's id: its slot in the guest table and the slot's generation, so
 /// an id outlives its guest only as a stale one.
 pub type GuestId = caps::CapId;
+/// A thread's id, the same way in the thread table.
+pub type ThreadId = caps::CapId;
 
 /// The guests, in a generational table: an exited guest's slot is freed
 /// and reused.
 pub type Guests = CapTable<Box<Guest>>;
+type Threads = CapTable<Box<Thread>>;
 
 /// Guests at once: the address space has this many slots.
 const MAX_GUESTS: u16 = sas_loader::MAX_GUEST_SLOTS as u16;
+/// Threads at once: one per guest today.
+const MAX_THREADS: u16 = MAX_GUESTS;
 
+/// A guest: a protection domain (what it owns: memory, ring, capabilities,
+/// protection key) and who it is. What runs in it is a [`Thread`].
 pub struct Guest {
-    pub id: GuestId,
     /// Its number in the boot log: guests are numbered 1, 2, ... as they
     /// start (a restart gets the next number).
     pub number: u32,
     pub name: String,
-    pub state: State,
-    /// Its kernel stack, where it is suspended while it does not run.
-    context: Context,
-    fpu: FpuArea,
-    pub ticks_used: u64,
-    /// Stopped once it has used this many timer ticks of CPU time.
+    /// Stopped once its thread has used this many timer ticks of CPU time.
     pub tick_limit: Option<u64>,
-    /// What the guest owns (memory, ring, capabilities): services and the
-    /// system-call layer work on it; the scheduler only moves it around.
+    /// What the guest owns: services and the system-call layer work on it;
+    /// the scheduler only runs threads in it.
     pub domain: crate::domain::Domain,
+    /// The thread that runs in it (one per guest today).
+    thread: ThreadId,
     /// The caller's name for what this guest runs (the manifest entry).
     pub tag: usize,
 }
 
+/// A thread: what the scheduler runs. Its kernel stack (where it is
+/// suspended while it does not run, and where `guest_main` keeps its user
+/// registers), its FPU state, its state and CPU time, and the guest whose
+/// domain it runs in.
+pub struct Thread {
+    pub guest: GuestId,
+    pub state: State,
+    /// Where it enters ring 3 first.
+    start: Start,
+    context: Context,
+    fpu: FpuArea,
+    pub ticks_used: u64,
+}
+
 struct Scheduler {
     guests: Guests,
-    /// The running guest; `None` while idle.
-    current: Option<GuestId>,
+    threads: Threads,
+    /// The running thread; `None` while idle.
+    current: Option<ThreadId>,
+    /// The running thread's guest (kept beside it: most paths want only
+    /// the guest, and one look-up).
+    current_guest: Option<GuestId>,
     /// The number the next guest gets.
     next_number: u32,
     /// Guests that have exited, with their codes, oldest first.
@@ -90,33 +115,74 @@ struct Scheduler {
 
 static SCHEDULER: Mutex<Scheduler> = Mutex::new(Scheduler {
     guests: CapTable::new(MAX_GUESTS),
+    threads: CapTable::new(MAX_THREADS),
     current: None,
+    current_guest: None,
     next_number: 1,
     exited: Vec::new(),
     slice_started_at_tick: 0,
     endpoints: Endpoints::new(),
 });
 
-impl Guest {
-    /// Loads what is this guest's alone before it runs: its FPU state and,
-    /// with protection keys, the PKRU that opens only its own key.
-    fn enter(&self) {
+impl Thread {
+    /// Loads what is this thread's alone before it runs: its FPU state and,
+    /// with protection keys, the PKRU that opens only its guest's key.
+    fn enter(&self, key: u8) {
         self.fpu.restore();
         if crate::cpu::pku_enabled() {
-            crate::cpu::write_pkru(nucleus_core::pkeys::pkru_for(self.domain.memory.key));
+            crate::cpu::write_pkru(nucleus_core::pkeys::pkru_for(key));
         }
     }
 
-    /// A blocked guest whose wait is over (or whose deadline passed)
-    /// becomes runnable.
-    pub fn wake_if_ready(&mut self) {
-        let now = crate::time::rdtsc();
-        if let State::Blocked { deadline } = self.state
-            && (self.domain.poll_wake(now) || deadline.is_some_and(|d| now >= d))
-        {
-            self.state = State::Ready;
+    /// A blocked thread whose wait is over (completions in `domain`, or its
+    /// deadline passed) becomes runnable.
+    fn wake_if_ready(&mut self, domain: &mut crate::domain::Domain) {
+        if let State::Blocked { deadline } = self.state {
+            let now = crate::time::rdtsc();
+            if domain.poll_wake(now) || deadline.is_some_and(|d| now >= d) {
+                self.state = State::Ready;
+            }
         }
     }
+}
+
+impl Scheduler {
+    /// The running thread and its guest (`current` always names a live
+    /// thread, whose guest lives as long as it does).
+    fn running(&mut self) -> (&mut Thread, &mut Guest) {
+        let (Some(thread), Some(guest)) = (self.current, self.current_guest) else {
+            panic!("no running thread");
+        };
+        (
+            self.threads.get_mut(thread).expect("the running thread"),
+            running_guest(&mut self.guests, guest),
+        )
+    }
+
+    /// Wakes the thread of every guest the endpoints posted to.
+    fn wake_posted(&mut self) {
+        let (threads, guests) = (&mut self.threads, &mut self.guests);
+        self.endpoints.take_woken(|id| {
+            if let Ok(guest) = guests.get_mut(id)
+                && let Ok(thread) = threads.get_mut(guest.thread)
+            {
+                thread.wake_if_ready(&mut guest.domain);
+            }
+        });
+    }
+}
+
+/// Thread `id` and its guest.
+fn running<'a>(
+    threads: &'a mut Threads,
+    guests: &'a mut Guests,
+    id: ThreadId,
+) -> (&'a mut Thread, &'a mut Guest) {
+    let thread = threads.get_mut(id).expect("the thread is in the table");
+    let guest = guests
+        .get_mut(thread.guest)
+        .expect("a thread's guest outlives it");
+    (thread, guest)
 }
 
 /// What processing the running guest's ring led to.
@@ -136,18 +202,18 @@ pub enum Progress {
 pub fn process_current(min_complete: u32) -> Progress {
     let mut scheduler = SCHEDULER.lock();
     let scheduler = &mut *scheduler;
-    let id = scheduler.current.expect("no running guest");
+    let guest_id = scheduler.current_guest.expect("no running thread");
     loop {
         // One look-up of the running guest per request that leaves it.
-        let mut domain = &mut running(&mut scheduler.guests, id).domain;
+        let mut domain = &mut running_guest(&mut scheduler.guests, guest_id).domain;
         let routed = loop {
             match domain.step() {
                 Step::Idle => {
                     // What its calls queued goes out; sockets that moved
                     // may complete calls waiting on them.
                     if crate::net::flush() {
-                        retry_all_waiting(&mut scheduler.guests);
-                        domain = &mut running(&mut scheduler.guests, id).domain;
+                        retry_all_waiting(&mut scheduler.guests, &mut scheduler.threads);
+                        domain = &mut running_guest(&mut scheduler.guests, guest_id).domain;
                     }
                     domain.complete_due(crate::time::rdtsc);
                     let wanted = min_complete.min(domain.cq_entries());
@@ -162,18 +228,22 @@ pub fn process_current(min_complete: u32) -> Progress {
                 Step::Corrupt(error) => return Progress::Corrupt(error),
             }
         };
-        scheduler.endpoints.route(&mut scheduler.guests, id, routed);
+        scheduler
+            .endpoints
+            .route(&mut scheduler.guests, guest_id, routed);
+        scheduler.wake_posted();
     }
 }
 
-/// The running guest (`current` always names a live one).
-fn running(guests: &mut Guests, id: GuestId) -> &mut Guest {
+/// The running guest (its thread is running, so it is live).
+fn running_guest(guests: &mut Guests, id: GuestId) -> &mut Guest {
     guests
         .get_mut(id)
         .expect("the running guest is in the table")
 }
 
-/// Creates a guest that will enter ring 3 at `start.entry` when first scheduled.
+/// Creates a guest, and its thread that will enter ring 3 at `start.entry`
+/// when first scheduled. Returns the guest's number.
 pub fn spawn(
     name: String,
     start: Start,
@@ -181,33 +251,40 @@ pub fn spawn(
     tick_limit: Option<u64>,
     tag: usize,
 ) -> Result<u32, crate::memory::MapError> {
-    let context = Context::for_guest(start.entry, start.stack_top, start.arguments)?;
+    let context = Context::new(guest_main)?;
     let fpu = FpuArea::new(crate::cpu::FPU.get().expect("FPU enabled at boot"));
     let mut scheduler = SCHEDULER.lock();
+    let scheduler = &mut *scheduler;
     let number = scheduler.next_number;
-    // Slots and the table's quota are the address space's guest slots,
-    // which the domain already holds one of: the insert has room.
+    // Both tables have a slot per guest slot of the address space, which
+    // the domain already holds one of: the inserts have room.
     let placeholder = CapId::new(0, 1).expect("generation 1");
     let guest = Box::new(Guest {
-        id: placeholder,
         number,
         name,
+        tick_limit,
+        domain,
+        thread: placeholder,
+        tag,
+    });
+    let Ok(guest_id) = scheduler.guests.insert(guest) else {
+        context.release();
+        return Err(crate::memory::MapError::OutOfMemory);
+    };
+    let thread = Box::new(Thread {
+        guest: guest_id,
         state: State::Ready,
+        start,
         context,
         fpu,
         ticks_used: 0,
-        tick_limit,
-        domain,
-        tag,
     });
-    let id = match scheduler.guests.insert(guest) {
-        Ok(id) => id,
-        Err(_) => {
-            context.release();
-            return Err(crate::memory::MapError::OutOfMemory);
-        }
+    let Ok(thread_id) = scheduler.threads.insert(thread) else {
+        let _ = scheduler.guests.remove(guest_id);
+        context.release();
+        return Err(crate::memory::MapError::OutOfMemory);
     };
-    scheduler.guests.get_mut(id).expect("just inserted").id = id;
+    running_guest(&mut scheduler.guests, guest_id).thread = thread_id;
     scheduler.next_number += 1;
     Ok(number)
 }
@@ -220,19 +297,24 @@ pub fn run_until_all_exit(mut on_exit: impl FnMut(usize, i32)) -> Vec<(String, i
         let exits: Vec<(usize, i32)> = {
             let mut scheduler = SCHEDULER.lock();
             let scheduler = &mut *scheduler;
-            let done: Vec<GuestId> = scheduler
-                .guests
+            let done: Vec<ThreadId> = scheduler
+                .threads
                 .iter()
-                .filter(|(_, g)| matches!(g.state, State::Exited(_)))
+                .filter(|(_, t)| matches!(t.state, State::Exited(_)))
                 .map(|(id, _)| id)
                 .collect();
             let mut exits = Vec::new();
             for id in done {
-                // The idle loop runs on the boot stack: the exited guest's
-                // kernel stack is free for the next guest, and its slot too.
-                let guest = scheduler.guests.remove(id).expect("listed live");
-                guest.context.release();
-                if let State::Exited(code) = guest.state {
+                // The idle loop runs on the boot stack: the exited thread's
+                // kernel stack is free for the next one, and its slot too;
+                // its guest (whose only thread it was) goes with it.
+                let thread = scheduler.threads.remove(id).expect("listed live");
+                thread.context.release();
+                let guest = scheduler
+                    .guests
+                    .remove(thread.guest)
+                    .expect("a thread's guest outlives it");
+                if let State::Exited(code) = thread.state {
                     scheduler.exited.push((guest.name.clone(), code));
                     exits.push((guest.tag, code));
                 }
@@ -245,7 +327,7 @@ pub fn run_until_all_exit(mut on_exit: impl FnMut(usize, i32)) -> Vec<(String, i
         let next = {
             let mut scheduler = SCHEDULER.lock();
             wake_due(&mut scheduler);
-            if scheduler.guests.is_empty() {
+            if scheduler.threads.is_empty() {
                 return core::mem::take(&mut scheduler.exited);
             }
             pick_next(&scheduler, None)
@@ -261,44 +343,52 @@ pub fn run_until_all_exit(mut on_exit: impl FnMut(usize, i32)) -> Vec<(String, i
     }
 }
 
-/// The next runnable guest after `after` (round robin over the table's
+/// The next runnable thread after `after` (round robin over the table's
 /// slots).
-fn pick_next(scheduler: &Scheduler, after: Option<GuestId>) -> Option<GuestId> {
+fn pick_next(scheduler: &Scheduler, after: Option<ThreadId>) -> Option<ThreadId> {
     let start = after.map_or(0, |id| id.index() as usize + 1);
-    let guests = &scheduler.guests;
-    let ready = |guest: &Guest| guest.state == State::Ready;
-    guests
+    let threads = &scheduler.threads;
+    let ready = |thread: &Thread| thread.state == State::Ready;
+    threads
         .iter()
-        .find(|(id, g)| id.index() as usize >= start && ready(g))
-        .or_else(|| guests.iter().find(|(_, g)| ready(g)))
+        .find(|(id, t)| id.index() as usize >= start && ready(t))
+        .or_else(|| threads.iter().find(|(_, t)| ready(t)))
         .map(|(id, _)| id)
 }
 
 fn wake_due(scheduler: &mut Scheduler) {
     // The network's timers first: what they change may complete calls.
     if crate::net::poll_if_due() {
-        retry_all_waiting(&mut scheduler.guests);
+        retry_all_waiting(&mut scheduler.guests, &mut scheduler.threads);
     }
-    for (_, guest) in scheduler.guests.iter_mut() {
-        guest.wake_if_ready();
+    for (_, thread) in scheduler.threads.iter_mut() {
+        if let State::Blocked { .. } = thread.state {
+            let guest = running_guest(&mut scheduler.guests, thread.guest);
+            thread.wake_if_ready(&mut guest.domain);
+        }
     }
 }
 
 /// The objects services made have progressed (the network moved): every
-/// waiting service call is made again, and guests whose waits are over
+/// waiting service call is made again, and threads whose waits are over
 /// become runnable. From a device interrupt, which never arrives while the
 /// nucleus holds the scheduler (it runs with interrupts off but when idle
 /// or in a guest).
 pub fn retry_waiting() {
-    retry_all_waiting(&mut SCHEDULER.lock().guests);
+    let mut scheduler = SCHEDULER.lock();
+    let scheduler = &mut *scheduler;
+    retry_all_waiting(&mut scheduler.guests, &mut scheduler.threads);
 }
 
-fn retry_all_waiting(guests: &mut Guests) {
+fn retry_all_waiting(guests: &mut Guests, threads: &mut Threads) {
     // Retried calls queue data too: it goes out in one poll after them,
     // and what that poll changes waits for the next round (bounded work).
     for (_, guest) in guests.iter_mut() {
-        if guest.domain.has_waiting() && guest.domain.retry_waiting() {
-            guest.wake_if_ready();
+        if guest.domain.has_waiting()
+            && guest.domain.retry_waiting()
+            && let Ok(thread) = threads.get_mut(guest.thread)
+        {
+            thread.wake_if_ready(&mut guest.domain);
         }
     }
     if crate::net::flush() {
@@ -307,31 +397,31 @@ fn retry_all_waiting(guests: &mut Guests) {
 }
 
 impl Scheduler {
-    /// Makes guest `index` the running one (its kernel stack, FPU state and
-    /// PKRU loaded) and returns the context to switch to.
-    fn start_running(&mut self, id: GuestId) -> Context {
+    /// Makes thread `id` the running one (its FPU state and PKRU loaded)
+    /// and returns the context to switch to.
+    fn start_running(&mut self, id: ThreadId) -> Context {
         self.current = Some(id);
         self.slice_started_at_tick = crate::apic::ticks();
-        let guest = running(&mut self.guests, id);
-        guest.state = State::Running;
-        user::set_kernel_stack(guest.context.kernel_stack_top());
+        let (thread, guest) = running(&mut self.threads, &mut self.guests, id);
+        self.current_guest = Some(thread.guest);
+        thread.state = State::Running;
         if let Some(table) = &guest.domain.private_table {
             user::GUEST_TABLE.store(table.pml4, core::sync::atomic::Ordering::Relaxed);
         }
-        guest.enter();
-        guest.context
+        thread.enter(guest.domain.memory.key);
+        thread.context
     }
 }
 
-fn switch_from_idle(id: GuestId) {
+fn switch_from_idle(id: ThreadId) {
     // The lock is released before the switch.
     let to = SCHEDULER.lock().start_running(id);
     context::switch(Context::IDLE, to);
 }
 
-/// Leaves the running guest (its state already set: Ready, Blocked or
+/// Leaves the running thread (its state already set: Ready, Blocked or
 /// Exited) for the next runnable one, or for the idle loop. Returns when
-/// this guest is scheduled again (never, if it exited).
+/// this thread is scheduled again (never, if it exited).
 pub fn yield_current() {
     leave_current(true);
 }
@@ -340,15 +430,16 @@ pub fn yield_current() {
 fn leave_current(to_next: bool) {
     let (from, to) = {
         let mut scheduler = SCHEDULER.lock();
-        let current = scheduler.current.expect("yield with no running guest");
-        let guest = running(&mut scheduler.guests, current);
-        guest.fpu.save();
-        let from = guest.context;
+        let current = scheduler.current.expect("yield with no running thread");
+        let (thread, _) = scheduler.running();
+        thread.fpu.save();
+        let from = thread.context;
         let next = pick_next(&scheduler, Some(current)).filter(|_| to_next);
         let to = match next {
             Some(id) => scheduler.start_running(id),
             None => {
                 scheduler.current = None;
+                scheduler.current_guest = None;
                 Context::IDLE
             }
         };
@@ -357,26 +448,65 @@ fn leave_current(to_next: bool) {
     context::switch(from, to);
 }
 
-/// The running guest, for the system-call layer.
-pub fn with_current<R>(f: impl FnOnce(&mut Guest) -> R) -> R {
+/// The running thread and its guest, for the system-call layer.
+pub fn with_current<R>(f: impl FnOnce(&mut Thread, &mut Guest) -> R) -> R {
     let mut scheduler = SCHEDULER.lock();
-    let current = scheduler.current.expect("no running guest");
-    f(running(&mut scheduler.guests, current))
+    let (thread, guest) = scheduler.running();
+    f(thread, guest)
 }
 
-/// Timer tick from ring 3: preempt when the slice is used up and another
-/// guest can run. Called from the timer interrupt, after EOI.
-pub fn on_tick_from_user() {
+/// A guest thread's life, on its own kernel stack: ring 3 until the guest
+/// enters the nucleus, then what that entry asks for, and ring 3 again
+/// (until it exits: `exit_current` never returns).
+extern "C" fn guest_main() -> ! {
+    let start = with_current(|thread, _| thread.start);
+    let mut registers = user::first_registers(start.entry, start.stack_top, start.arguments);
+    loop {
+        match user::run(&mut registers) {
+            UserExit::Syscall => crate::syscall::handle(&mut registers),
+            UserExit::Interrupt { vector } if vector == traps::TIMER_VECTOR => on_tick_from_user(),
+            // A device's interrupt: its driver has run; the guest goes on.
+            UserExit::Interrupt { .. } => {}
+            UserExit::Fault { vector, address } => stop_for_fault(&registers, vector, address),
+        }
+    }
+}
+
+/// A guest's fault stops that guest, never the nucleus. Its exit code is
+/// 128 + the vector, as a shell reports a signal; a protection-key fault
+/// names the key and whose memory it was.
+fn stop_for_fault(registers: &TrapFrame, vector: u8, address: u64) -> ! {
+    let owner = traps::is_protection_key_fault(vector, registers.error_code)
+        .then(|| owner_of(address))
+        .flatten();
+    traps::print_registers(registers);
+    let fault = traps::FaultDescription {
+        frame: registers,
+        address,
+    };
+    let code = 128 + vector as i32;
+    match owner {
+        Some((name, key)) => exit_current(
+            code,
+            format_args!("stopped by {fault} (key {key}, guest {name}'s memory)"),
+        ),
+        None => exit_current(code, format_args!("stopped by {fault}")),
+    }
+}
+
+/// Timer tick from ring 3 (acknowledged by `arch`): preempt when the slice
+/// is used up and another guest can run.
+fn on_tick_from_user() {
     let preempt = {
         let mut scheduler = SCHEDULER.lock();
         wake_due(&mut scheduler);
         let Some(current) = scheduler.current else {
             return;
         };
-        let guest = running(&mut scheduler.guests, current);
-        guest.ticks_used += 1;
+        let (thread, guest) = scheduler.running();
+        thread.ticks_used += 1;
         if let Some(limit) = guest.tick_limit
-            && guest.ticks_used > limit
+            && thread.ticks_used > limit
         {
             let ms = limit * 1000 / crate::apic::tick_hz() as u64;
             drop(scheduler);
@@ -388,7 +518,7 @@ pub fn on_tick_from_user() {
         let used = crate::apic::ticks() - scheduler.slice_started_at_tick;
         let other_ready = pick_next(&scheduler, Some(current)).is_some_and(|i| i != current);
         if used >= SLICE_TICKS && other_ready {
-            running(&mut scheduler.guests, current).state = State::Ready;
+            scheduler.running().0.state = State::Ready;
             true
         } else {
             false
@@ -400,7 +530,7 @@ pub fn on_tick_from_user() {
 }
 
 /// The guest whose slot holds `address`, with its protection key.
-pub fn owner_of(address: u64) -> Option<(String, u8)> {
+fn owner_of(address: u64) -> Option<(String, u8)> {
     let scheduler = SCHEDULER.lock();
     scheduler
         .guests
@@ -414,11 +544,14 @@ pub fn exit_current(code: i32, why: core::fmt::Arguments) -> ! {
     {
         let mut scheduler = SCHEDULER.lock();
         let scheduler = &mut *scheduler;
-        let id = scheduler.current.expect("no running guest");
+        let guest_id = scheduler.current_guest.expect("no running thread");
         // Endpoints it served close (their callers are told) before its
         // memory and ring go.
-        scheduler.endpoints.guest_exited(&mut scheduler.guests, id);
-        let guest = running(&mut scheduler.guests, id);
+        scheduler
+            .endpoints
+            .guest_exited(&mut scheduler.guests, guest_id);
+        scheduler.wake_posted();
+        let (thread, guest) = scheduler.running();
         guest.domain.release();
         log!(
             "guest {} ({}): {}; exit code {}",
@@ -427,15 +560,9 @@ pub fn exit_current(code: i32, why: core::fmt::Arguments) -> ! {
             why,
             code
         );
-        guest.state = State::Exited(code);
+        thread.state = State::Exited(code);
     }
     // Through the idle loop, which tells the caller of `run_until_all_exit`.
     leave_current(false);
     unreachable!("an exited guest was scheduled again");
-}
-
-/// A system call from the running guest. RAX holds the number; results go
-/// back in RAX.
-pub fn on_syscall(frame: &mut TrapFrame) {
-    crate::syscall::handle(frame);
 }

@@ -41,14 +41,14 @@ fn cap_enter(min_complete: u32, timeout_ns: u64) -> i64 {
         if ready >= wanted || deadline.is_some_and(|d| crate::time::rdtsc() >= d) {
             return ready as i64;
         }
-        sched::with_current(|guest| {
+        sched::with_current(|thread, guest| {
             guest.domain.waiting_for = wanted;
             let due = guest.domain.next_due();
             let wake_at = match (deadline, due) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            guest.state = State::Blocked { deadline: wake_at };
+            thread.state = State::Blocked { deadline: wake_at };
         });
         sched::yield_current();
     }

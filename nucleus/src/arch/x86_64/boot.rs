@@ -1,11 +1,14 @@
 //! Bring-up on x86_64 with Limine (base revision 3): the bootloader
 //! requests, the entry point, and everything from the first instruction to
-//! "ready"; then the appliance runs (`crate::appliance`).
+//! "ready"; then it hands the machine to the nucleus proper (the crate
+//! root's `run`, which starts the appliance). That hand-over is the only
+//! call from `arch` up into the rest of the nucleus.
 
+use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::{acpi, apic, appliance, console, cpu, domain, entropy, fb, gdt, log, memory};
-use crate::{pci, scenario, services, stacks, stop, time, traps, user};
+use crate::{acpi, apic, console, cpu, entropy, fb, gdt, log, memory};
+use crate::{pci, stacks, stop, time, traps, user};
 
 use limine::BaseRevision;
 use limine::firmware_type::FirmwareType;
@@ -253,41 +256,50 @@ extern "C" fn boot() -> ! {
     if let Some(date) = DATE_AT_BOOT.get_response() {
         time::set_wall_clock_at_entry(date.timestamp().as_secs());
     }
-    services::BOOT_FACTS.call_once(|| services::BootFacts {
+    crate::run(Booted {
         boot_nanos: time::nanos_between(time::entry_tsc(), ready).0,
         memory_total_bytes: memory::managed_bytes(),
         cpu_count,
         features: features.names(),
-    });
-    if run_guests(&options) && options.qemu_exit {
-        // Test images end when their guests have.
-        stop::stop(ExitCode::Success);
-    }
-    scenario::run(options.scenario)
+        modules: boot_modules(),
+        options,
+    })
 }
 
-/// Runs the appliance the image's manifest describes; returns whether the
-/// boot should end (guests ran, or the manifest was refused).
-fn run_guests(options: &cmdline::BootOptions) -> bool {
+/// What boot found, for the nucleus proper.
+pub struct Booted {
+    pub boot_nanos: u64,
+    pub memory_total_bytes: u64,
+    pub cpu_count: u32,
+    pub features: Vec<String>,
+    /// The image's files Limine loaded (the manifest, guests, data).
+    pub modules: Vec<BootModule>,
+    pub options: cmdline::BootOptions,
+}
+
+/// A boot module: the name it was given (its Limine string), where Limine
+/// put it, and its bytes (mapped read-only, never freed).
+pub struct BootModule {
+    pub name: String,
+    pub physical: u64,
+    pub bytes: &'static [u8],
+}
+
+fn boot_modules() -> Vec<BootModule> {
     let hhdm = HHDM.get_response().map_or(0, |h| h.offset());
-    let modules: Vec<domain::BootModule> = MODULES
+    MODULES
         .get_response()
         .map(|r| r.modules())
         .unwrap_or_default()
         .iter()
-        .map(|module| domain::BootModule {
+        .map(|module| BootModule {
             name: module.string().to_str().unwrap_or("").into(),
             physical: module.addr() as u64 - hhdm,
             // SAFETY: Limine loaded the module at `addr` with `size` bytes,
             // in memory the nucleus maps read-only and never frees.
             bytes: unsafe { core::slice::from_raw_parts(module.addr(), module.size() as usize) },
         })
-        .collect();
-    match appliance::run(&modules, options) {
-        appliance::Outcome::NoManifest => false,
-        appliance::Outcome::Finished => true,
-        appliance::Outcome::Refused => stop::stop(ExitCode::Failure),
-    }
+        .collect()
 }
 
 fn init_memory(features: &cpu::Features) {

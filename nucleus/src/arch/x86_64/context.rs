@@ -1,9 +1,8 @@
 //! Kernel contexts and the switch between them. A context is a kernel
 //! stack with, while it is suspended, the stack pointer `switch_stacks`
-//! saved on it: the idle loop's (the boot stack), or a guest's (suspended
-//! inside the nucleus, in a system call or an interrupt, with its
-//! callee-saved registers pushed and its user registers in the `TrapFrame`
-//! at the top of its stack).
+//! saved on it: the idle loop's (the boot stack), or a guest thread's
+//! (suspended inside the nucleus, with its callee-saved registers pushed;
+//! its user registers are a frame its code keeps on that stack).
 //!
 //! Contexts are handles (`Context`) into a table only this module writes,
 //! so the switch is safe to call: a context's saved stack pointer is
@@ -15,9 +14,7 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use spin::Mutex;
 
-use crate::gdt::{USER_CODE_SELECTOR, USER_DATA_SELECTOR};
 use crate::memory::MapError;
-use crate::traps::{TrapFrame, return_from_trap};
 
 /// The idle context and one per guest slot of the address space.
 const MAX_CONTEXTS: usize = 1 + sas_loader::MAX_GUEST_SLOTS;
@@ -41,51 +38,30 @@ impl Context {
     pub const IDLE: Context = Context(0);
 
     /// A new context on a kernel stack of its own that, when first switched
-    /// to, enters ring 3 at `entry` with the user stack `user_stack` and
-    /// `arguments` in RDI, RSI, RDX.
-    pub fn for_guest(
-        entry: u64,
-        user_stack: u64,
-        arguments: [u64; 3],
-    ) -> Result<Context, MapError> {
+    /// to, calls `main` there.
+    pub fn new(main: extern "C" fn() -> !) -> Result<Context, MapError> {
         let _claim = CLAIM.lock();
         let index = (1..MAX_CONTEXTS)
             .find(|&i| STACKS[i].load(Ordering::Relaxed) == 0)
             .ok_or(MapError::OutOfMemory)?;
         let top = crate::memory::allocate_kernel_stack()?;
-        // The first switch pops six callee-saved registers and "returns"
-        // into `return_from_trap`, which iretqs with this frame.
-        let frame = TrapFrame {
-            rdi: arguments[0],
-            rsi: arguments[1],
-            rdx: arguments[2],
-            rip: entry,
-            cs: USER_CODE_SELECTOR as u64,
-            rflags: 0x202, // IF set
-            rsp: user_stack,
-            ss: USER_DATA_SELECTOR as u64,
-            ..TrapFrame::default()
-        };
-        let frame_at = top - core::mem::size_of::<TrapFrame>() as u64;
-        let saved = frame_at - 8 * 7;
+        // The first switch pops six callee-saved registers (R12 is `main`)
+        // and "returns" into `start_context`, with RSP at the (16-byte
+        // aligned) top, as a call expects it.
+        let saved = top - 8 * 7;
         // SAFETY: the kernel stack was just allocated (mapped read-write,
         // used by no one); the writes stay within its top page.
         unsafe {
-            (frame_at as *mut TrapFrame).write(frame);
             let slots = saved as *mut u64;
             for i in 0..6 {
                 slots.add(i).write(0); // r15, r14, r13, r12, rbp, rbx
             }
-            slots.add(6).write(return_from_trap as *const () as u64);
+            slots.add(3).write(main as *const () as u64);
+            slots.add(6).write(start_context as *const () as u64);
         }
         STACKS[index].store(top, Ordering::Relaxed);
         SAVED[index].store(saved, Ordering::Release);
         Ok(Context(index))
-    }
-
-    /// The top of its kernel stack (for the TSS while it runs).
-    pub fn kernel_stack_top(self) -> u64 {
-        STACKS[self.0].load(Ordering::Relaxed)
     }
 
     /// Frees a guest context that will never run again, and its kernel
@@ -125,8 +101,8 @@ pub fn switch(from: Context, to: Context) {
 
 /// Saves callee-saved registers on the current stack, stores RSP at `from`,
 /// loads `to` and pops the next context's registers. Returns into whatever
-/// that context was doing when it switched away (or `return_from_trap` for a
-/// new guest).
+/// that context was doing when it switched away (or `start_context` for a
+/// new one).
 #[unsafe(naked)]
 unsafe extern "C" fn switch_stacks(from: *mut u64, to: u64) {
     naked_asm!(
@@ -146,4 +122,11 @@ unsafe extern "C" fn switch_stacks(from: *mut u64, to: u64) {
         "pop rbx",
         "ret",
     );
+}
+
+/// A new context's first code: calls its `main` (in R12, from `new`),
+/// which never returns.
+#[unsafe(naked)]
+extern "C" fn start_context() -> ! {
+    naked_asm!("xor ebp, ebp", "call r12", "ud2");
 }

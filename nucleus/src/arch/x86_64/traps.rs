@@ -1,7 +1,12 @@
 //! Interrupt and exception entry. Every vector has a naked stub that pushes
 //! a uniform frame (a zero error code where the CPU pushes none, then the
-//! vector) and jumps to one common path that saves the registers and calls
-//! [`trap_dispatch`] with the whole frame.
+//! vector) and jumps to one common path that saves the registers. A trap in
+//! the nucleus is handled here, on the stack it arrived on ([`trap_dispatch`]),
+//! and returned from. A trap from ring 3 lands in the running guest's
+//! registers (`user::run`'s frame, where RSP0 points); it is handled as far
+//! as the hardware goes ([`user_trap`]: acknowledged, counted, CR2 read) and
+//! then reported as `run`'s result: the nucleus above `arch` decides what
+//! happens to the guest. Nothing here calls up into it.
 
 use core::arch::naked_asm;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -21,8 +26,10 @@ const NMI_VECTOR: u8 = 2;
 const MACHINE_CHECK_VECTOR: u8 = 18;
 pub const SPURIOUS_VECTOR: u8 = 0xff;
 
-/// Registers as the entry path leaves them on the stack (lowest address first).
-#[repr(C)]
+/// Registers as the entry path leaves them on the stack (lowest address
+/// first). Aligned as the CPU aligns the stack it pushes an interrupt frame
+/// on, so a guest's registers can be where RSP0 points.
+#[repr(C, align(16))]
 #[derive(Default)]
 pub struct TrapFrame {
     pub r15: u64,
@@ -51,6 +58,8 @@ pub struct TrapFrame {
 
 /// Where `cs` sits in a [`TrapFrame`], for the entry and exit assembly.
 const FRAME_CS_OFFSET: usize = core::mem::offset_of!(TrapFrame, cs);
+const FRAME_SIZE: usize = core::mem::size_of::<TrapFrame>();
+const _: () = assert!(FRAME_SIZE.is_multiple_of(16));
 
 macro_rules! trap_stubs {
     ($($name:ident = $vector:literal),* $(,)?) => {
@@ -134,10 +143,14 @@ extern "C" fn interrupt_stubs() {
     );
 }
 
-/// Saves the general registers under the stub's vector and error code, calls
-/// the dispatcher with a pointer to the frame, restores, and returns. The
-/// CPU aligned RSP to 16 before pushing its 5 words; with 2 + 15 more the
-/// call happens on a 16-byte boundary, as the ABI requires.
+/// Saves the general registers under the stub's vector and error code. A
+/// trap in the nucleus (or one on an IST stack) is dispatched in place and
+/// returned from; one from ring 3, whose frame is the running guest's
+/// registers, goes to [`user_trap`] on the nucleus stack `user::run` left,
+/// and `run` returns with its verdict. The CPU aligned RSP to 16 before
+/// pushing its 5 words; with 2 + 15 more the call happens on a 16-byte
+/// boundary, as the ABI requires (and `run`'s stack is aligned as its call
+/// left it).
 #[unsafe(naked)]
 extern "C" fn trap_entry_common() {
     naked_asm!(
@@ -153,15 +166,29 @@ extern "C" fn trap_entry_common() {
         "je 2f",
         "clac",
         "2:",
+        "test byte ptr [rsp + {cs}], 3",
+        "jz 3f",
+        "lea rax, [rsp + {size}]",
+        "cmp rax, [rip + {registers_end}]",
+        "jne 3f",
+        "mov rsp, [rip + {resume_rsp}]",
+        "call {user_trap}",
+        "jmp {leave_user}",
+        "3:",
         "call {dispatch}",
         "jmp {restore}",
         switch = const crate::user::SWITCH_TABLES as u8,
         cs = const FRAME_CS_OFFSET,
+        size = const FRAME_SIZE,
         nucleus_table = sym crate::memory::NUCLEUS_TABLE,
         cr3_writes = sym crate::memory::CR3_WRITES,
         dispatch = sym trap_dispatch,
         restore = sym return_from_trap,
         smap_on = sym crate::cpu::SMAP_ON,
+        registers_end = sym crate::user::REGISTERS_END,
+        resume_rsp = sym crate::user::RESUME_RSP,
+        user_trap = sym user_trap,
+        leave_user = sym crate::user::leave_user,
     );
 }
 
@@ -193,22 +220,26 @@ pub extern "C" fn return_from_trap() {
     );
 }
 
-extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
-    let from_user = frame.cs & 3 == 3;
-    // The entry cleared AC (with SMAP): the nucleus never runs with it set.
+/// The nucleus runs with RFLAGS.AC clear (the entry cleared it, with SMAP):
+/// anything else is a broken entry path, and stops the machine.
+fn check_alignment_check_clear(frame: &TrapFrame) {
     if crate::cpu::smap_enabled()
         && x86_64::registers::rflags::read()
             .contains(x86_64::registers::rflags::RFlags::ALIGNMENT_CHECK)
     {
         report_and_stop(frame);
     }
+}
+
+/// A trap in the nucleus or the idle loop, or one from ring 3 on an IST
+/// stack (NMI, machine check, double fault), handled where it arrived.
+extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    let from_user = frame.cs & 3 == 3;
+    check_alignment_check_clear(frame);
     match frame.vector as u8 {
         TIMER_VECTOR => {
             crate::apic::on_timer_interrupt();
             report_nmis_and_machine_checks();
-            if from_user {
-                crate::sched::on_tick_from_user();
-            }
         }
         // Whoever was interrupted (a guest, the nucleus, the idle loop)
         // carries on: an NMI is a signal, not a fault of theirs.
@@ -216,11 +247,47 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
         MACHINE_CHECK_VECTOR => on_machine_check(frame, from_user),
         // Spurious interrupts are not acknowledged (the SDM says no EOI).
         SPURIOUS_VECTOR => {}
-        vector if (vector as usize) < FIRST_INTERRUPT_VECTOR && from_user => stop_guest(frame),
+        vector if (vector as usize) < FIRST_INTERRUPT_VECTOR && from_user => {
+            crate::user::leave_ist_for_fault(frame, user_fault(frame))
+        }
         vector if (vector as usize) < FIRST_INTERRUPT_VECTOR => report_and_stop(frame),
         vector if crate::irq::dispatch(vector) => {}
         vector => crate::apic::on_unexpected_interrupt(vector),
     }
+}
+
+/// A trap from ring 3, in the running guest's registers: handled as far as
+/// the hardware asks (EOI, counts, CR2), then `user::run` returns what it
+/// was (`user::exit_code`).
+extern "C" fn user_trap(frame: &mut TrapFrame) -> u64 {
+    check_alignment_check_clear(frame);
+    let vector = frame.vector as u8;
+    match vector {
+        TIMER_VECTOR => {
+            crate::apic::on_timer_interrupt();
+            report_nmis_and_machine_checks();
+        }
+        SPURIOUS_VECTOR => {}
+        vector if (vector as usize) < FIRST_INTERRUPT_VECTOR => return user_fault(frame),
+        vector if crate::irq::dispatch(vector) => {}
+        vector => crate::apic::on_unexpected_interrupt(vector),
+    }
+    crate::user::exit_code::interrupt(vector)
+}
+
+/// The address a guest's page fault was at, between the trap and `run`'s
+/// return (one CPU runs guests).
+pub(crate) static USER_FAULT_ADDRESS: AtomicU64 = AtomicU64::new(0);
+
+/// A guest's exception: its address kept for `run`'s report.
+fn user_fault(frame: &TrapFrame) -> u64 {
+    let address = if frame.vector == 14 {
+        Cr2::read_raw()
+    } else {
+        0
+    };
+    USER_FAULT_ADDRESS.store(address, Ordering::Relaxed);
+    crate::user::exit_code::fault(frame.vector as u8)
 }
 
 /// NMIs taken (and returned from) since boot, and how many were reported.
@@ -298,7 +365,7 @@ fn on_machine_check(frame: &TrapFrame, from_user: bool) {
     if restartable {
         MACHINE_CHECKS.fetch_add(1, Ordering::Relaxed);
     } else if from_user {
-        stop_guest(frame);
+        crate::user::leave_ist_for_fault(frame, user_fault(frame));
     } else {
         report_and_stop(frame);
     }
@@ -394,27 +461,34 @@ pub fn init() {
     unsafe { lidt(&pointer) };
 }
 
-/// A guest's fault stops that guest, never the nucleus. Its exit code is
-/// 128 + the vector, as a shell reports a signal.
-fn stop_guest(frame: &TrapFrame) -> ! {
-    let vector = frame.vector as usize;
-    let (mnemonic, name) = EXCEPTIONS[vector];
-    let address = if vector == 14 { Cr2::read_raw() } else { 0 };
-    // A protection-key fault names the key and whose memory it was.
-    let owner = (vector == 14 && frame.error_code & (1 << 5) != 0)
-        .then(|| crate::sched::owner_of(address))
-        .flatten();
-    let key = KeyOwner(owner.as_ref().map(|(name, key)| (name.as_str(), *key)));
-    print_registers(frame);
-    crate::sched::exit_current(
-        128 + vector as i32,
-        format_args!(
-            "stopped by {mnemonic} {name} at rip {:#x}, error code {:#x}{}, address {address:#x}{key}",
+/// A guest's exception in words: "#PF page fault at rip ..., error code
+/// ...: meaning, address ...", for the report that stops it.
+pub struct FaultDescription<'a> {
+    pub frame: &'a TrapFrame,
+    pub address: u64,
+}
+
+impl core::fmt::Display for FaultDescription<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let frame = self.frame;
+        let (mnemonic, name) = EXCEPTIONS
+            .get(frame.vector as usize)
+            .copied()
+            .unwrap_or(("IRQ", "unexpected interrupt"));
+        write!(
+            f,
+            "{mnemonic} {name} at rip {:#x}, error code {:#x}{}, address {:#x}",
             frame.rip,
             frame.error_code,
-            ErrorCodeMeaning(frame)
-        ),
-    )
+            ErrorCodeMeaning(frame),
+            self.address
+        )
+    }
+}
+
+/// Whether a page fault's error code says a protection key refused it.
+pub fn is_protection_key_fault(vector: u8, error_code: u64) -> bool {
+    vector == 14 && error_code & (1 << 5) != 0
 }
 
 /// Prints everything known about an exception the nucleus cannot handle,
@@ -437,7 +511,7 @@ fn report_and_stop(frame: &TrapFrame) -> ! {
 
 /// The registers of `frame` (and CR2 for a page fault), one block of
 /// indented lines on every console.
-fn print_registers(frame: &TrapFrame) {
+pub fn print_registers(frame: &TrapFrame) {
     let f = frame;
     if f.vector == 14 {
         crate::console::print(format_args!("  cr2 {:#018x}\n", Cr2::read_raw()));
@@ -467,18 +541,6 @@ fn print_registers(frame: &TrapFrame) {
         f.r14,
         f.r15
     ));
-}
-
-/// ", key N of guest X" for a protection-key fault.
-struct KeyOwner<'a>(Option<(&'a str, u8)>);
-
-impl core::fmt::Display for KeyOwner<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self.0 {
-            Some((name, key)) => write!(f, " (key {key}, guest {name}'s memory)"),
-            None => Ok(()),
-        }
-    }
 }
 
 /// The error code in words, for the vectors where it has a meaning.

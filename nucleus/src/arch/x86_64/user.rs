@@ -1,12 +1,19 @@
-//! Ring 3: the SYSCALL entry and the MSRs behind it.
+//! Ring 3: running a guest until it enters the nucleus again, the SYSCALL
+//! entry and the MSRs behind it.
 //!
-//! A guest enters the nucleus only with `syscall` (or by faulting or being
-//! interrupted). The entry builds the same [`TrapFrame`] an interrupt from
-//! ring 3 would, on the running guest's kernel stack, so the scheduler and
-//! the fault paths see one kind of frame. A system call returns with
-//! `sysretq` (much cheaper than `iretq`); everything else, and a system-call
-//! frame SYSRET could not return to, with `iretq`. Only one CPU runs guests,
-//! so the stack switch uses two globals rather than per-CPU data through GS.
+//! [`run`] is the only way into ring 3: it takes the guest's registers (a
+//! [`TrapFrame`] the caller owns, on its kernel stack), enters ring 3 with
+//! them, and returns when the guest comes back, saying why ([`UserExit`]):
+//! a system call, an interrupt (already handled), or an exception. The
+//! guest's registers are then in the frame. Entries from ring 3 build the
+//! frame in place: RSP0 and the SYSCALL entry's stack both point at its
+//! end. So `arch` never calls up into the scheduler: what a guest's entry
+//! means is decided above it, by `run`'s caller.
+//!
+//! A system call returns with `sysretq` (much cheaper than `iretq`);
+//! everything else, and a system-call frame SYSRET could not return to,
+//! with `iretq`. Only one CPU runs guests, so the stack switch uses globals
+//! rather than per-CPU data through GS.
 
 use core::arch::naked_asm;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -66,10 +73,152 @@ macro_rules! load_table {
 }
 pub(crate) use load_table;
 
-/// Top of the running guest's kernel stack (also in the TSS as RSP0).
-static SYSCALL_KERNEL_RSP: AtomicU64 = AtomicU64::new(0);
+/// The end of the running guest's registers, where its entries build their
+/// frame (also in the TSS as RSP0).
+pub(crate) static REGISTERS_END: AtomicU64 = AtomicU64::new(0);
+/// The nucleus's stack pointer in [`run`], with its callee-saved registers
+/// pushed, while ring 3 runs: where every entry from ring 3 resumes.
+pub(crate) static RESUME_RSP: AtomicU64 = AtomicU64::new(0);
 /// The guest's RSP between `syscall` and the push onto the kernel stack.
 static SYSCALL_USER_RSP: AtomicU64 = AtomicU64::new(0);
+
+/// Why a guest came back from ring 3.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserExit {
+    /// It made a system call (number and arguments in its registers).
+    Syscall,
+    /// An interrupt arrived while it ran; the hardware's part is done
+    /// (acknowledged, counted).
+    Interrupt { vector: u8 },
+    /// It raised an exception; `address` is CR2 for a page fault.
+    Fault { vector: u8, address: u64 },
+}
+
+/// `run`'s verdict as the entry paths return it in RAX: the kind in the
+/// second byte, the vector in the first.
+pub(crate) mod exit_code {
+    pub const SYSCALL: u64 = 0x100;
+    const INTERRUPT: u64 = 0x200;
+    const FAULT: u64 = 0x300;
+
+    pub fn interrupt(vector: u8) -> u64 {
+        INTERRUPT | vector as u64
+    }
+
+    pub fn fault(vector: u8) -> u64 {
+        FAULT | vector as u64
+    }
+
+    pub fn decode(code: u64) -> super::UserExit {
+        let vector = code as u8;
+        match code & !0xff {
+            SYSCALL => super::UserExit::Syscall,
+            INTERRUPT => super::UserExit::Interrupt { vector },
+            _ => super::UserExit::Fault {
+                vector,
+                address: crate::traps::USER_FAULT_ADDRESS
+                    .load(core::sync::atomic::Ordering::Relaxed),
+            },
+        }
+    }
+}
+
+/// The registers a guest's thread first enters ring 3 with: `entry` with
+/// the stack `stack_top` and `arguments` in RDI, RSI, RDX, interrupts on.
+pub fn first_registers(entry: u64, stack_top: u64, arguments: [u64; 3]) -> TrapFrame {
+    TrapFrame {
+        rdi: arguments[0],
+        rsi: arguments[1],
+        rdx: arguments[2],
+        rip: entry,
+        cs: USER_CODE_SELECTOR as u64,
+        rflags: 0x202, // IF set
+        rsp: stack_top,
+        ss: USER_DATA_SELECTOR as u64,
+        ..TrapFrame::default()
+    }
+}
+
+/// Runs ring 3 with `registers` until the guest enters the nucleus again
+/// (system call, interrupt, exception); then `registers` hold its state
+/// and the result says why. Interrupts stay off in the nucleus: the caller
+/// runs with them off, and returns here with them off.
+pub fn run(registers: &mut TrapFrame) -> UserExit {
+    let end = registers as *mut TrapFrame as u64 + core::mem::size_of::<TrapFrame>() as u64;
+    if REGISTERS_END.load(Ordering::Relaxed) != end {
+        REGISTERS_END.store(end, Ordering::Relaxed);
+        crate::gdt::set_kernel_stack(end);
+    }
+    // SAFETY: `registers` is a live, exclusively borrowed frame, 16-byte
+    // aligned (its type says so), whose end RSP0 and the SYSCALL entry now
+    // name: the entries from ring 3 write it and nothing else; the
+    // segment selectors and RFLAGS that reach ring 3 come from it, and
+    // `return_from_syscall` / `return_from_trap` enter ring 3 only with the
+    // user selectors (the CPU refuses anything else in CS/SS at that
+    // privilege). The nucleus's own stack is kept under `RESUME_RSP` and
+    // resumed exactly once, by the next entry.
+    exit_code::decode(unsafe { enter_user(registers) })
+}
+
+/// Pushes the nucleus's callee-saved registers, keeps RSP under
+/// `RESUME_RSP`, and enters ring 3 from `registers` (SYSRET for a system
+/// call's frame, IRETQ otherwise). "Returns" through [`leave_user`] when
+/// an entry from ring 3 resumes the nucleus, with `exit_code` in RAX.
+#[unsafe(naked)]
+unsafe extern "C" fn enter_user(registers: *mut TrapFrame) -> u64 {
+    naked_asm!(
+        "push rbx",
+        "push rbp",
+        "push r12",
+        "push r13",
+        "push r14",
+        "push r15",
+        "mov [rip + {resume_rsp}], rsp",
+        "mov rsp, rdi",
+        "cmp qword ptr [rsp + {vector}], {syscall}",
+        "je {sysret}",
+        "jmp {iret}",
+        resume_rsp = sym RESUME_RSP,
+        vector = const core::mem::offset_of!(TrapFrame, vector),
+        syscall = const SYSCALL_VECTOR,
+        sysret = sym return_from_syscall,
+        iret = sym return_from_trap,
+    );
+}
+
+/// The end of every entry from ring 3: on the stack `enter_user` left
+/// (RSP is `RESUME_RSP`), pops the nucleus's callee-saved registers and
+/// returns from `enter_user` with RAX.
+#[unsafe(naked)]
+pub(crate) extern "C" fn leave_user() {
+    naked_asm!(
+        "pop r15", "pop r14", "pop r13", "pop r12", "pop rbp", "pop rbx", "ret",
+    );
+}
+
+/// A guest's exception taken on an IST stack (machine check, double
+/// fault): its frame is copied to the guest's registers and `run` returns
+/// `code`, leaving the IST stack for good.
+pub(crate) fn leave_ist_for_fault(frame: &TrapFrame, code: u64) -> ! {
+    let registers =
+        REGISTERS_END.load(Ordering::Relaxed) - core::mem::size_of::<TrapFrame>() as u64;
+    // SAFETY: REGISTERS_END names the end of the running guest's frame,
+    // borrowed by `run` (which is waiting under RESUME_RSP) and written
+    // by nothing else while it runs; `frame` is on the IST stack, apart
+    // from it. Leaving the IST stack without IRETQ is sound for #MC (MCIP
+    // was cleared) and #DF, which never return.
+    unsafe {
+        core::ptr::copy_nonoverlapping(frame, registers as *mut TrapFrame, 1);
+        core::arch::asm!(
+            "mov rsp, [rip + {resume_rsp}]",
+            "jmp {leave_user}",
+            resume_rsp = sym RESUME_RSP,
+            leave_user = sym leave_user,
+            in("rax") code,
+            options(noreturn),
+        )
+    }
+}
 
 pub fn init() {
     // SAFETY: SCE enables SYSCALL/SYSRET; STAR names the GDT's selectors
@@ -98,12 +247,6 @@ pub fn init() {
     }
 }
 
-/// Where system calls and ring-3 interrupts of the next guest to run land.
-pub fn set_kernel_stack(top: u64) {
-    SYSCALL_KERNEL_RSP.store(top, Ordering::Relaxed);
-    crate::gdt::set_kernel_stack(top);
-}
-
 #[unsafe(naked)]
 extern "C" fn syscall_entry() {
     naked_asm!(
@@ -119,19 +262,20 @@ extern "C" fn syscall_entry() {
         "push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
         "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
         load_table!("nucleus_table"),
-        "mov rdi, rsp",
-        "call {dispatch}",
-        "jmp {sysret}",
+        "mov rsp, [rip + {resume_rsp}]",
+        "mov eax, {exit_syscall}",
+        "jmp {leave_user}",
         switch = const SWITCH_TABLES as u8,
         nucleus_table = sym crate::memory::NUCLEUS_TABLE,
         cr3_writes = sym crate::memory::CR3_WRITES,
         user_rsp = sym SYSCALL_USER_RSP,
-        kernel_rsp = sym SYSCALL_KERNEL_RSP,
+        kernel_rsp = sym REGISTERS_END,
+        resume_rsp = sym RESUME_RSP,
+        exit_syscall = const exit_code::SYSCALL,
+        leave_user = sym leave_user,
         user_ss = const USER_DATA_SELECTOR,
         user_cs = const USER_CODE_SELECTOR,
         vector = const SYSCALL_VECTOR,
-        dispatch = sym syscall_dispatch,
-        sysret = sym return_from_syscall,
     );
 }
 
@@ -177,8 +321,4 @@ extern "C" fn return_from_syscall() {
         cr3_writes = sym crate::memory::CR3_WRITES,
         restore = sym return_from_trap,
     );
-}
-
-extern "C" fn syscall_dispatch(frame: &mut TrapFrame) {
-    crate::sched::on_syscall(frame);
 }
