@@ -32,7 +32,7 @@ use caps::{
     ExceptionCode, MAX_TRANSFER_CAPS, Message, Rights, TransportError,
 };
 
-use crate::sched::{Guest, GuestId, Guests};
+use crate::sched::{Guest, GuestId, Parties};
 
 /// An endpoint: its slot in the registry and the slot's generation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -214,27 +214,29 @@ struct Endpoint {
 
 pub struct Endpoints {
     table: CapTable<Endpoint>,
-    /// Guests this registry posted completions to since the scheduler last
-    /// looked: their threads may have waited for them (`take_woken`).
-    woken: Vec<GuestId>,
 }
 
 /// A guest an endpoint refers to: a server (alive while its endpoints are)
 /// or a caller whose calls are still in flight (dropped when it exits).
-fn guest(guests: &mut Guests, id: GuestId) -> &mut Guest {
+fn guest<'a>(guests: &'a mut Parties, id: GuestId) -> &'a mut Guest {
     guests
+        .guests
         .get_mut(id)
         .expect("endpoints refer only to live guests")
 }
 
-fn guest_ref(guests: &Guests, id: GuestId) -> &Guest {
-    guests.get(id).expect("endpoints refer only to live guests")
+fn guest_ref<'a>(guests: &'a Parties, id: GuestId) -> &'a Guest {
+    guests
+        .guests
+        .get(id)
+        .expect("endpoints refer only to live guests")
 }
 
 /// Two different guests at once.
-fn pair(guests: &mut Guests, a: GuestId, b: GuestId) -> (&mut Guest, &mut Guest) {
+fn pair<'a>(guests: &'a mut Parties, a: GuestId, b: GuestId) -> (&'a mut Guest, &'a mut Guest) {
     // Out of their boxes.
     let (a, b) = guests
+        .guests
         .get_pair_mut(a, b)
         .expect("two different live guests");
     (a, b)
@@ -270,15 +272,6 @@ impl Endpoints {
     pub const fn new() -> Endpoints {
         Endpoints {
             table: CapTable::new(MAX_ENDPOINTS),
-            woken: Vec::new(),
-        }
-    }
-
-    /// The guests completions were posted to since the last call, for the
-    /// scheduler to wake their threads; the list keeps its capacity.
-    pub fn take_woken(&mut self, mut wake: impl FnMut(GuestId)) {
-        for id in self.woken.drain(..) {
-            wake(id);
         }
     }
 
@@ -313,7 +306,7 @@ impl Endpoints {
     /// `to`, all or none (see `caps::transfer`), each as `may_pass` allows.
     fn pass(
         &self,
-        guests: &mut Guests,
+        guests: &mut Parties,
         from: GuestId,
         to: GuestId,
         sent: &SentCaps,
@@ -335,7 +328,7 @@ impl Endpoints {
     #[inline(always)]
     fn pass_if_any(
         &self,
-        guests: &mut Guests,
+        guests: &mut Parties,
         from: GuestId,
         to: GuestId,
         sent: &SentCaps,
@@ -351,7 +344,7 @@ impl Endpoints {
     /// capabilities `sent` names: the answer a caller gets at once.
     fn can_pass(
         &self,
-        guests: &Guests,
+        guests: &Parties,
         from: GuestId,
         sent: &SentCaps,
     ) -> Result<(), TransportError> {
@@ -369,7 +362,7 @@ impl Endpoints {
     /// it would make the system call's common path (NOPs, nucleus services)
     /// one large function with a large frame.
     #[inline(never)]
-    pub fn route(&mut self, guests: &mut Guests, current: GuestId, routed: Routed) {
+    pub fn route(&mut self, guests: &mut Parties, current: GuestId, routed: Routed) {
         let Routed {
             user_data,
             reservation,
@@ -447,7 +440,7 @@ impl Endpoints {
 
     fn serve(
         &mut self,
-        guests: &mut Guests,
+        guests: &mut Parties,
         current: GuestId,
         name: String,
         results: Buffer,
@@ -519,7 +512,7 @@ impl Endpoints {
     /// implements.
     fn endpoint_method(
         &mut self,
-        guests: &mut Guests,
+        guests: &mut Parties,
         current: GuestId,
         endpoint: EndpointId,
         method: u16,
@@ -555,7 +548,7 @@ impl Endpoints {
     #[allow(clippy::too_many_arguments)]
     fn call(
         &mut self,
-        guests: &mut Guests,
+        guests: &mut Parties,
         endpoint: EndpointId,
         method: u16,
         params: Buffer,
@@ -645,7 +638,7 @@ impl Endpoints {
     #[allow(clippy::too_many_arguments)]
     fn answer(
         &mut self,
-        guests: &mut Guests,
+        guests: &mut Parties,
         current: GuestId,
         endpoint: EndpointId,
         token: u64,
@@ -676,7 +669,7 @@ impl Endpoints {
                         .domain
                         .exception_completion(call.user_data, call.results, &exception);
                 caller.domain.post(call.reservation, &cqe);
-                self.woken.push(client);
+                guests.wake(client);
             }
             return Answer::Cqe(Cqe::done(0, 0, 0));
         }
@@ -713,7 +706,7 @@ impl Endpoints {
             Err(error) => Cqe::failed(call.user_data, error),
         };
         caller.domain.post(call.reservation, &cqe);
-        self.woken.push(client);
+        guests.wake(client);
         match outcome {
             Ok(_) => Answer::Cqe(Cqe::done(0, 0, 0)),
             Err(error) => Answer::Failed(error),
@@ -721,7 +714,7 @@ impl Endpoints {
     }
 
     /// Hands waiting calls to posted RECVs, oldest first.
-    fn match_calls(&mut self, endpoint: EndpointId, guests: &mut Guests) {
+    fn match_calls(&mut self, endpoint: EndpointId, guests: &mut Parties) {
         loop {
             let Ok(target) = self.table.get_mut(endpoint.0) else {
                 return;
@@ -739,7 +732,7 @@ impl Endpoints {
                     receiver.reservation,
                     &Cqe::failed(receiver.user_data, TransportError::ResultsTooSmall),
                 );
-                self.woken.push(server);
+                guests.wake(server);
                 continue;
             }
             let waiting = target.waiting.pop_front().expect("checked non-empty");
@@ -779,12 +772,12 @@ impl Endpoints {
     fn deliver(
         &mut self,
         endpoint: EndpointId,
-        guests: &mut Guests,
+        guests: &mut Parties,
         receiver: Receiver,
         method: u16,
         call: InFlight,
         passed: &[CapId],
-        copy_params: impl FnOnce(&Guests, &crate::domain::GuestMemory) -> u32,
+        copy_params: impl FnOnce(&Parties, &crate::domain::GuestMemory) -> u32,
     ) {
         let target = self
             .table
@@ -805,13 +798,13 @@ impl Endpoints {
         guest(guests, server_id)
             .domain
             .post(receiver.reservation, &cqe);
-        self.woken.push(server_id);
+        guests.wake(server_id);
         target.in_flight.push((token, call));
     }
 
     /// Closes an endpoint: its callers get a disconnected exception, its
     /// posted RECVs are dropped, and every capability naming it is stale.
-    fn close(&mut self, endpoint: EndpointId, guests: &mut Guests) {
+    fn close(&mut self, endpoint: EndpointId, guests: &mut Parties) {
         let Ok(mut closed) = self.table.remove(endpoint.0) else {
             return;
         };
@@ -828,7 +821,7 @@ impl Endpoints {
                         .domain
                         .exception_completion(call.user_data, call.results, &exception);
                 client.domain.post(call.reservation, &cqe);
-                self.woken.push(call.client);
+                guests.wake(call.client);
             }
         }
         let server = guest(guests, closed.server);
@@ -838,16 +831,16 @@ impl Endpoints {
     }
 
     /// Completes a call that cannot be delivered with `error`.
-    fn fail(&mut self, guests: &mut Guests, call: InFlight, error: TransportError) {
+    fn fail(&mut self, guests: &mut Parties, call: InFlight, error: TransportError) {
         guest(guests, call.client)
             .domain
             .post(call.reservation, &Cqe::failed(call.user_data, error));
-        self.woken.push(call.client);
+        guests.wake(call.client);
     }
 
     /// A guest ended: the endpoints it served close; its calls waiting
     /// anywhere are dropped (no one is left to complete them for).
-    pub fn guest_exited(&mut self, guests: &mut Guests, id: GuestId) {
+    pub fn guest_exited(&mut self, guests: &mut Parties, id: GuestId) {
         let served: Vec<EndpointId> = self
             .table
             .iter()

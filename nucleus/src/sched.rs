@@ -93,6 +93,9 @@ pub struct Thread {
     start: Start,
     context: Context,
     fpu: FpuArea,
+    /// Its guest's protection key (fixed for the guest's life), for the
+    /// PKRU it runs with.
+    key: u8,
     pub ticks_used: u64,
 }
 
@@ -127,10 +130,10 @@ static SCHEDULER: Mutex<Scheduler> = Mutex::new(Scheduler {
 impl Thread {
     /// Loads what is this thread's alone before it runs: its FPU state and,
     /// with protection keys, the PKRU that opens only its guest's key.
-    fn enter(&self, key: u8) {
+    fn enter(&self) {
         self.fpu.restore();
         if crate::cpu::pku_enabled() {
-            crate::cpu::write_pkru(nucleus_core::pkeys::pkru_for(key));
+            crate::cpu::write_pkru(nucleus_core::pkeys::pkru_for(self.key));
         }
     }
 
@@ -158,31 +161,25 @@ impl Scheduler {
             running_guest(&mut self.guests, guest),
         )
     }
-
-    /// Wakes the thread of every guest the endpoints posted to.
-    fn wake_posted(&mut self) {
-        let (threads, guests) = (&mut self.threads, &mut self.guests);
-        self.endpoints.take_woken(|id| {
-            if let Ok(guest) = guests.get_mut(id)
-                && let Ok(thread) = threads.get_mut(guest.thread)
-            {
-                thread.wake_if_ready(&mut guest.domain);
-            }
-        });
-    }
 }
 
-/// Thread `id` and its guest.
-fn running<'a>(
+/// The guests and their threads as the endpoints see them: they reach
+/// guests' domains, and wake the thread of a guest they posted to.
+pub struct Parties<'a> {
+    pub guests: &'a mut Guests,
     threads: &'a mut Threads,
-    guests: &'a mut Guests,
-    id: ThreadId,
-) -> (&'a mut Thread, &'a mut Guest) {
-    let thread = threads.get_mut(id).expect("the thread is in the table");
-    let guest = guests
-        .get_mut(thread.guest)
-        .expect("a thread's guest outlives it");
-    (thread, guest)
+}
+
+impl Parties<'_> {
+    /// Guest `id` had a completion posted: its thread, if it waits for
+    /// that, becomes runnable.
+    pub fn wake(&mut self, id: GuestId) {
+        if let Ok(guest) = self.guests.get_mut(id)
+            && let Ok(thread) = self.threads.get_mut(guest.thread)
+        {
+            thread.wake_if_ready(&mut guest.domain);
+        }
+    }
 }
 
 /// What processing the running guest's ring led to.
@@ -228,10 +225,11 @@ pub fn process_current(min_complete: u32) -> Progress {
                 Step::Corrupt(error) => return Progress::Corrupt(error),
             }
         };
-        scheduler
-            .endpoints
-            .route(&mut scheduler.guests, guest_id, routed);
-        scheduler.wake_posted();
+        let mut parties = Parties {
+            guests: &mut scheduler.guests,
+            threads: &mut scheduler.threads,
+        };
+        scheduler.endpoints.route(&mut parties, guest_id, routed);
     }
 }
 
@@ -259,6 +257,7 @@ pub fn spawn(
     // Both tables have a slot per guest slot of the address space, which
     // the domain already holds one of: the inserts have room.
     let placeholder = CapId::new(0, 1).expect("generation 1");
+    let key = domain.memory.key;
     let guest = Box::new(Guest {
         number,
         name,
@@ -277,6 +276,7 @@ pub fn spawn(
         start,
         context,
         fpu,
+        key,
         ticks_used: 0,
     });
     let Ok(thread_id) = scheduler.threads.insert(thread) else {
@@ -402,14 +402,17 @@ impl Scheduler {
     fn start_running(&mut self, id: ThreadId) -> Context {
         self.current = Some(id);
         self.slice_started_at_tick = crate::apic::ticks();
-        let (thread, guest) = running(&mut self.threads, &mut self.guests, id);
+        let thread = self.threads.get_mut(id).expect("a runnable thread");
         self.current_guest = Some(thread.guest);
         thread.state = State::Running;
-        if let Some(table) = &guest.domain.private_table {
+        thread.enter();
+        let (context, guest) = (thread.context, thread.guest);
+        if user::SWITCH_TABLES
+            && let Some(table) = &running_guest(&mut self.guests, guest).domain.private_table
+        {
             user::GUEST_TABLE.store(table.pml4, core::sync::atomic::Ordering::Relaxed);
         }
-        thread.enter(guest.domain.memory.key);
-        thread.context
+        context
     }
 }
 
@@ -431,7 +434,10 @@ fn leave_current(to_next: bool) {
     let (from, to) = {
         let mut scheduler = SCHEDULER.lock();
         let current = scheduler.current.expect("yield with no running thread");
-        let (thread, _) = scheduler.running();
+        let thread = scheduler
+            .threads
+            .get_mut(current)
+            .expect("the running thread");
         thread.fpu.save();
         let from = thread.context;
         let next = pick_next(&scheduler, Some(current)).filter(|_| to_next);
@@ -547,10 +553,11 @@ pub fn exit_current(code: i32, why: core::fmt::Arguments) -> ! {
         let guest_id = scheduler.current_guest.expect("no running thread");
         // Endpoints it served close (their callers are told) before its
         // memory and ring go.
-        scheduler
-            .endpoints
-            .guest_exited(&mut scheduler.guests, guest_id);
-        scheduler.wake_posted();
+        let mut parties = Parties {
+            guests: &mut scheduler.guests,
+            threads: &mut scheduler.threads,
+        };
+        scheduler.endpoints.guest_exited(&mut parties, guest_id);
         let (thread, guest) = scheduler.running();
         guest.domain.release();
         log!(
