@@ -1,8 +1,12 @@
 //! The nucleus's pure logic: everything that needs no hardware, tested on the
 //! host. The `nucleus` crate wires these pieces to the machine.
 #![no_std]
+#![forbid(unsafe_code)]
+
+extern crate alloc;
 
 pub mod cmdline;
+pub mod endpoint;
 pub mod frames;
 pub mod memmap;
 pub mod paging;
