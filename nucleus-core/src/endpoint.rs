@@ -78,6 +78,15 @@ pub trait Parties {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EndpointId(CapId);
 
+impl EndpointId {
+    /// The id of the registry's slot `key`. Only the registry says whether
+    /// it names a live endpoint (its generation), so an id made up here is
+    /// at worst a stale one.
+    pub const fn from_key(key: CapId) -> EndpointId {
+        EndpointId(key)
+    }
+}
+
 /// The object a capability names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Object {
@@ -171,6 +180,7 @@ pub struct Routed {
 
 /// What the dispatcher hands the registry, its rights checked: `params`,
 /// `results` and capability ids lie in the caller's memory (checked).
+#[derive(Debug, PartialEq, Eq)]
 pub enum RouteKind {
     /// A CALL on a calling end, through a capability with `badge`.
     Call {

@@ -6,6 +6,7 @@
 extern crate alloc;
 
 pub mod cmdline;
+pub mod dispatch;
 pub mod endpoint;
 pub mod frames;
 pub mod memmap;

@@ -8,15 +8,14 @@ use alloc::vec::Vec;
 
 use caps::interfaces::guest_control::{self, DataRegion, StartInfoResults};
 use caps::{
-    Buffer, CapTable, CompletionProducer, CqReservation, Cqe, Exception, Request, RingError,
-    RingLayout, Sqe, SubmissionConsumer, TransportError,
+    Buffer, CapTable, CompletionProducer, CqReservation, Cqe, Exception, RingError, RingLayout,
+    Sqe, SubmissionConsumer, TransportError,
 };
+use nucleus_core::dispatch::{Dispatch, dispatch};
 use nucleus_core::paging::SIZE_4K;
 
-use caps::rights::endpoint as endpoint_rights;
-
 use crate::boot::BootModule;
-use crate::endpoint::{Capability, EndpointId, Object, RouteKind, Routed};
+use crate::endpoint::{Capability, RouteKind, Routed};
 pub use crate::guest_memory::GuestMemory;
 use crate::memory::{self, MapError};
 use crate::services::{self, Reply};
@@ -527,104 +526,26 @@ fn execute(
         Ok(request) => request,
         Err(error) => return failed(error),
     };
-    match request {
-        Request::Nop => Executed::Now(Cqe::done(user_data, 0, 0)),
-        Request::Release { cap } => match caps.remove(cap) {
-            // Releasing the serving end closes the endpoint for its callers.
-            Ok(Capability {
-                object: Object::Server(endpoint),
-                ..
-            }) => Executed::Route(RouteKind::Close { endpoint }),
-            // A service's object (a socket) goes with its capability.
-            Ok(Capability {
-                object: Object::Item { interface, key },
-                ..
-            }) => {
-                if let Some(service) = services::service(interface) {
-                    service.release(key, caller.owner);
-                }
-                Executed::Now(Cqe::done(user_data, 0, 0))
+    let service_rights =
+        |interface, method| services::service(interface).map(|service| service.rights(method));
+    match dispatch(request, caps, service_rights) {
+        Dispatch::Done => Executed::Now(Cqe::done(user_data, 0, 0)),
+        Dispatch::Failed(error) => failed(error),
+        Dispatch::Route(kind) => Executed::Route(kind),
+        // A service's object (a socket) goes with its capability.
+        Dispatch::Released { interface, key } => {
+            if let Some(service) = services::service(interface) {
+                service.release(key, caller.owner);
             }
-            Ok(_) => Executed::Now(Cqe::done(user_data, 0, 0)),
-            Err(error) => failed(error),
-        },
-        // `validate` checked every buffer in the caller's memory, and
-        // results and RECV buffers in its writable memory.
-        Request::Recv { cap, buffer } => match serving_end(caps, cap) {
-            Ok(endpoint) => Executed::Route(RouteKind::Recv { endpoint, buffer }),
-            Err(error) => failed(error),
-        },
-        // The reply and a call's params go from guest to guest when the
-        // routing runs, right after this step (`Endpoints::route`): the
-        // buffers are checked here, in this guest's memory.
-        Request::Return {
-            cap,
-            token,
-            reply,
-            caps: sent,
-            exception,
-        } => match serving_end(caps, cap) {
-            Ok(endpoint) => Executed::Route(RouteKind::Return {
-                endpoint,
-                token,
-                reply: reply.unwrap_or(Buffer::NONE),
-                caps: sent,
-                exception,
-            }),
-            Err(error) => failed(error),
-        },
-        Request::Call {
-            cap,
+            Executed::Now(Cqe::done(user_data, 0, 0))
+        }
+        Dispatch::Service {
+            interface,
+            object,
             method,
             params,
             results,
-            caps: sent,
         } => {
-            let capability = match caps.get(cap) {
-                Ok(capability) => *capability,
-                Err(error) => return failed(error),
-            };
-            let results = results.unwrap_or(Buffer::NONE);
-            let params_or_none = params.unwrap_or(Buffer::NONE);
-            let (interface, object) = match capability.object {
-                Object::Service(interface) => (interface, None),
-                Object::Item { interface, key } => (interface, Some(key)),
-                Object::Client(endpoint) if capability.rights.contains(endpoint_rights::CALL) => {
-                    return Executed::Route(RouteKind::Call {
-                        endpoint,
-                        badge: capability.badge,
-                        method,
-                        params: params_or_none,
-                        results,
-                        caps: sent,
-                    });
-                }
-                // A serving end's own methods (Endpoint), which the
-                // registry implements.
-                Object::Server(endpoint) if capability.rights.contains(endpoint_rights::MINT) => {
-                    return Executed::Route(RouteKind::Endpoint {
-                        endpoint,
-                        method,
-                        params: params_or_none,
-                        results,
-                    });
-                }
-                Object::Client(_) | Object::Server(_) => {
-                    return failed(TransportError::MissingRight);
-                }
-            };
-            let Some(service) = services::service(interface) else {
-                return failed(TransportError::WrongCapKind);
-            };
-            match service.rights(method) {
-                Ok(needed) if capability.rights.contains(needed) => {}
-                Ok(_) => return failed(TransportError::MissingRight),
-                Err(error) => return failed(error),
-            }
-            // No nucleus method takes capabilities (yet).
-            if sent.count != 0 {
-                return failed(TransportError::MalformedMessage);
-            }
             // The params are copied once and decoded from the copy: another
             // guest thread rewriting them mid-call changes nothing here.
             let mut copied = Vec::new();
@@ -681,22 +602,6 @@ fn call_service(
         Ok(Reply::Wait { until }) => Executed::Wait(None, until),
         Ok(Reply::Routed(kind)) => Executed::Route(*kind),
         Ok(Reply::Exit(code)) => Executed::Exit(code),
-    }
-}
-
-/// The endpoint a serving end names, for RECV and RETURN.
-fn serving_end(
-    caps: &CapTable<Capability>,
-    cap: caps::CapId,
-) -> Result<EndpointId, TransportError> {
-    let capability = caps.get(cap)?;
-    let Object::Server(endpoint) = capability.object else {
-        return Err(TransportError::WrongCapKind);
-    };
-    if capability.rights.contains(endpoint_rights::SERVE) {
-        Ok(endpoint)
-    } else {
-        Err(TransportError::MissingRight)
     }
 }
 

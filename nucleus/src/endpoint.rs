@@ -4,7 +4,7 @@
 //! what that registry works on.
 #![forbid(unsafe_code)]
 
-pub use nucleus_core::endpoint::{Capability, EndpointId, Endpoints, Object, RouteKind, Routed};
+pub use nucleus_core::endpoint::{Capability, Endpoints, Object, RouteKind, Routed};
 use nucleus_core::endpoint::{GuestId, Memory, Party};
 
 use caps::{Buffer, CapTable, CqReservation, Cqe, Exception};

@@ -148,9 +148,9 @@ extern "C" fn interrupt_stubs() {
 /// returned from; one from ring 3, whose frame is the running guest's
 /// registers, goes to [`user_trap`] on the nucleus stack `user::run` left,
 /// and `run` returns with its verdict. The CPU aligned RSP to 16 before
-/// pushing its 5 words; with 2 + 15 more the call happens on a 16-byte
-/// boundary, as the ABI requires (and `run`'s stack is aligned as its call
-/// left it).
+/// pushing its 5 words; with 2 + 15 more the in-place call happens on a
+/// 16-byte boundary, as the ABI requires (`run`'s stack is aligned
+/// explicitly).
 #[unsafe(naked)]
 extern "C" fn trap_entry_common() {
     naked_asm!(
@@ -171,8 +171,12 @@ extern "C" fn trap_entry_common() {
         "lea rax, [rsp + {size}]",
         "cmp rax, [rip + {registers_end}]",
         "jne 3f",
+        // `run`'s stack, aligned for the call as the ABI asks (whatever
+        // alignment `run` had), and resumed from `RESUME_RSP` after it.
         "mov rsp, [rip + {resume_rsp}]",
+        "and rsp, -16",
         "call {user_trap}",
+        "mov rsp, [rip + {resume_rsp}]",
         "jmp {leave_user}",
         "3:",
         "call {dispatch}",

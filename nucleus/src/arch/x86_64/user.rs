@@ -109,10 +109,14 @@ pub(crate) mod exit_code {
         FAULT | vector as u64
     }
 
+    #[inline(always)]
     pub fn decode(code: u64) -> super::UserExit {
+        // The system call first: it is the common way back.
+        if code == SYSCALL {
+            return super::UserExit::Syscall;
+        }
         let vector = code as u8;
         match code & !0xff {
-            SYSCALL => super::UserExit::Syscall,
             INTERRUPT => super::UserExit::Interrupt { vector },
             _ => super::UserExit::Fault {
                 vector,
@@ -149,51 +153,54 @@ pub fn run(registers: &mut TrapFrame) -> UserExit {
         REGISTERS_END.store(end, Ordering::Relaxed);
         crate::gdt::set_kernel_stack(end);
     }
+    let code: u64;
     // SAFETY: `registers` is a live, exclusively borrowed frame, 16-byte
     // aligned (its type says so), whose end RSP0 and the SYSCALL entry now
     // name: the entries from ring 3 write it and nothing else; the
     // segment selectors and RFLAGS that reach ring 3 come from it, and
     // `return_from_syscall` / `return_from_trap` enter ring 3 only with the
     // user selectors (the CPU refuses anything else in CS/SS at that
-    // privilege). The nucleus's own stack is kept under `RESUME_RSP` and
-    // resumed exactly once, by the next entry.
-    exit_code::decode(unsafe { enter_user(registers) })
+    // privilege). The nucleus's stack, with the resume address and the two
+    // registers LLVM may not be told are clobbered (RBX, RBP) pushed, is
+    // kept under `RESUME_RSP` and resumed exactly once, by the next entry,
+    // through `leave_user`, which pops them and returns to label 2 with the
+    // exit code in RAX. Every other general register is declared
+    // clobbered (ring 3 ran in between); the nucleus uses no vector
+    // registers (soft-float target), and the entries clear DF.
+    unsafe {
+        core::arch::asm!(
+            "lea rax, [rip + 2f]",
+            "push rax",
+            "push rbx",
+            "push rbp",
+            "mov [rip + {resume_rsp}], rsp",
+            "mov rsp, {registers}",
+            "cmp qword ptr [rsp + {vector}], {syscall}",
+            "je {sysret}",
+            "jmp {iret}",
+            "2:",
+            registers = in(reg) registers as *mut TrapFrame,
+            resume_rsp = sym RESUME_RSP,
+            vector = const core::mem::offset_of!(TrapFrame, vector),
+            syscall = const SYSCALL_VECTOR,
+            sysret = sym return_from_syscall,
+            iret = sym return_from_trap,
+            out("rax") code,
+            out("r12") _,
+            out("r13") _,
+            out("r14") _,
+            out("r15") _,
+            clobber_abi("C"),
+        );
+    }
+    exit_code::decode(code)
 }
 
-/// Pushes the nucleus's callee-saved registers, keeps RSP under
-/// `RESUME_RSP`, and enters ring 3 from `registers` (SYSRET for a system
-/// call's frame, IRETQ otherwise). "Returns" through [`leave_user`] when
-/// an entry from ring 3 resumes the nucleus, with `exit_code` in RAX.
-#[unsafe(naked)]
-unsafe extern "C" fn enter_user(registers: *mut TrapFrame) -> u64 {
-    naked_asm!(
-        "push rbx",
-        "push rbp",
-        "push r12",
-        "push r13",
-        "push r14",
-        "push r15",
-        "mov [rip + {resume_rsp}], rsp",
-        "mov rsp, rdi",
-        "cmp qword ptr [rsp + {vector}], {syscall}",
-        "je {sysret}",
-        "jmp {iret}",
-        resume_rsp = sym RESUME_RSP,
-        vector = const core::mem::offset_of!(TrapFrame, vector),
-        syscall = const SYSCALL_VECTOR,
-        sysret = sym return_from_syscall,
-        iret = sym return_from_trap,
-    );
-}
-
-/// The end of every entry from ring 3: on the stack `enter_user` left
-/// (RSP is `RESUME_RSP`), pops the nucleus's callee-saved registers and
-/// returns from `enter_user` with RAX.
+/// The end of every entry from ring 3: on the stack `run` left (RSP is
+/// `RESUME_RSP`), pops RBP and RBX and returns into `run` with RAX.
 #[unsafe(naked)]
 pub(crate) extern "C" fn leave_user() {
-    naked_asm!(
-        "pop r15", "pop r14", "pop r13", "pop r12", "pop rbp", "pop rbx", "ret",
-    );
+    naked_asm!("pop rbp", "pop rbx", "ret");
 }
 
 /// A guest's exception taken on an IST stack (machine check, double
