@@ -139,7 +139,14 @@ fn start(manifest: &Manifest, index: usize, modules: &[BootModule]) {
         Ok((domain, start)) => {
             let key = domain.memory.key;
             let base = domain.image_base;
-            match sched::spawn(name.into(), start, domain, tick_limit, index) {
+            match sched::spawn(
+                crate::syscall::guest_main,
+                name.into(),
+                start,
+                domain,
+                tick_limit,
+                index,
+            ) {
                 Ok(id) => log!(
                     "guest {id} ({name}): loaded, {} KiB image at {base:#x}, protection key {key}{}",
                     elf.len() / 1024,

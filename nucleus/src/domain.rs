@@ -15,10 +15,11 @@ use nucleus_core::dispatch::{Dispatch, dispatch};
 use nucleus_core::paging::SIZE_4K;
 
 use crate::boot::BootModule;
-use crate::endpoint::{Capability, RouteKind, Routed};
-pub use crate::guest_memory::GuestMemory;
+use crate::guest_memory::GuestMemory;
 use crate::memory::{self, MapError};
-use crate::services::{self, Reply};
+use crate::service::{self, Reply};
+use crate::services;
+use nucleus_core::endpoint::{Capability, RouteKind, Routed};
 
 /// The guest's ring as the nucleus sees it: through the direct map (so no
 /// SMAP window is needed), sized by the layout the nucleus chose, never by
@@ -35,6 +36,15 @@ const SQ_ENTRIES: u32 = 256;
 const CQ_ENTRIES: u32 = 512;
 /// Capabilities a guest may hold.
 const CAP_QUOTA: u16 = 256;
+
+/// Where a guest starts: its entry point, stack, and the values its entry
+/// function receives in RDI, RSI, RDX (ring address, heap start, heap size).
+#[derive(Clone, Copy)]
+pub struct Start {
+    pub entry: u64,
+    pub stack_top: u64,
+    pub arguments: [u64; 3],
+}
 
 /// A call accepted now whose completion comes later.
 struct Pending {
@@ -87,7 +97,7 @@ pub struct Domain {
     pub caps: CapTable<Capability>,
     /// Who it is, for the services it calls (name, slot, console line,
     /// start info, endpoint names).
-    pub info: services::CallerInfo,
+    pub info: service::CallerInfo,
     pending: Vec<Pending>,
     waiting: Vec<Waiting>,
     /// While blocked in `cap_enter`: completions it waits for.
@@ -105,7 +115,7 @@ impl Domain {
         elf: &[u8],
         data: &[&BootModule],
         sizes: crate::guest::Sizes,
-    ) -> Result<(Domain, crate::sched::Start), crate::guest::GuestLoadError> {
+    ) -> Result<(Domain, Start), crate::guest::GuestLoadError> {
         for mount in &spec.mounts {
             if crate::storage::find(&mount.volume).is_none() {
                 return Err(crate::guest::GuestLoadError::Mount(alloc::format!(
@@ -186,7 +196,7 @@ impl Domain {
                 }
             }
         }
-        let start = crate::sched::Start {
+        let start = Start {
             entry: plan.entry,
             // As if the entry had been called: the ABI wants RSP+8 aligned.
             stack_top: plan.stack_top - 8,
@@ -217,7 +227,7 @@ impl Domain {
             private_table,
             ring: Some(ring),
             caps,
-            info: services::CallerInfo {
+            info: service::CallerInfo {
                 name: spec.name.clone(),
                 slot: plan.slot.clone(),
                 console_line: Vec::new(),
@@ -512,13 +522,13 @@ enum Executed {
 
 /// The one dispatcher, on the nucleus's private copy of an SQE: validate,
 /// look the capability up, then hand the request to the object's handler:
-/// a nucleus [`services::Service`] here (after its rights check), or the
+/// a nucleus [`service::Service`] here (after its rights check), or the
 /// endpoint registry for an endpoint's ends.
 fn execute(
     sqe: &Sqe,
     memory: &GuestMemory,
     caps: &mut CapTable<Capability>,
-    caller: &mut services::CallerInfo,
+    caller: &mut service::CallerInfo,
 ) -> Executed {
     let user_data = sqe.user_data;
     let failed = |error: TransportError| Executed::Now(Cqe::failed(user_data, error));
@@ -578,10 +588,10 @@ fn call_service(
     user_data: u64,
     memory: &GuestMemory,
     caps: &mut CapTable<Capability>,
-    info: &mut services::CallerInfo,
+    info: &mut service::CallerInfo,
 ) -> Executed {
     let service = services::service(call.interface).expect("checked by the dispatcher");
-    let mut caller = services::Caller {
+    let mut caller = service::Caller {
         info,
         caps,
         memory,

@@ -22,9 +22,9 @@ use caps::{
 use fsd::{Error, Kind, OpenFlags};
 use spin::Mutex;
 
-use crate::endpoint::{Capability, Object};
-use crate::services::{Caller, Reply, Service, uniform};
+use crate::service::{Caller, Reply, Service, uniform};
 use crate::storage::VolumeIndex;
+use nucleus_core::endpoint::{Capability, Object};
 
 /// An opened directory or file.
 #[derive(Clone)]

@@ -10,7 +10,7 @@ use nucleus_core::pkeys::KeyAllocator;
 use sas_loader::{GuestSlots, LoadError, MappingPlan, Permission, PlanConfig};
 use spin::Mutex;
 
-use crate::domain::GuestMemory;
+use crate::guest_memory::GuestMemory;
 use crate::memory::MapError;
 
 /// Per-guest sizes until appliances set them (`heap_mb=`, `stack_kb=`).

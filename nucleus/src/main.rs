@@ -15,11 +15,11 @@ mod arch;
 
 mod appliance;
 mod domain;
-mod endpoint;
 mod files;
 mod guest;
 mod net;
 mod sched;
+mod service;
 mod services;
 mod sockets;
 mod storage;

@@ -4,9 +4,9 @@
 //!
 //! The nucleus is not preemptible: it runs with interrupts off, except while
 //! idling. Each guest has its own kernel context (`arch`'s `Context`: a
-//! kernel stack) whose code is [`guest_main`]: it runs the guest in ring 3
-//! (`user::run`) and acts on why the guest came back (a system call, the
-//! timer, a fault). A guest that is not running is suspended inside the
+//! kernel stack) whose code is `syscall::guest_main`: it runs the guest in
+//! ring 3 (`user::run`) and acts on why the guest came back (a system call,
+//! the timer, a fault). A guest that is not running is suspended inside the
 //! nucleus, on its own stack, and `context::switch` moves from one to
 //! another.
 
@@ -19,11 +19,13 @@ use spin::Mutex;
 
 use crate::context::{self, Context};
 use crate::cpu::FpuArea;
-use crate::domain::Step;
-use crate::endpoint::Endpoints;
+use crate::domain::{Start, Step};
+use caps::{Buffer, CqReservation, Cqe, Exception};
+use nucleus_core::endpoint::{self, Capability, Endpoints};
+
+use crate::guest_memory::GuestMemory;
 use crate::log;
-use crate::traps::{self, TrapFrame};
-use crate::user::{self, UserExit};
+use crate::user;
 
 /// Time slice in timer ticks before a runnable guest is preempted.
 const SLICE_TICKS: u64 = 1;
@@ -37,15 +39,6 @@ pub enum State {
         deadline: Option<u64>,
     },
     Exited(i32),
-}
-
-/// Where a guest starts: its entry point, stack, and the values its entry
-/// function receives in RDI, RSI, RDX (ring address, heap start, heap size).
-#[derive(Clone, Copy)]
-pub struct Start {
-    pub entry: u64,
-    pub stack_top: u64,
-    pub arguments: [u64; 3],
 }
 
 /// A guest's id: its slot in the guest table and the slot's generation, so
@@ -90,7 +83,7 @@ pub struct Thread {
     pub guest: GuestId,
     pub state: State,
     /// Where it enters ring 3 first.
-    start: Start,
+    pub start: Start,
     context: Context,
     fpu: FpuArea,
     /// Its guest's protection key (fixed for the guest's life), for the
@@ -243,13 +236,14 @@ fn running_guest(guests: &mut Guests, id: GuestId) -> &mut Guest {
 /// Creates a guest, and its thread that will enter ring 3 at `start.entry`
 /// when first scheduled. Returns the guest's number.
 pub fn spawn(
+    main: extern "C" fn() -> !,
     name: String,
     start: Start,
     domain: crate::domain::Domain,
     tick_limit: Option<u64>,
     tag: usize,
 ) -> Result<u32, crate::memory::MapError> {
-    let context = Context::new(guest_main)?;
+    let context = Context::new(main)?;
     let fpu = FpuArea::new(crate::cpu::FPU.get().expect("FPU enabled at boot"));
     let mut scheduler = SCHEDULER.lock();
     let scheduler = &mut *scheduler;
@@ -461,48 +455,9 @@ pub fn with_current<R>(f: impl FnOnce(&mut Thread, &mut Guest) -> R) -> R {
     f(thread, guest)
 }
 
-/// A guest thread's life, on its own kernel stack: ring 3 until the guest
-/// enters the nucleus, then what that entry asks for, and ring 3 again
-/// (until it exits: `exit_current` never returns).
-extern "C" fn guest_main() -> ! {
-    let start = with_current(|thread, _| thread.start);
-    let mut registers = user::first_registers(start.entry, start.stack_top, start.arguments);
-    loop {
-        match user::run(&mut registers) {
-            UserExit::Syscall => crate::syscall::handle(&mut registers),
-            UserExit::Interrupt { vector } if vector == traps::TIMER_VECTOR => on_tick_from_user(),
-            // A device's interrupt: its driver has run; the guest goes on.
-            UserExit::Interrupt { .. } => {}
-            UserExit::Fault { vector, address } => stop_for_fault(&registers, vector, address),
-        }
-    }
-}
-
-/// A guest's fault stops that guest, never the nucleus. Its exit code is
-/// 128 + the vector, as a shell reports a signal; a protection-key fault
-/// names the key and whose memory it was.
-fn stop_for_fault(registers: &TrapFrame, vector: u8, address: u64) -> ! {
-    let owner = traps::is_protection_key_fault(vector, registers.error_code)
-        .then(|| owner_of(address))
-        .flatten();
-    traps::print_registers(registers);
-    let fault = traps::FaultDescription {
-        frame: registers,
-        address,
-    };
-    let code = 128 + vector as i32;
-    match owner {
-        Some((name, key)) => exit_current(
-            code,
-            format_args!("stopped by {fault} (key {key}, guest {name}'s memory)"),
-        ),
-        None => exit_current(code, format_args!("stopped by {fault}")),
-    }
-}
-
 /// Timer tick from ring 3 (acknowledged by `arch`): preempt when the slice
 /// is used up and another guest can run.
-fn on_tick_from_user() {
+pub fn on_tick_from_user() {
     let preempt = {
         let mut scheduler = SCHEDULER.lock();
         wake_due(&mut scheduler);
@@ -536,7 +491,7 @@ fn on_tick_from_user() {
 }
 
 /// The guest whose slot holds `address`, with its protection key.
-fn owner_of(address: u64) -> Option<(String, u8)> {
+pub fn owner_of(address: u64) -> Option<(String, u8)> {
     let scheduler = SCHEDULER.lock();
     scheduler
         .guests
@@ -572,4 +527,69 @@ pub fn exit_current(code: i32, why: core::fmt::Arguments) -> ! {
     // Through the idle loop, which tells the caller of `run_until_all_exit`.
     leave_current(false);
     unreachable!("an exited guest was scheduled again");
+}
+
+/// A guest, as the endpoint registry sees it.
+impl endpoint::Party for Guest {
+    type Memory = GuestMemory;
+
+    #[inline(always)]
+    fn caps(&self) -> &CapTable<Capability> {
+        &self.domain.caps
+    }
+
+    #[inline(always)]
+    fn caps_mut(&mut self) -> &mut CapTable<Capability> {
+        &mut self.domain.caps
+    }
+
+    #[inline(always)]
+    fn memory(&self) -> &GuestMemory {
+        &self.domain.memory
+    }
+
+    #[inline(always)]
+    fn is_running(&self) -> bool {
+        self.domain.is_running()
+    }
+
+    #[inline(always)]
+    fn post(&mut self, reservation: CqReservation, cqe: &Cqe) {
+        self.domain.post(reservation, cqe)
+    }
+
+    #[inline(always)]
+    fn cancel(&mut self, reservation: CqReservation) {
+        self.domain.cancel(reservation)
+    }
+
+    fn exception_completion(&self, user_data: u64, results: Buffer, exception: &Exception) -> Cqe {
+        self.domain
+            .exception_completion(user_data, results, exception)
+    }
+}
+
+impl endpoint::Parties for Parties<'_> {
+    type Party = Guest;
+
+    #[inline(always)]
+    fn get(&self, id: GuestId) -> Option<&Guest> {
+        self.guests.get(id).ok().map(|guest| &**guest)
+    }
+
+    #[inline(always)]
+    fn get_mut(&mut self, id: GuestId) -> Option<&mut Guest> {
+        self.guests.get_mut(id).ok().map(|guest| &mut **guest)
+    }
+
+    #[inline(always)]
+    fn get_pair_mut(&mut self, a: GuestId, b: GuestId) -> Option<(&mut Guest, &mut Guest)> {
+        let (a, b) = self.guests.get_pair_mut(a, b).ok()?;
+        Some((&mut **a, &mut **b))
+    }
+
+    #[inline(always)]
+    fn wake(&mut self, id: GuestId) {
+        Parties::wake(self, id)
+    }
 }

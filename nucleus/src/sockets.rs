@@ -13,8 +13,8 @@ use caps::interfaces::{network, tcp_listener, tcp_stream, udp_socket};
 use caps::{CapId, ExceptionCode, Interface, Message, Rights, TransportError};
 use netd::{Error, Ipv4Address};
 
-use crate::endpoint::{Capability, Object};
-use crate::services::{Caller, Reply, Service, denied, exception, uniform};
+use crate::service::{Caller, Reply, Service, denied, exception, uniform};
+use nucleus_core::endpoint::{Capability, Object};
 
 /// Most bytes one read or datagram returns (a guest wanting more calls
 /// again); also bounded by the caller's results buffer.

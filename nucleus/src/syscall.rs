@@ -1,12 +1,15 @@
-//! The system calls: `cap_enter` and `exit` (numbers and semantics in
-//! caps::start). Anything else answers `NotSupported`.
+//! A guest thread's kernel side: ring 3 until the guest comes back
+//! (`user::run`), then what it came back for: the system calls `cap_enter`
+//! and `exit` (numbers and semantics in caps::start; anything else
+//! answers `NotSupported`), the timer's tick, or a fault.
 #![forbid(unsafe_code)]
 
 use caps::TransportError;
 use caps::start::{SYSCALL_CAP_ENTER, SYSCALL_EXIT};
 
 use crate::sched::{self, Progress, State};
-use crate::traps::TrapFrame;
+use crate::traps::{self, TrapFrame};
+use crate::user::{self, UserExit};
 
 pub fn handle(frame: &mut TrapFrame) {
     frame.rax = match frame.rax {
@@ -51,5 +54,46 @@ fn cap_enter(min_complete: u32, timeout_ns: u64) -> i64 {
             thread.state = State::Blocked { deadline: wake_at };
         });
         sched::yield_current();
+    }
+}
+
+/// A guest thread's life, on its own kernel stack: ring 3 until the guest
+/// enters the nucleus, then what that entry asks for, and ring 3 again
+/// (until it exits: `exit_current` never returns).
+pub extern "C" fn guest_main() -> ! {
+    let start = sched::with_current(|thread, _| thread.start);
+    let mut registers = user::first_registers(start.entry, start.stack_top, start.arguments);
+    loop {
+        match user::run(&mut registers) {
+            UserExit::Syscall => handle(&mut registers),
+            UserExit::Interrupt { vector } if vector == traps::TIMER_VECTOR => {
+                sched::on_tick_from_user()
+            }
+            // A device's interrupt: its driver has run; the guest goes on.
+            UserExit::Interrupt { .. } => {}
+            UserExit::Fault { vector, address } => stop_for_fault(&registers, vector, address),
+        }
+    }
+}
+
+/// A guest's fault stops that guest, never the nucleus. Its exit code is
+/// 128 + the vector, as a shell reports a signal; a protection-key fault
+/// names the key and whose memory it was.
+fn stop_for_fault(registers: &TrapFrame, vector: u8, address: u64) -> ! {
+    let owner = traps::is_protection_key_fault(vector, registers.error_code)
+        .then(|| sched::owner_of(address))
+        .flatten();
+    traps::print_registers(registers);
+    let fault = traps::FaultDescription {
+        frame: registers,
+        address,
+    };
+    let code = 128 + vector as i32;
+    match owner {
+        Some((name, key)) => sched::exit_current(
+            code,
+            format_args!("stopped by {fault} (key {key}, guest {name}'s memory)"),
+        ),
+        None => sched::exit_current(code, format_args!("stopped by {fault}")),
     }
 }

@@ -263,3 +263,21 @@ pub fn allocate_ring(layout: RingLayout) -> Option<(u64, RingViews)> {
     };
     Some((frames, views))
 }
+
+/// The endpoint registry reaches guests' memory through these copies.
+impl nucleus_core::endpoint::Memory for GuestMemory {
+    #[inline(always)]
+    fn copy_in(&self, address: u64, into: &mut [u8]) {
+        GuestMemory::copy_in(self, address, into)
+    }
+
+    #[inline(always)]
+    fn copy_out(&self, address: u64, from: &[u8]) {
+        GuestMemory::copy_out(self, address, from)
+    }
+
+    #[inline(always)]
+    fn copy_from_guest(&self, to: u64, source: &Self, from: u64, length: usize) {
+        GuestMemory::copy_from_guest(self, to, source, from, length)
+    }
+}
