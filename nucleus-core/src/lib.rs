@@ -13,5 +13,6 @@ pub mod memmap;
 pub mod paging;
 pub mod pkeys;
 pub mod qemu;
+pub mod rate;
 pub mod time;
 pub mod traps;

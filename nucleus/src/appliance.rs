@@ -10,7 +10,7 @@ use caps::manifest::{self, Console, Manifest, Restart};
 use nucleus_core::cmdline::BootOptions;
 
 use crate::boot::BootModule;
-use crate::{apic, cpu, domain, guest, log, memory, sched};
+use crate::{cpu, domain, guest, log, memory, sched};
 
 /// What came of the appliance.
 pub enum Outcome {
@@ -124,9 +124,7 @@ fn start(manifest: &Manifest, index: usize, modules: &[BootModule]) {
     };
     let elf = find(&spec.module).bytes;
     let data: Vec<&BootModule> = spec.data.iter().map(|wanted| find(wanted)).collect();
-    let tick_limit = spec
-        .cpu_ms
-        .map(|ms| (ms * apic::tick_hz() as u64).div_ceil(1000).max(1));
+
     let sizes = guest::Sizes {
         heap: spec
             .heap_mib
@@ -144,7 +142,7 @@ fn start(manifest: &Manifest, index: usize, modules: &[BootModule]) {
                 name.into(),
                 start,
                 domain,
-                tick_limit,
+                spec.cpu_ms,
                 index,
             ) {
                 Ok(id) => log!(

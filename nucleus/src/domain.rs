@@ -231,6 +231,7 @@ impl Domain {
                 name: spec.name.clone(),
                 slot: plan.slot.clone(),
                 console_line: Vec::new(),
+                console_rate: services::console_rate(),
                 start_info: StartInfoResults {
                     args: spec.args.clone(),
                     data: described,
@@ -490,7 +491,7 @@ impl Domain {
     /// Releases everything the guest holds. Pending completions are dropped
     /// (no one is left to read them).
     pub fn release(&mut self) {
-        services::flush_console(&self.info.name, &mut self.info.console_line);
+        services::flush_console(&mut self.info);
         // The nucleus's views of the ring go first; the ring's frames are
         // unmapped and freed with the rest of the guest's memory below.
         if let Some(mut ring) = self.ring.take() {

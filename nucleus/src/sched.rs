@@ -15,6 +15,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use caps::{CapId, CapTable};
+use core::sync::atomic::{AtomicU64, Ordering};
+
 use spin::Mutex;
 
 use crate::context::{self, Context};
@@ -64,8 +66,9 @@ pub struct Guest {
     /// start (a restart gets the next number).
     pub number: u32,
     pub name: String,
-    /// Stopped once its thread has used this many timer ticks of CPU time.
-    pub tick_limit: Option<u64>,
+    /// Stopped once its thread has used this much CPU time (ms), in ring 3
+    /// or in the nucleus on its behalf.
+    pub cpu_limit_ms: Option<u64>,
     /// What the guest owns: services and the system-call layer work on it;
     /// the scheduler only runs threads in it.
     pub domain: crate::domain::Domain,
@@ -89,7 +92,11 @@ pub struct Thread {
     /// Its guest's protection key (fixed for the guest's life), for the
     /// PKRU it runs with.
     key: u8,
-    pub ticks_used: u64,
+    /// CPU time (TSC cycles) it has used, up to the last time it left the
+    /// CPU, and when it last got the CPU: everything the CPU does while a
+    /// thread is current (its ring 3 and its system calls) is its own.
+    cycles_used: u64,
+    running_since: u64,
 }
 
 struct Scheduler {
@@ -104,7 +111,6 @@ struct Scheduler {
     next_number: u32,
     /// Guests that have exited, with their codes, oldest first.
     exited: Vec<(String, i32)>,
-    slice_started_at_tick: u64,
     /// Interfaces guests serve each other.
     endpoints: Endpoints,
 }
@@ -116,7 +122,6 @@ static SCHEDULER: Mutex<Scheduler> = Mutex::new(Scheduler {
     current_guest: None,
     next_number: 1,
     exited: Vec::new(),
-    slice_started_at_tick: 0,
     endpoints: Endpoints::new(),
 });
 
@@ -184,6 +189,9 @@ pub enum Progress {
     Exit(i32),
     /// It corrupted its ring indices.
     Corrupt(caps::RingError),
+    /// Its SQEs took longer than a time slice: the rest wait until others
+    /// have run (the ring keeps them).
+    Preempted,
 }
 
 /// Takes every SQE the running guest's ring holds (as CQ space allows) and
@@ -193,6 +201,9 @@ pub fn process_current(min_complete: u32) -> Progress {
     let mut scheduler = SCHEDULER.lock();
     let scheduler = &mut *scheduler;
     let guest_id = scheduler.current_guest.expect("no running thread");
+    // A pass is cut after a time slice of work (checked after each SQE
+    // that is not a plain NOP): a long batch lets the others run.
+    let mut clock = PassClock::FirstStep;
     loop {
         // One look-up of the running guest per request that leaves it.
         let mut domain = &mut running_guest(&mut scheduler.guests, guest_id).domain;
@@ -212,7 +223,11 @@ pub fn process_current(min_complete: u32) -> Progress {
                         wanted,
                     };
                 }
-                Step::Done => {}
+                Step::Done => {
+                    if clock.slice_over() {
+                        return Progress::Preempted;
+                    }
+                }
                 Step::Route(routed) => break routed,
                 Step::Exit(code) => return Progress::Exit(code),
                 Step::Corrupt(error) => return Progress::Corrupt(error),
@@ -223,6 +238,49 @@ pub fn process_current(min_complete: u32) -> Progress {
             threads: &mut scheduler.threads,
         };
         scheduler.endpoints.route(&mut parties, guest_id, routed);
+        if clock.slice_over() {
+            return Progress::Preempted;
+        }
+    }
+}
+
+/// How long a pass has worked. The clock is first read after its second
+/// step, so the common pass (one call) never reads it; a pass is cut one
+/// time slice after that.
+enum PassClock {
+    FirstStep,
+    SecondStep,
+    Ends(u64),
+}
+
+impl PassClock {
+    /// Counts a step; whether the pass has used its slice.
+    #[inline(always)]
+    fn slice_over(&mut self) -> bool {
+        match *self {
+            PassClock::FirstStep => {
+                *self = PassClock::SecondStep;
+                false
+            }
+            PassClock::SecondStep => {
+                *self = PassClock::Ends(crate::time::rdtsc() + slice_cycles());
+                false
+            }
+            PassClock::Ends(ends) => crate::time::rdtsc() >= ends,
+        }
+    }
+}
+
+/// A time slice in TSC cycles (both rates are fixed at boot).
+fn slice_cycles() -> u64 {
+    static SLICE_CYCLES: AtomicU64 = AtomicU64::new(0);
+    match SLICE_CYCLES.load(Ordering::Relaxed) {
+        0 => {
+            let cycles = crate::time::tsc_hz() / crate::apic::tick_hz() as u64 * SLICE_TICKS;
+            SLICE_CYCLES.store(cycles, Ordering::Relaxed);
+            cycles
+        }
+        cycles => cycles,
     }
 }
 
@@ -240,7 +298,7 @@ pub fn spawn(
     name: String,
     start: Start,
     domain: crate::domain::Domain,
-    tick_limit: Option<u64>,
+    cpu_limit_ms: Option<u64>,
     tag: usize,
 ) -> Result<u32, crate::memory::MapError> {
     let context = Context::new(main)?;
@@ -255,7 +313,7 @@ pub fn spawn(
     let guest = Box::new(Guest {
         number,
         name,
-        tick_limit,
+        cpu_limit_ms,
         domain,
         thread: placeholder,
         tag,
@@ -271,7 +329,8 @@ pub fn spawn(
         context,
         fpu,
         key,
-        ticks_used: 0,
+        cycles_used: 0,
+        running_since: 0,
     });
     let Ok(thread_id) = scheduler.threads.insert(thread) else {
         let _ = scheduler.guests.remove(guest_id);
@@ -395,10 +454,10 @@ impl Scheduler {
     /// and returns the context to switch to.
     fn start_running(&mut self, id: ThreadId) -> Context {
         self.current = Some(id);
-        self.slice_started_at_tick = crate::apic::ticks();
         let thread = self.threads.get_mut(id).expect("a runnable thread");
         self.current_guest = Some(thread.guest);
         thread.state = State::Running;
+        thread.running_since = crate::time::rdtsc();
         thread.enter();
         let (context, guest) = (thread.context, thread.guest);
         if user::SWITCH_TABLES
@@ -433,6 +492,7 @@ fn leave_current(to_next: bool) {
             .get_mut(current)
             .expect("the running thread");
         thread.fpu.save();
+        thread.cycles_used += crate::time::rdtsc().saturating_sub(thread.running_since);
         let from = thread.context;
         let next = pick_next(&scheduler, Some(current)).filter(|_| to_next);
         let to = match next {
@@ -465,20 +525,16 @@ pub fn on_tick_from_user() {
             return;
         };
         let (thread, guest) = scheduler.running();
-        thread.ticks_used += 1;
-        if let Some(limit) = guest.tick_limit
-            && thread.ticks_used > limit
-        {
-            let ms = limit * 1000 / crate::apic::tick_hz() as u64;
+        if let Some(ms) = over_cpu_limit(thread, guest) {
             drop(scheduler);
-            exit_current(
-                137,
-                format_args!("stopped: it used up its CPU-time limit of {ms} ms"),
-            );
+            stop_for_cpu_limit(ms);
         }
-        let used = crate::apic::ticks() - scheduler.slice_started_at_tick;
+        // In TSC time, not ticks: a tick left pending while the nucleus ran
+        // with interrupts off must not count as a slice for the thread
+        // that runs next.
+        let used = crate::time::rdtsc().saturating_sub(thread.running_since);
         let other_ready = pick_next(&scheduler, Some(current)).is_some_and(|i| i != current);
-        if used >= SLICE_TICKS && other_ready {
+        if used >= slice_cycles() && other_ready {
             scheduler.running().0.state = State::Ready;
             true
         } else {
@@ -487,6 +543,47 @@ pub fn on_tick_from_user() {
     };
     if preempt {
         yield_current();
+    }
+}
+
+/// The CPU-time limit (ms) the running thread's guest has used up, if it has.
+fn over_cpu_limit(thread: &Thread, guest: &Guest) -> Option<u64> {
+    let ms = guest.cpu_limit_ms?;
+    let now = crate::time::rdtsc();
+    let used = thread.cycles_used + now.saturating_sub(thread.running_since);
+    let limit = (ms as u128 * crate::time::tsc_hz() as u128 / 1000) as u64;
+    (used > limit).then_some(ms)
+}
+
+fn stop_for_cpu_limit(ms: u64) -> ! {
+    exit_current(
+        137,
+        format_args!("stopped: it used up its CPU-time limit of {ms} ms"),
+    )
+}
+
+/// The running guest's work was cut short to let others run (`Progress::
+/// Preempted`): it goes to the back of the queue if another thread can
+/// run, and then its CPU time is checked against its limit.
+pub fn preempt_current() {
+    let others_ready = {
+        let mut scheduler = SCHEDULER.lock();
+        // No tick was taken meanwhile (interrupts are off in the nucleus):
+        // sleepers whose time came wake here.
+        wake_due(&mut scheduler);
+        let current = scheduler.current.expect("no running thread");
+        let others = pick_next(&scheduler, Some(current)).is_some_and(|id| id != current);
+        if others {
+            scheduler.running().0.state = State::Ready;
+        }
+        others
+    };
+    if others_ready {
+        yield_current();
+    }
+    let over = with_current(|thread, guest| over_cpu_limit(thread, guest));
+    if let Some(ms) = over {
+        stop_for_cpu_limit(ms);
     }
 }
 

@@ -68,6 +68,8 @@ pub struct CallerInfo {
     pub slot: core::ops::Range<u64>,
     /// Console text waiting for its newline.
     pub console_line: Vec<u8>,
+    /// The lines it may still print (`services::CONSOLE_LINES_PER_SECOND`).
+    pub console_rate: nucleus_core::rate::TokenBucket,
     pub start_info: guest_control::StartInfoResults,
     /// Endpoint names the appliance lets it serve and connect to.
     pub serves: Vec<String>,

@@ -16,11 +16,12 @@ use alloc::vec::Vec;
 
 use caps::interfaces::{boot_info, console, entropy, guest_control, timer};
 use caps::{CapId, ExceptionCode, Interface, Message, Rights, TransportError};
+use nucleus_core::rate::TokenBucket;
 use spin::Once;
 
 use nucleus_core::endpoint::RouteKind;
 
-use crate::service::{Caller, Reply, Service, denied, exception, uniform};
+use crate::service::{Caller, CallerInfo, Reply, Service, denied, exception, uniform};
 
 /// The service behind a nucleus capability of `interface`.
 pub fn service(interface: Interface) -> Option<&'static dyn Service> {
@@ -75,11 +76,7 @@ impl Service for ConsoleService {
         caller: &mut Caller,
     ) -> Result<Reply, TransportError> {
         let params = console::WriteParams::decode(params)?;
-        write_console(
-            &caller.info.name,
-            &mut caller.info.console_line,
-            &params.text,
-        );
+        write_console(caller.info, &params.text);
         let written = params.text.len() as u32;
         caller.results(&console::WriteResults { written })
     }
@@ -232,29 +229,65 @@ impl Service for GuestControlService {
     }
 }
 
+/// Lines a guest may print at once, and per second after that: a guest
+/// that floods the console loses lines (a note says how many), not the
+/// machine's time.
+const CONSOLE_BURST_LINES: u64 = 1_000;
+pub const CONSOLE_LINES_PER_SECOND: u64 = 1_000;
+
+/// A full console allowance, for a guest starting now.
+pub fn console_rate() -> TokenBucket {
+    TokenBucket::new(
+        CONSOLE_BURST_LINES,
+        CONSOLE_LINES_PER_SECOND,
+        crate::time::tsc_hz(),
+        crate::time::rdtsc(),
+    )
+}
+
 /// Console text goes out line by line, each prefixed with the guest's name,
 /// so lines of different guests never interleave mid-line. Lines are found
-/// in one pass over the text (a flood of newlines costs linear time).
-fn write_console(name: &str, pending: &mut Vec<u8>, text: &[u8]) {
+/// in one pass over the text (a flood of newlines costs linear time), and
+/// each takes a token of the guest's console allowance.
+fn write_console(info: &mut CallerInfo, text: &[u8]) {
+    let now = crate::time::rdtsc();
+    let pending = &mut info.console_line;
     pending.extend_from_slice(text);
     let mut start = 0;
     while let Some(offset) = pending[start..].iter().position(|&b| b == b'\n') {
         let end = start + offset;
-        log_line(name, &pending[start..end]);
+        if info.console_rate.take(now) {
+            note_dropped(&info.name, &mut info.console_rate);
+            log_line(&info.name, &pending[start..end]);
+        }
         start = end + 1;
     }
     pending.drain(..start);
     // A guest that never ends its line still gets it out in bounded pieces.
     if pending.len() >= 512 {
-        flush_console(name, pending);
+        flush_console(info);
     }
 }
 
-/// Prints what is left of an unterminated line (at exit).
-pub fn flush_console(name: &str, pending: &mut Vec<u8>) {
-    if !pending.is_empty() {
-        log_line(name, pending);
-        pending.clear();
+/// Prints what is left of an unterminated line (at exit, or a long one),
+/// and how many lines went unprinted.
+pub fn flush_console(info: &mut CallerInfo) {
+    if !info.console_line.is_empty() {
+        if info.console_rate.take(crate::time::rdtsc()) {
+            log_line(&info.name, &info.console_line);
+        }
+        info.console_line.clear();
+    }
+    note_dropped(&info.name, &mut info.console_rate);
+}
+
+/// "N lines dropped", once, before the next line that is printed.
+fn note_dropped(name: &str, rate: &mut TokenBucket) {
+    let dropped = rate.take_dropped();
+    if dropped != 0 {
+        crate::log!(
+            "console: {dropped} line(s) of guest {name} dropped: more than {CONSOLE_LINES_PER_SECOND} lines/s"
+        );
     }
 }
 

@@ -36,6 +36,10 @@ fn cap_enter(min_complete: u32, timeout_ns: u64) -> i64 {
             Progress::Exit(code) => {
                 sched::exit_current(code, format_args!("exited through GuestControl"))
             }
+            Progress::Preempted => {
+                sched::preempt_current();
+                continue;
+            }
             Progress::Corrupt(error) => sched::exit_current(
                 -1,
                 format_args!("stopped: it corrupted its ring ({error:?})"),

@@ -74,6 +74,30 @@ on_bios_and_uefi! {
         run.assert_contains("(looper): stopped: it used up its CPU-time limit of 200 ms; exit code 137");
         run.assert_contains("(counter): exited; exit code 0");
     };
+    console_flood_is_cut_charged_and_stopped_while_others_run => |f: Firmware| {
+        let run = boot_tcg(f, "qemu-exit", &["flooder,cpu_ms=3000", "counter"], &[]);
+        run.assert_exit(ExitCode::Success);
+        run.assert_contains("] flooder: flooding: 256 writes of 65000 newlines per cap_enter");
+        // Its lines beyond the allowance are dropped, and the console says so.
+        assert!(
+            run.output.lines().any(|line| line.contains("] console: ")
+                && line.ends_with(" line(s) of guest flooder dropped: more than 1000 lines/s")),
+            "no note of dropped lines\n{}",
+            run.report()
+        );
+        // Its time in the nucleus is its own: the limit stops it although
+        // it spends nearly all of it in system calls.
+        let stopped = "(flooder): stopped: it used up its CPU-time limit of 3000 ms; exit code 137";
+        run.assert_contains(stopped);
+        // Meanwhile the other guest kept its pace: it finished first.
+        let counted = run.output.find("(counter): exited; exit code 0");
+        let flooder_stopped = run.output.find(stopped);
+        assert!(
+            counted.is_some() && counted < flooder_stopped,
+            "counter must finish while the flood goes on\n{}",
+            run.report()
+        );
+    };
 }
 
 /// Sixteen guests need sixteen keys: the sixteenth is refused, the rest run.
