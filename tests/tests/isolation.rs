@@ -81,7 +81,7 @@ on_bios_and_uefi! {
         // Its lines beyond the allowance are dropped, and the console says so.
         assert!(
             run.output.lines().any(|line| line.contains("] console: ")
-                && line.ends_with(" line(s) of guest flooder dropped: more than 1000 lines/s")),
+                && line.ends_with(" line(s) of guest flooder dropped: more than 250 lines/s")),
             "no note of dropped lines\n{}",
             run.report()
         );
