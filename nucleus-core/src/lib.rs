@@ -14,5 +14,6 @@ pub mod paging;
 pub mod pkeys;
 pub mod qemu;
 pub mod rate;
+pub mod run_queue;
 pub mod time;
 pub mod traps;

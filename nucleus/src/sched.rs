@@ -399,14 +399,9 @@ pub fn run_until_all_exit(mut on_exit: impl FnMut(usize, i32)) -> Vec<(String, i
 /// The next runnable thread after `after` (round robin over the table's
 /// slots).
 fn pick_next(scheduler: &Scheduler, after: Option<ThreadId>) -> Option<ThreadId> {
-    let start = after.map_or(0, |id| id.index() as usize + 1);
-    let threads = &scheduler.threads;
-    let ready = |thread: &Thread| thread.state == State::Ready;
-    threads
-        .iter()
-        .find(|(id, t)| id.index() as usize >= start && ready(t))
-        .or_else(|| threads.iter().find(|(_, t)| ready(t)))
-        .map(|(id, _)| id)
+    nucleus_core::run_queue::next_ready(&scheduler.threads, after, |thread| {
+        thread.state == State::Ready
+    })
 }
 
 fn wake_due(scheduler: &mut Scheduler) {
