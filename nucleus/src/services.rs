@@ -232,7 +232,7 @@ impl Service for GuestControlService {
 /// Lines a guest may print at once, and per second after that: a guest
 /// that floods the console loses lines (a note says how many), not the
 /// machine's time.
-const CONSOLE_BURST_LINES: u64 = 500;
+const CONSOLE_BURST_LINES: u64 = 4_096;
 pub const CONSOLE_LINES_PER_SECOND: u64 = 250;
 
 /// A full console allowance, for a guest starting now.

@@ -75,7 +75,7 @@ on_bios_and_uefi! {
         run.assert_contains("(counter): exited; exit code 0");
     };
     console_flood_is_cut_charged_and_stopped_while_others_run => |f: Firmware| {
-        let run = boot_tcg(f, "qemu-exit", &["flooder,cpu_ms=3000", "counter"], &[]);
+        let run = boot_tcg(f, "qemu-exit", &["flooder,cpu_ms=20000", "counter"], &[]);
         run.assert_exit(ExitCode::Success);
         run.assert_contains("] flooder: flooding: 256 writes of 65000 newlines per cap_enter");
         // Its lines beyond the allowance are dropped, and the console says so.
@@ -87,7 +87,7 @@ on_bios_and_uefi! {
         );
         // Its time in the nucleus is its own: the limit stops it although
         // it spends nearly all of it in system calls.
-        let stopped = "(flooder): stopped: it used up its CPU-time limit of 3000 ms; exit code 137";
+        let stopped = "(flooder): stopped: it used up its CPU-time limit of 20000 ms; exit code 137";
         run.assert_contains(stopped);
         // Meanwhile the other guest kept its pace: it finished first.
         let counted = run.output.find("(counter): exited; exit code 0");
