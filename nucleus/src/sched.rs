@@ -14,20 +14,15 @@ use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use caps::{CapId, CapTable};
-use core::sync::atomic::{AtomicU64, Ordering};
-
+use caps::{Buffer, CapId, CapTable, CqReservation, Cqe, Exception};
+use nucleus_core::endpoint::{self, Capability, Endpoints};
 use spin::Mutex;
 
 use crate::context::{self, Context};
 use crate::cpu::FpuArea;
 use crate::domain::{Start, Step};
-use caps::{Buffer, CqReservation, Cqe, Exception};
-use nucleus_core::endpoint::{self, Capability, Endpoints};
-
 use crate::guest_memory::GuestMemory;
-use crate::log;
-use crate::user;
+use crate::{log, user};
 
 /// Time slice in timer ticks before a runnable guest is preempted.
 const SLICE_TICKS: u64 = 1;
@@ -271,17 +266,9 @@ impl PassClock {
     }
 }
 
-/// A time slice in TSC cycles (both rates are fixed at boot).
+/// A time slice in TSC cycles.
 fn slice_cycles() -> u64 {
-    static SLICE_CYCLES: AtomicU64 = AtomicU64::new(0);
-    match SLICE_CYCLES.load(Ordering::Relaxed) {
-        0 => {
-            let cycles = crate::time::tsc_hz() / crate::apic::tick_hz() as u64 * SLICE_TICKS;
-            SLICE_CYCLES.store(cycles, Ordering::Relaxed);
-            cycles
-        }
-        cycles => cycles,
-    }
+    crate::time::tsc_hz() / crate::apic::tick_hz() as u64 * SLICE_TICKS
 }
 
 /// The running guest (its thread is running, so it is live).

@@ -143,7 +143,8 @@ extern "C" fn interrupt_stubs() {
     );
 }
 
-/// Saves the general registers under the stub's vector and error code. A
+/// Saves the general registers under the vector and error code each
+/// vector's entry pushed. A
 /// trap in the nucleus (or one on an IST stack) is dispatched in place and
 /// returned from; one from ring 3, whose frame is the running guest's
 /// registers, goes to [`user_trap`] on the nucleus stack `user::run` left,
@@ -241,22 +242,15 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
     let from_user = frame.cs & 3 == 3;
     check_alignment_check_clear(frame);
     match frame.vector as u8 {
-        TIMER_VECTOR => {
-            crate::apic::on_timer_interrupt();
-            report_nmis_and_machine_checks();
-        }
         // Whoever was interrupted (a guest, the nucleus, the idle loop)
         // carries on: an NMI is a signal, not a fault of theirs.
         NMI_VECTOR => on_nmi(frame),
         MACHINE_CHECK_VECTOR => on_machine_check(frame, from_user),
-        // Spurious interrupts are not acknowledged (the SDM says no EOI).
-        SPURIOUS_VECTOR => {}
         vector if (vector as usize) < FIRST_INTERRUPT_VECTOR && from_user => {
             crate::user::leave_ist_for_fault(frame, user_fault(frame))
         }
         vector if (vector as usize) < FIRST_INTERRUPT_VECTOR => report_and_stop(frame),
-        vector if crate::irq::dispatch(vector) => {}
-        vector => crate::apic::on_unexpected_interrupt(vector),
+        vector => on_interrupt(vector),
     }
 }
 
@@ -266,17 +260,25 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
 extern "C" fn user_trap(frame: &mut TrapFrame) -> u64 {
     check_alignment_check_clear(frame);
     let vector = frame.vector as u8;
+    if (vector as usize) < FIRST_INTERRUPT_VECTOR {
+        return user_fault(frame);
+    }
+    on_interrupt(vector);
+    crate::user::exit_code::interrupt(vector)
+}
+
+/// An interrupt (vector 32 and up), wherever it arrived.
+fn on_interrupt(vector: u8) {
     match vector {
         TIMER_VECTOR => {
             crate::apic::on_timer_interrupt();
             report_nmis_and_machine_checks();
         }
+        // Spurious interrupts are not acknowledged (the SDM says no EOI).
         SPURIOUS_VECTOR => {}
-        vector if (vector as usize) < FIRST_INTERRUPT_VECTOR => return user_fault(frame),
         vector if crate::irq::dispatch(vector) => {}
         vector => crate::apic::on_unexpected_interrupt(vector),
     }
-    crate::user::exit_code::interrupt(vector)
 }
 
 /// The address a guest's page fault was at, between the trap and `run`'s
