@@ -20,15 +20,19 @@ pub enum Opcode {
     Recv = 3,
     /// Answers a call that RECV delivered.
     Return = 4,
+    /// Gives up on calls still in progress: those of the caller's SQEs
+    /// whose `user_data` is the SQE's `token`.
+    Cancel = 5,
 }
 
 impl Opcode {
-    pub const ALL: [Opcode; 5] = [
+    pub const ALL: [Opcode; 6] = [
         Opcode::Nop,
         Opcode::Call,
         Opcode::Release,
         Opcode::Recv,
         Opcode::Return,
+        Opcode::Cancel,
     ];
 
     pub const fn from_u8(raw: u8) -> Option<Opcode> {
@@ -38,6 +42,7 @@ impl Opcode {
             2 => Some(Opcode::Release),
             3 => Some(Opcode::Recv),
             4 => Some(Opcode::Return),
+            5 => Some(Opcode::Cancel),
             _ => None,
         }
     }
@@ -96,7 +101,8 @@ pub struct Sqe {
     pub results_len: u32,
     /// Bytes 44-47: must be 0.
     pub reserved2: u32,
-    /// Bytes 48-55: the call token a RECV delivered (RETURN only).
+    /// Bytes 48-55: RETURN: the call token a RECV delivered; CANCEL: the
+    /// `user_data` of the calls to give up on. Otherwise 0.
     pub token: u64,
     /// Bytes 56-63: must be 0.
     pub reserved3: u64,
@@ -172,6 +178,17 @@ impl Sqe {
             token,
             params_addr: reply.addr,
             params_len: reply.len,
+            ..Sqe::nop(user_data)
+        }
+    }
+
+    /// Gives up on the caller's calls in progress whose `user_data` is
+    /// `target`: each completes with `-14 Cancelled`, and this SQE with how
+    /// many did.
+    pub const fn cancel(target: u64, user_data: u64) -> Sqe {
+        Sqe {
+            opcode: Opcode::Cancel as u8,
+            token: target,
             ..Sqe::nop(user_data)
         }
     }
@@ -487,6 +504,7 @@ mod tests {
             (99, params, Buffer::NONE)
         );
         assert_eq!(Sqe::release(5, 1).opcode, Opcode::Release as u8);
+        assert_eq!(Sqe::cancel(7, 2).to_words(), [5, 2, 0, 0, 0, 0, 7, 0]);
         assert_eq!(Sqe::nop(4).to_words(), [0, 4, 0, 0, 0, 0, 0, 0]);
     }
 
@@ -495,7 +513,7 @@ mod tests {
         for op in Opcode::ALL {
             assert_eq!(Opcode::from_u8(op as u8), Some(op));
         }
-        for raw in 5..=u8::MAX {
+        for raw in 6..=u8::MAX {
             assert_eq!(Opcode::from_u8(raw), None);
         }
     }

@@ -37,11 +37,16 @@ pub enum TransportError {
     /// The capability lacks a right the operation needs (a method's right,
     /// or `transfer` to pass it on).
     MissingRight,
+    /// The caller gave the call up (CANCEL) before it completed.
+    Cancelled,
+    /// The nucleus could not get the memory this request needs now (its
+    /// heap is exhausted); the same request may work later.
+    OutOfMemory,
 }
 
 impl TransportError {
     /// Every error, in code order (-1, -2, ...).
-    pub const ALL: [TransportError; 13] = [
+    pub const ALL: [TransportError; 15] = [
         TransportError::UnknownOpcode,
         TransportError::ReservedNotZero,
         TransportError::InvalidCap,
@@ -55,6 +60,8 @@ impl TransportError {
         TransportError::WrongCapKind,
         TransportError::NotSupported,
         TransportError::MissingRight,
+        TransportError::Cancelled,
+        TransportError::OutOfMemory,
     ];
 
     /// The negative value a CQE carries in `result`.
@@ -73,6 +80,8 @@ impl TransportError {
             TransportError::WrongCapKind => -11,
             TransportError::NotSupported => -12,
             TransportError::MissingRight => -13,
+            TransportError::Cancelled => -14,
+            TransportError::OutOfMemory => -15,
         }
     }
 
@@ -103,6 +112,8 @@ impl TransportError {
             TransportError::WrongCapKind => "wrong kind of capability for this operation",
             TransportError::NotSupported => "not supported by this nucleus yet",
             TransportError::MissingRight => "the capability lacks the right this needs",
+            TransportError::Cancelled => "cancelled by the caller",
+            TransportError::OutOfMemory => "the nucleus is out of memory for now",
         }
     }
 }
@@ -127,7 +138,7 @@ mod tests {
         }
         assert_eq!(TransportError::from_code(0), None);
         assert_eq!(TransportError::from_code(5), None);
-        assert_eq!(TransportError::from_code(-14), None);
+        assert_eq!(TransportError::from_code(-16), None);
         assert_eq!(TransportError::from_code(i32::MIN), None);
     }
 

@@ -222,6 +222,11 @@ pub enum Request {
         caps: CapsSent,
         exception: bool,
     },
+    /// Gives up on the caller's calls in progress whose `user_data` is
+    /// `target`.
+    Cancel {
+        target: u64,
+    },
 }
 
 /// Checks an SQE copy against ABI version 2 and the caller's memory. Never
@@ -249,9 +254,9 @@ pub fn validate(
         && sqe.reserved3 == 0;
     let params_used = matches!(opcode, Opcode::Call | Opcode::Return);
     let results_used = matches!(opcode, Opcode::Call | Opcode::Recv);
-    let unused_clear = (opcode != Opcode::Nop || sqe.cap == 0)
+    let unused_clear = (!matches!(opcode, Opcode::Nop | Opcode::Cancel) || sqe.cap == 0)
         && (opcode == Opcode::Call || sqe.method == 0)
-        && (opcode == Opcode::Return || sqe.token == 0)
+        && (matches!(opcode, Opcode::Return | Opcode::Cancel) || sqe.token == 0)
         && (params_used || is_zero(sqe.params()))
         && (results_used || is_zero(sqe.results()))
         && (sqe.params_len != 0 || sqe.params_addr == 0)
@@ -340,6 +345,7 @@ pub fn validate(
                 exception,
             }
         }
+        Opcode::Cancel => Request::Cancel { target: sqe.token },
     })
 }
 
@@ -533,7 +539,7 @@ mod tests {
 
     #[test]
     fn unknown_opcodes() {
-        for opcode in [5, 6, 0x7f, 0xff] {
+        for opcode in [6, 7, 0x7f, 0xff] {
             let sqe = Sqe {
                 opcode,
                 ..Sqe::nop(0)
@@ -553,6 +559,7 @@ mod tests {
             Sqe::release(CAP, 1),
             Sqe::recv(CAP, RESULTS, 1),
             Sqe::return_call(CAP, 9, PARAMS, 1),
+            Sqe::cancel(9, 1),
         ];
         let breakers: [fn(&mut Sqe); 5] = [
             |s| s.flags = 4,
@@ -571,6 +578,37 @@ mod tests {
                     "{broken:?}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn cancel_names_its_target_in_token_and_uses_nothing_else() {
+        assert_eq!(
+            check(Sqe::cancel(0xfeed, 1)),
+            Ok(Request::Cancel { target: 0xfeed })
+        );
+        let users: [fn(&mut Sqe); 4] = [
+            |s| s.cap = CAP,
+            |s| s.method = 1,
+            |s| {
+                *s = Sqe {
+                    params_addr: PARAMS.addr,
+                    params_len: PARAMS.len,
+                    ..*s
+                }
+            },
+            |s| {
+                *s = Sqe {
+                    results_addr: RESULTS.addr,
+                    results_len: RESULTS.len,
+                    ..*s
+                }
+            },
+        ];
+        for user in users {
+            let mut sqe = Sqe::cancel(3, 1);
+            user(&mut sqe);
+            assert_eq!(check(sqe), Err(TransportError::ReservedNotZero), "{sqe:?}");
         }
     }
 

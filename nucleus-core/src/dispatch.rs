@@ -19,6 +19,9 @@ pub enum Dispatch {
     /// For the endpoint registry (another guest, or a serving end's own
     /// methods).
     Route(RouteKind),
+    /// Gives up on the caller's calls in progress whose `user_data` is
+    /// `target` (its own waiting service calls, then the endpoints').
+    Cancel { target: u64 },
     /// The capability to a service's object was released: the service
     /// frees the object (a socket, a file).
     Released { interface: Interface, key: CapId },
@@ -43,6 +46,7 @@ pub fn dispatch(
 ) -> Dispatch {
     match request {
         Request::Nop => Dispatch::Done,
+        Request::Cancel { target } => Dispatch::Cancel { target },
         Request::Release { cap } => match caps.remove(cap) {
             // Releasing the serving end closes the endpoint for its callers.
             Ok(Capability {

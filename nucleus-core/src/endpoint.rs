@@ -21,6 +21,8 @@
 //! its badge the badge of the capability the caller called through.
 
 use alloc::collections::VecDeque;
+
+use crate::allowance::{Allowance, try_zeroed};
 use alloc::string::String;
 use alloc::vec::Vec;
 
@@ -52,6 +54,8 @@ pub trait Party {
     fn memory(&self) -> &Self::Memory;
     /// Whether it still runs (an exited guest's completions go nowhere).
     fn is_running(&self) -> bool;
+    /// What the nucleus may hold for it: its calls' params while they wait.
+    fn allowance(&mut self) -> &mut Allowance;
     fn post(&mut self, reservation: CqReservation, cqe: &Cqe);
     fn cancel(&mut self, reservation: CqReservation);
     /// The completion that carries `exception` in its results buffer.
@@ -222,11 +226,19 @@ pub enum RouteKind {
     Close {
         endpoint: EndpointId,
     },
+    /// Gives up on the caller's calls to endpoints whose `user_data` is
+    /// `target`; `cancelled` of its own (service calls) went already.
+    Cancel {
+        target: u64,
+        cancelled: u32,
+    },
 }
 
-/// Calls waiting for a RECV, per endpoint: beyond this the caller is told
-/// the server is overloaded.
-const MAX_WAITING_CALLS: usize = 64;
+/// Calls one client may have waiting for a RECV, per endpoint: beyond this
+/// it is told the server is overloaded. Per client, so that one flooding
+/// client cannot keep the others out. (What their params hold in the
+/// nucleus is charged to the client's allowance.)
+pub const MAX_WAITING_CALLS_PER_CLIENT: usize = 32;
 /// Endpoints open at once, over all guests.
 const MAX_ENDPOINTS: u16 = 256;
 
@@ -283,6 +295,16 @@ fn pair<P: Parties>(guests: &mut P, a: GuestId, b: GuestId) -> (&mut P::Party, &
     guests
         .get_pair_mut(a, b)
         .expect("two different live guests")
+}
+
+/// The exception of a call that does not fit the RECV buffer it met.
+fn too_large(needed: u32, buffer: u32) -> Exception {
+    Exception::new(
+        ExceptionCode::InvalidArgument,
+        &alloc::format!(
+            "the call's {needed} bytes do not fit the server's receive buffer of {buffer}"
+        ),
+    )
 }
 
 fn disconnected(name: &str) -> Exception {
@@ -474,6 +496,10 @@ impl Endpoints {
                 self.close(endpoint, guests);
                 Answer::Cqe(Cqe::done(user_data, 0, 0))
             }
+            RouteKind::Cancel { target, cancelled } => {
+                let cancelled = cancelled + self.cancel(guests, current, target);
+                Answer::Cqe(Cqe::done(user_data, cancelled, 0))
+            }
         };
         let me = guest(guests, current);
         let cqe = match answer {
@@ -574,7 +600,9 @@ impl Endpoints {
         if method != endpoint_interface::MINT {
             return Answer::Failed(TransportError::UnknownMethod);
         }
-        let mut copied = alloc::vec![0u8; params.len as usize];
+        let Ok(mut copied) = try_zeroed(params.len as usize) else {
+            return Answer::Failed(TransportError::OutOfMemory);
+        };
         guest_ref(guests, current)
             .memory()
             .copy_in(params.addr, &mut copied);
@@ -615,25 +643,16 @@ impl Endpoints {
             return self.fail(guests, call, error);
         }
         let target_waiting = target.waiting.len();
-        if target_waiting >= MAX_WAITING_CALLS {
-            let me = guest(guests, current);
-            let cqe = me.exception_completion(
-                call.user_data,
-                call.results,
-                &Exception::new(
-                    ExceptionCode::Overloaded,
-                    "too many calls are waiting for the server",
-                ),
-            );
-            me.post(call.reservation, &cqe);
-            return;
-        }
         let needed = params.len + caps.bytes();
-        let receiver_fits = target
-            .receivers
-            .front()
-            .is_some_and(|r| needed <= r.buffer.len);
-        if target_waiting == 0 && receiver_fits {
+        let receiver = target.receivers.front().map(|r| r.buffer.len);
+        if target_waiting == 0
+            && let Some(buffer) = receiver
+            && needed > buffer
+        {
+            // Waiting would wedge every call behind it.
+            return self.refuse(guests, call, &too_large(needed, buffer));
+        }
+        if target_waiting == 0 && receiver.is_some() {
             let target = self.table.get_mut(endpoint.0).expect("checked live");
             let receiver = target.receivers.pop_front().expect("checked non-empty");
             let server = target.server;
@@ -663,10 +682,30 @@ impl Endpoints {
             );
             return;
         }
-        let mut copied = alloc::vec![0u8; params.len as usize];
-        guest(guests, current)
-            .memory()
-            .copy_in(params.addr, &mut copied);
+        let mine = target
+            .waiting
+            .iter()
+            .filter(|waiting| waiting.call.client == current)
+            .count();
+        if mine >= MAX_WAITING_CALLS_PER_CLIENT {
+            let overloaded = Exception::new(
+                ExceptionCode::Overloaded,
+                &alloc::format!(
+                    "{mine} calls of this guest wait for the server already (the most one client may have)"
+                ),
+            );
+            return self.refuse(guests, call, &overloaded);
+        }
+        let me = guest(guests, current);
+        let mut copied = match me.allowance().charged_copy(params.len as usize) {
+            Ok(copied) => copied,
+            Err(refused) => {
+                let overloaded =
+                    Exception::new(ExceptionCode::Overloaded, &alloc::format!("{refused}"));
+                return self.refuse(guests, call, &overloaded);
+            }
+        };
+        me.memory().copy_in(params.addr, &mut copied);
         let target = self.table.get_mut(endpoint.0).expect("checked live");
         target.waiting.push_back(WaitingCall {
             method,
@@ -699,7 +738,9 @@ impl Endpoints {
         };
         let client = target.in_flight[index].1.client;
         if exception {
-            let mut bytes = alloc::vec![0u8; reply.len as usize];
+            let Ok(mut bytes) = try_zeroed(reply.len as usize) else {
+                return Answer::Failed(TransportError::OutOfMemory);
+            };
             guest_ref(guests, current)
                 .memory()
                 .copy_in(reply.addr, &mut bytes);
@@ -767,18 +808,21 @@ impl Endpoints {
             }
             let receiver = target.receivers.pop_front().expect("checked non-empty");
             let server = target.server;
-            let front = &target.waiting[0];
-            if front.params.len() as u32 + front.caps.bytes() > receiver.buffer.len {
-                // The server's buffer cannot take this call: it learns so;
-                // the call waits for a larger RECV.
-                guest(guests, server).post(
-                    receiver.reservation,
-                    &Cqe::failed(receiver.user_data, TransportError::ResultsTooSmall),
-                );
-                guests.wake(server);
+            let waiting = target.waiting.pop_front().expect("checked non-empty");
+            guest(guests, waiting.call.client)
+                .allowance()
+                .refund(waiting.params.len());
+            let needed = waiting.params.len() as u32 + waiting.caps.bytes();
+            if needed > receiver.buffer.len {
+                // The RECV it met cannot take it, and it would hold every
+                // call behind it: the caller learns so; the RECV takes the
+                // next call.
+                let exception = too_large(needed, receiver.buffer.len);
+                let target = self.table.get_mut(endpoint.0).expect("checked live");
+                target.receivers.push_front(receiver);
+                self.refuse(guests, waiting.call, &exception);
                 continue;
             }
-            let waiting = target.waiting.pop_front().expect("checked non-empty");
             let passed = match self.pass_if_any(guests, waiting.call.client, server, &waiting.caps)
             {
                 Ok(passed) => passed,
@@ -850,6 +894,11 @@ impl Endpoints {
             return;
         };
         let exception = disconnected(&closed.name);
+        for waiting in &closed.waiting {
+            guest(guests, waiting.call.client)
+                .allowance()
+                .refund(waiting.params.len());
+        }
         let waiting = closed.waiting.drain(..).map(|w| w.call);
         let in_flight = core::mem::take(&mut closed.in_flight)
             .into_iter()
@@ -872,6 +921,49 @@ impl Endpoints {
     fn fail<P: Parties>(&mut self, guests: &mut P, call: InFlight, error: TransportError) {
         guest(guests, call.client).post(call.reservation, &Cqe::failed(call.user_data, error));
         guests.wake(call.client);
+    }
+
+    /// Completes a call that will not be delivered with `exception`.
+    fn refuse<P: Parties>(&mut self, guests: &mut P, call: InFlight, exception: &Exception) {
+        let client = guest(guests, call.client);
+        let cqe = client.exception_completion(call.user_data, call.results, exception);
+        client.post(call.reservation, &cqe);
+        guests.wake(call.client);
+    }
+
+    /// Gives up on guest `client`'s calls whose `user_data` is `target`,
+    /// waiting for a RECV or in a server's hands: each completes with
+    /// `Cancelled` (a server's RETURN for one finds no call). How many.
+    fn cancel<P: Parties>(&mut self, guests: &mut P, client: GuestId, target: u64) -> u32 {
+        let wanted = |call: &InFlight| call.client == client && call.user_data == target;
+        let mut cancelled = Vec::new();
+        for (_, endpoint) in self.table.iter_mut() {
+            let mut index = 0;
+            while index < endpoint.waiting.len() {
+                if wanted(&endpoint.waiting[index].call) {
+                    let waiting = endpoint.waiting.remove(index).expect("in range");
+                    guest(guests, client)
+                        .allowance()
+                        .refund(waiting.params.len());
+                    cancelled.push(waiting.call);
+                } else {
+                    index += 1;
+                }
+            }
+            let mut index = 0;
+            while index < endpoint.in_flight.len() {
+                if wanted(&endpoint.in_flight[index].1) {
+                    cancelled.push(endpoint.in_flight.swap_remove(index).1);
+                } else {
+                    index += 1;
+                }
+            }
+        }
+        let count = cancelled.len() as u32;
+        for call in cancelled {
+            self.fail(guests, call, TransportError::Cancelled);
+        }
+        count
     }
 
     /// A guest ended: the endpoints it served close; its calls waiting

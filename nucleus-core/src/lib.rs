@@ -5,6 +5,7 @@
 
 extern crate alloc;
 
+pub mod allowance;
 pub mod cmdline;
 pub mod dispatch;
 pub mod endpoint;

@@ -193,6 +193,18 @@ fn endpoint_ends_route_to_the_registry_only_with_their_rights() {
 }
 
 #[test]
+fn cancel_needs_no_capability_and_touches_no_table() {
+    let (mut caps, _) = table(&[capability(Object::Service(TIMER), Rights::ALL)]);
+    let before: Vec<_> = caps.iter().map(|(id, c)| (id, *c)).collect();
+    assert_eq!(
+        dispatch(Request::Cancel { target: 42 }, &mut caps, service_rights),
+        Dispatch::Cancel { target: 42 }
+    );
+    let after: Vec<_> = caps.iter().map(|(id, c)| (id, *c)).collect();
+    assert_eq!(before, after);
+}
+
+#[test]
 fn release_frees_the_slot_and_says_what_goes_with_it() {
     let [endpoint] = endpoint_ids(1)[..] else {
         unreachable!()

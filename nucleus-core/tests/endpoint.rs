@@ -10,8 +10,10 @@ use caps::{
     Buffer, CAP_ID_BYTES, CapId, CapTable, CapsSent, CompletionProducer, CqReservation, Cqe,
     Exception, ExceptionCode, Message, Outcome, OwnedRing, Rights, RingLayout, TransportError,
 };
+use nucleus_core::allowance::Allowance;
 use nucleus_core::endpoint::{
-    Capability, EndpointId, Endpoints, GuestId, Memory, Object, Parties, Party, RouteKind, Routed,
+    Capability, EndpointId, Endpoints, GuestId, MAX_WAITING_CALLS_PER_CLIENT, Memory, Object,
+    Parties, Party, RouteKind, Routed,
 };
 use proptest::prelude::*;
 
@@ -51,6 +53,7 @@ struct TestGuest {
     /// What was posted, in order.
     posted: Vec<Cqe>,
     woken: u32,
+    allowance: Allowance,
 }
 
 impl TestGuest {
@@ -65,6 +68,7 @@ impl TestGuest {
             completions: ring.completion_producer(),
             posted: Vec::new(),
             woken: 0,
+            allowance: Allowance::new(1 << 20),
         }
     }
 
@@ -101,6 +105,10 @@ impl Party for TestGuest {
 
     fn is_running(&self) -> bool {
         self.running
+    }
+
+    fn allowance(&mut self) -> &mut Allowance {
+        &mut self.allowance
     }
 
     fn post(&mut self, reservation: CqReservation, cqe: &Cqe) {
@@ -343,6 +351,30 @@ impl World {
         .expect("answered at once")
     }
 
+    /// Gives up on `client`'s calls with `target` as their user data: how
+    /// many were cancelled.
+    fn cancel(&mut self, client: GuestId, target: u64) -> u32 {
+        let kind = RouteKind::Cancel {
+            target,
+            cancelled: 0,
+        };
+        let cqe = self.route(client, 9, kind).expect("answered at once");
+        match cqe.outcome() {
+            Outcome::Done { written, .. } => written,
+            other => panic!("CANCEL answered {other:?}"),
+        }
+    }
+
+    /// The completion `guest` got for `user_data`, the last one.
+    fn completion(&self, guest: GuestId, user_data: u64) -> Option<Cqe> {
+        let posted = &self.guest(guest).posted;
+        posted
+            .iter()
+            .rev()
+            .find(|c| c.user_data == user_data)
+            .copied()
+    }
+
     /// The guest exits: its endpoints close, then its ring goes.
     fn exit(&mut self, id: GuestId) {
         self.endpoints.guest_exited(&mut self.guests, id);
@@ -473,18 +505,36 @@ fn closing_tells_waiting_and_in_flight_callers_and_leaves_every_end_stale() {
 }
 
 #[test]
-fn a_call_too_large_for_the_recv_buffer_fails_the_recv_and_waits() {
+fn a_call_too_large_for_the_recv_buffer_is_refused_and_the_recv_takes_the_next() {
     let (mut world, server, client, endpoint, through) = served();
+    // Waiting when the RECV comes: refused then, the next call delivered.
     world.call(client, through, 30, &[7; 100], CapsSent::NONE);
-    let small = world.recv(server, endpoint, 16).expect("answered");
+    world.call(client, through, 31, b"small", CapsSent::NONE);
+    let recv = world.recv(server, endpoint, 16).expect("delivered");
+    assert!(matches!(recv.outcome(), Outcome::Done { written: 5, .. }));
+    let refused = world.completion(client, 30).expect("refused");
+    let exception = exception_in(world.guest(client), refused);
+    assert_eq!(exception.code, ExceptionCode::InvalidArgument);
     assert_eq!(
-        small.outcome(),
-        Outcome::Failed(TransportError::ResultsTooSmall)
+        exception.message,
+        "the call's 100 bytes do not fit the server's receive buffer of 16"
     );
-    let large = world.recv(server, endpoint, 128).expect("delivered");
+    assert_eq!(world.guest(client).allowance.held(), 0);
+    // Meeting a posted RECV: refused at once, and the RECV stays.
+    assert_eq!(world.recv(server, endpoint, 16), None);
+    let refused = world.call(client, through, 32, &[7; 17], CapsSent::NONE);
     assert!(matches!(
-        large.outcome(),
-        Outcome::Done { written: 100, .. }
+        refused.map(|c| c.outcome()),
+        Some(Outcome::Exception { .. })
+    ));
+    assert_eq!(
+        world.call(client, through, 33, b"fits", CapsSent::NONE),
+        None
+    );
+    let delivered = world.guest(server).last();
+    assert!(matches!(
+        delivered.outcome(),
+        Outcome::Done { written: 4, .. }
     ));
 }
 
@@ -625,7 +675,7 @@ fn a_name_is_served_once_and_unknown_names_are_not_connected() {
 }
 
 #[test]
-fn waiting_calls_are_bounded_per_endpoint() {
+fn waiting_calls_are_bounded_per_client_so_a_flood_keeps_no_one_else_out() {
     let (mut world, _server, client, _, through) = served();
     let mut overloaded = 0;
     for user_data in 0..100 {
@@ -635,7 +685,76 @@ fn waiting_calls_are_bounded_per_endpoint() {
             overloaded += 1;
         }
     }
-    assert!(overloaded > 0 && overloaded < 100, "{overloaded} refused");
+    assert_eq!(overloaded, 100 - MAX_WAITING_CALLS_PER_CLIENT);
+    let other = world.spawn();
+    let other_end = world.connect(other, "echo").expect("connected");
+    assert_eq!(
+        world.call(other, other_end, 5, b"me too", CapsSent::NONE),
+        None
+    );
+}
+
+#[test]
+fn waiting_params_are_charged_to_the_caller_and_refunded_when_they_go() {
+    let (mut world, server, client, endpoint, through) = served();
+    world.guest_mut(client).allowance = Allowance::new(300);
+    for user_data in 0..3 {
+        assert_eq!(
+            world.call(client, through, 40 + user_data, &[1; 100], CapsSent::NONE),
+            None
+        );
+    }
+    assert_eq!(world.guest(client).allowance.held(), 300);
+    let refused = world
+        .call(client, through, 43, &[1; 100], CapsSent::NONE)
+        .expect("refused at once");
+    let exception = exception_in(world.guest(client), refused);
+    assert_eq!(exception.code, ExceptionCode::Overloaded);
+    assert!(
+        exception.message.contains("of the 0 KiB"),
+        "{}",
+        exception.message
+    );
+    // Delivered: refunded. Cancelled: refunded. Closed: refunded.
+    world.recv(server, endpoint, 128).expect("delivered");
+    assert_eq!(world.guest(client).allowance.held(), 200);
+    assert_eq!(world.cancel(client, 41), 1);
+    assert_eq!(world.guest(client).allowance.held(), 100);
+    world.exit(server);
+    assert_eq!(world.guest(client).allowance.held(), 0);
+}
+
+#[test]
+fn cancel_gives_up_waiting_and_in_flight_calls_of_the_caller_only() {
+    let (mut world, server, client, endpoint, through) = served();
+    let other = world.spawn();
+    let other_end = world.connect(other, "echo").expect("connected");
+    // In the server's hands: cancelled, and its RETURN finds no call.
+    world.call(client, through, 50, b"held", CapsSent::NONE);
+    let recv = world.recv(server, endpoint, 64).expect("delivered");
+    // Waiting, and another guest's call with the same user data.
+    world.call(client, through, 50, b"queued", CapsSent::NONE);
+    world.call(other, other_end, 50, b"other's", CapsSent::NONE);
+    assert_eq!(world.cancel(client, 50), 2);
+    let posted = &world.guest(client).posted;
+    let cancelled: Vec<_> = posted.iter().filter(|c| c.user_data == 50).collect();
+    assert_eq!(cancelled.len(), 2);
+    assert!(
+        cancelled
+            .iter()
+            .all(|c| c.outcome() == Outcome::Failed(TransportError::Cancelled))
+    );
+    assert_eq!(
+        world.guest(client).completions.reserved(),
+        0,
+        "CQ slots given back"
+    );
+    let late = world.reply(server, endpoint, recv.aux, b"late", false);
+    assert_eq!(late.outcome(), Outcome::Failed(TransportError::InvalidCap));
+    // Nothing left to cancel; the other guest's call is still delivered.
+    assert_eq!(world.cancel(client, 50), 0);
+    world.recv(server, endpoint, 64).expect("delivered");
+    assert_eq!(world.guest(server).read(RECV, 7), b"other's");
 }
 
 /// One step of a random session against the registry.
@@ -659,6 +778,10 @@ enum Step {
     ExitClient {
         client: usize,
     },
+    Cancel {
+        client: usize,
+        back: u64,
+    },
     RestartServer,
 }
 
@@ -670,6 +793,7 @@ fn step() -> impl Strategy<Value = Step> {
             .prop_map(|(which, len, exception)| Step::Reply { which, len, exception }),
         1 => any::<u64>().prop_map(|badge| Step::Mint { badge }),
         1 => (0..3usize).prop_map(|client| Step::ExitClient { client }),
+        2 => (0..3usize, 0..8u64).prop_map(|(client, back)| Step::Cancel { client, back }),
         1 => Just(Step::RestartServer),
     ]
 }
@@ -730,6 +854,12 @@ proptest! {
                         clients[client] = (fresh, world.connect(fresh, "echo").expect("connected"));
                     }
                 }
+                Step::Cancel { client, back } => {
+                    let (id, _) = clients[client];
+                    if world.guest(id).running {
+                        world.cancel(id, user_data.saturating_sub(back));
+                    }
+                }
                 Step::RestartServer => {
                     world.exit(server);
                     tokens.clear();
@@ -758,6 +888,7 @@ proptest! {
             let guest = world.guest(*id);
             if guest.running {
                 prop_assert_eq!(guest.completions.reserved(), 0, "a completion was lost");
+                prop_assert_eq!(guest.allowance.held(), 0, "a charge was not refunded");
             }
             let mut seen = std::collections::HashSet::new();
             for cqe in &guest.posted {

@@ -11,6 +11,7 @@ use caps::{
     Buffer, CapTable, CompletionProducer, CqReservation, Cqe, Exception, RingError, RingLayout,
     Sqe, SubmissionConsumer, TransportError,
 };
+use nucleus_core::allowance::{Allowance, try_zeroed};
 use nucleus_core::dispatch::{Dispatch, dispatch};
 use nucleus_core::paging::SIZE_4K;
 
@@ -36,6 +37,9 @@ const SQ_ENTRIES: u32 = 256;
 const CQ_ENTRIES: u32 = 512;
 /// Capabilities a guest may hold.
 const CAP_QUOTA: u16 = 256;
+/// What the nucleus keeps for a guest's calls while they wait (their
+/// params): sixteen of the largest messages.
+pub const HELD_BYTES_PER_GUEST: usize = 16 * caps::MAX_MESSAGE_BYTES as usize;
 
 /// Where a guest starts: its entry point, stack, and the values its entry
 /// function receives in RDI, RSI, RDX (ring address, heap start, heap size).
@@ -100,6 +104,9 @@ pub struct Domain {
     pub info: service::CallerInfo,
     pending: Vec<Pending>,
     waiting: Vec<Waiting>,
+    /// What the nucleus holds for it (waiting calls' params, here and at
+    /// endpoints), against its limit.
+    pub allowance: Allowance,
     /// While blocked in `cap_enter`: completions it waits for.
     pub waiting_for: u32,
     /// Its own page table, in the page-table-switching variant only.
@@ -244,6 +251,7 @@ impl Domain {
             },
             pending: Vec::new(),
             waiting: Vec::new(),
+            allowance: Allowance::new(HELD_BYTES_PER_GUEST),
             waiting_for: 0,
         };
         Ok((domain, start))
@@ -307,13 +315,32 @@ impl Domain {
                 Step::Done
             }
             Executed::Wait(call, until) => {
+                let call = *call.expect("the dispatcher hands over a waiting call");
+                if let Err(refused) = self.allowance.charge(call.params.len()) {
+                    let overloaded = Exception::new(
+                        caps::ExceptionCode::Overloaded,
+                        &alloc::format!("{refused}"),
+                    );
+                    let cqe =
+                        exception_completion(&self.memory, user_data, call.results, &overloaded);
+                    ring.completions.post(reservation, &cqe);
+                    return Step::Done;
+                }
                 self.waiting.push(Waiting {
-                    call: *call.expect("the dispatcher hands over a waiting call"),
+                    call,
                     until,
                     user_data,
                     reservation,
                 });
                 Step::Done
+            }
+            Executed::Cancel(target) => {
+                let cancelled = self.cancel_calls(target);
+                Step::Route(Routed {
+                    user_data,
+                    reservation,
+                    kind: RouteKind::Cancel { target, cancelled },
+                })
             }
             Executed::Exit(code) => {
                 ring.completions
@@ -326,6 +353,41 @@ impl Domain {
                 kind,
             }),
         }
+    }
+
+    /// Gives up on its service calls in progress whose `user_data` is
+    /// `target` (a sleep, a read waiting for data): each completes with
+    /// `Cancelled`. How many.
+    fn cancel_calls(&mut self, target: u64) -> u32 {
+        let Some(ring) = self.ring.as_mut() else {
+            return 0;
+        };
+        let mut cancelled = 0;
+        let mut finish = |user_data, reservation| {
+            let cqe = Cqe::failed(user_data, TransportError::Cancelled);
+            ring.completions.post(reservation, &cqe);
+            cancelled += 1;
+        };
+        let mut index = 0;
+        while index < self.pending.len() {
+            if self.pending[index].user_data == target {
+                let pending = self.pending.swap_remove(index);
+                finish(pending.user_data, pending.reservation);
+            } else {
+                index += 1;
+            }
+        }
+        let mut index = 0;
+        while index < self.waiting.len() {
+            if self.waiting[index].user_data == target {
+                let waiting = self.waiting.swap_remove(index);
+                self.allowance.refund(waiting.call.params.len());
+                finish(waiting.user_data, waiting.reservation);
+            } else {
+                index += 1;
+            }
+        }
+        cancelled
     }
 
     /// Posts a completion for which CQ space was reserved. A guest whose
@@ -396,8 +458,10 @@ impl Domain {
                 let Waiting {
                     user_data,
                     reservation,
+                    call,
                     ..
                 } = self.waiting.swap_remove(index);
+                self.allowance.refund(call.params.len());
                 ring.completions
                     .post(reservation, &Cqe::done(user_data, 0, 0));
             } else {
@@ -430,10 +494,12 @@ impl Domain {
                 }
                 Executed::Now(cqe) => {
                     let waiting = self.waiting.swap_remove(index);
+                    self.allowance.refund(waiting.call.params.len());
                     ring.completions.post(waiting.reservation, &cqe);
                 }
                 Executed::At(due_tsc) => {
                     let waiting = self.waiting.swap_remove(index);
+                    self.allowance.refund(waiting.call.params.len());
                     self.pending.push(Pending {
                         due_tsc,
                         user_data,
@@ -441,8 +507,9 @@ impl Domain {
                     });
                 }
                 // A call made again cannot leave the guest.
-                Executed::Exit(_) | Executed::Route(_) => {
+                Executed::Exit(_) | Executed::Route(_) | Executed::Cancel(_) => {
                     let waiting = self.waiting.swap_remove(index);
+                    self.allowance.refund(waiting.call.params.len());
                     let cqe = Cqe::failed(user_data, TransportError::NotSupported);
                     ring.completions.post(waiting.reservation, &cqe);
                 }
@@ -499,6 +566,7 @@ impl Domain {
                 ring.completions.cancel(pending.reservation);
             }
             for waiting in self.waiting.drain(..) {
+                self.allowance.refund(waiting.call.params.len());
                 ring.completions.cancel(waiting.reservation);
             }
         }
@@ -519,6 +587,8 @@ enum Executed {
     Wait(Option<alloc::boxed::Box<ServiceCall>>, Option<u64>),
     Exit(i32),
     Route(RouteKind),
+    /// A CANCEL of the caller's calls with this `user_data`.
+    Cancel(u64),
 }
 
 /// The one dispatcher, on the nucleus's private copy of an SQE: validate,
@@ -541,6 +611,7 @@ fn execute(
         |interface, method| services::service(interface).map(|service| service.rights(method));
     match dispatch(request, caps, service_rights) {
         Dispatch::Done => Executed::Now(Cqe::done(user_data, 0, 0)),
+        Dispatch::Cancel { target } => Executed::Cancel(target),
         Dispatch::Failed(error) => failed(error),
         Dispatch::Route(kind) => Executed::Route(kind),
         // A service's object (a socket) goes with its capability.
@@ -561,7 +632,10 @@ fn execute(
             // guest thread rewriting them mid-call changes nothing here.
             let mut copied = Vec::new();
             if let Some(params) = params {
-                copied.resize(params.len as usize, 0);
+                copied = match try_zeroed(params.len as usize) {
+                    Ok(copied) => copied,
+                    Err(_) => return failed(TransportError::OutOfMemory),
+                };
                 memory.copy_in(params.addr, &mut copied);
             }
             let call = ServiceCall {
@@ -616,16 +690,21 @@ fn call_service(
     }
 }
 
+/// An exception's encoding at most: its message is cut short to fit.
+const EXCEPTION_BYTES: usize = 512;
+
 /// A completion carrying `exception` in the caller's results buffer, cut
-/// short to fit (or the transport error if even that cannot fit).
+/// short to fit (or the transport error if even that cannot fit). It
+/// allocates nothing: it is how an exhausted nucleus still answers.
 fn exception_completion(
     memory: &GuestMemory,
     user_data: u64,
     results: Buffer,
     exception: &Exception,
 ) -> Cqe {
-    let mut bytes = alloc::vec![0u8; results.len as usize];
-    match exception.encode_fitting(&mut bytes) {
+    let mut bytes = [0u8; EXCEPTION_BYTES];
+    let fitting = (results.len as usize).min(EXCEPTION_BYTES);
+    match exception.encode_fitting(&mut bytes[..fitting]) {
         Ok(len) => {
             memory.copy_out(results.addr, &bytes[..len]);
             Cqe::exception(user_data, len as u32)

@@ -633,6 +633,11 @@ impl endpoint::Party for Guest {
     }
 
     #[inline(always)]
+    fn allowance(&mut self) -> &mut nucleus_core::allowance::Allowance {
+        &mut self.domain.allowance
+    }
+
+    #[inline(always)]
     fn post(&mut self, reservation: CqReservation, cqe: &Cqe) {
         self.domain.post(reservation, cqe)
     }

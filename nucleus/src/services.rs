@@ -252,6 +252,10 @@ pub fn console_rate() -> TokenBucket {
 fn write_console(info: &mut CallerInfo, text: &[u8]) {
     let now = crate::time::rdtsc();
     let pending = &mut info.console_line;
+    if pending.try_reserve(text.len()).is_err() {
+        // An exhausted heap loses this text, not the machine.
+        return;
+    }
     pending.extend_from_slice(text);
     let mut start = 0;
     while let Some(offset) = pending[start..].iter().position(|&b| b == b'\n') {

@@ -12,6 +12,7 @@ use alloc::vec::Vec;
 use caps::interfaces::{network, tcp_listener, tcp_stream, udp_socket};
 use caps::{CapId, ExceptionCode, Interface, Message, Rights, TransportError};
 use netd::{Error, Ipv4Address};
+use nucleus_core::allowance::try_zeroed;
 
 use crate::service::{Caller, Reply, Service, denied, exception, uniform};
 use nucleus_core::endpoint::{Capability, Object};
@@ -288,7 +289,8 @@ fn stream(
     match method {
         tcp_stream::READ => {
             let params = tcp_stream::ReadParams::decode(params)?;
-            let mut data = vec![0u8; read_room(params.max, caller)?];
+            let mut data = try_zeroed(read_room(params.max, caller)?)
+                .map_err(|_| TransportError::OutOfMemory)?;
             match stack(|s| s.recv(key, &mut data)) {
                 Ok(0) if !data.is_empty() => caller.results(&tcp_stream::ReadResults {
                     data: Vec::new(),
@@ -350,7 +352,8 @@ fn datagram(
         };
     }
     let params = udp_socket::RecvFromParams::decode(params)?;
-    let mut data = vec![0u8; read_room(params.max, caller)?];
+    let mut data =
+        try_zeroed(read_room(params.max, caller)?).map_err(|_| TransportError::OutOfMemory)?;
     match stack(|s| s.recv_from(key, &mut data)) {
         Ok((len, from, port)) => {
             data.truncate(len);

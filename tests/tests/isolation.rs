@@ -110,6 +110,55 @@ on_bios_and_uefi! {
             run.report()
         );
     };
+    call_limits_keep_servers_and_the_nucleus_unwedged => |f: Firmware| {
+        let run = boot_tcg(
+            f,
+            "qemu-exit",
+            &[
+                "sink,serves=sink",
+                "stuck=sink,arg=stuck,serves=stuck",
+                "hoarder,connects=sink+stuck",
+                "patient=hoarder,arg=patient,connects=sink",
+                "counter",
+            ],
+            &[],
+        );
+        run.assert_exit(ExitCode::Success);
+        for check in [
+            "16 calls of 64 KiB wait; the 17th -> overloaded",
+            "CANCEL of a waiting call -> 1, and the call -> -14",
+            "32 calls wait; the 33rd -> overloaded",
+            "CANCEL gave up all 32 waiting calls",
+            "a call larger than the server's RECV buffer -> invalidArgument",
+            "600 calls the server never answered, each given up after 2 ms",
+            "the stuck server answers a call after all that",
+            "after the cancels, a 64 KiB call waited again and was answered",
+        ] {
+            run.assert_contains(&format!("] hoarder: ok: {check}\n"));
+        }
+        run.assert_contains("] hoarder: refused: this guest's calls hold 1024 of the 1024 KiB the nucleus keeps for it");
+        run.assert_contains("] patient: ok: answered while another client flooded the server\n");
+        run.assert_contains("] stuck: ok: took ");
+        assert!(!run.output.contains("FAILED"), "{}", run.report());
+        for guest in ["sink", "stuck", "hoarder", "patient", "counter"] {
+            let exited = format!("({guest}): exited; exit code 0");
+            assert!(nucleus_line(&run, "guest ", &exited).is_some(), "{exited}\n{}", run.report());
+        }
+    };
+    the_nucleus_is_no_deputy_for_another_guests_memory => |f: Firmware| {
+        let run = boot_tcg(
+            f,
+            "qemu-exit",
+            &["victim,arg=1,serves=victim", "deputy,serves=deputy,connects=victim", "counter"],
+            &[],
+        );
+        run.assert_exit(ExitCode::Success);
+        run.assert_contains("] deputy: 10 of 10 attempts refused with -5\n");
+        assert!(!run.output.contains("FAILED"), "{}", run.report());
+        run.assert_contains("] victim: secret intact\n");
+        let exited = nucleus_line(&run, "guest ", "(counter): exited; exit code 0");
+        assert!(exited.is_some(), "{}", run.report());
+    };
 }
 
 /// Sixteen guests need sixteen keys: the sixteenth is refused, the rest run.

@@ -171,9 +171,15 @@ pub struct Incoming<'a> {
 
 impl Server {
     pub fn new(cap: CapId) -> Server {
+        Server::with_buffer(cap, caps::MAX_MESSAGE_BYTES as usize)
+    }
+
+    /// A server whose RECVs take calls of at most `bytes` (larger ones are
+    /// refused to their callers).
+    pub fn with_buffer(cap: CapId, bytes: usize) -> Server {
         Server {
             cap,
-            buffer: alloc::vec![0u8; caps::MAX_MESSAGE_BYTES as usize],
+            buffer: alloc::vec![0u8; bytes],
         }
     }
 

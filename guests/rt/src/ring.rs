@@ -1,5 +1,6 @@
 //! The guest's end of its ring, and calls through it.
 
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::fmt;
 
@@ -24,6 +25,9 @@ pub struct Ring {
     results: Vec<u8>,
     /// The buffer params and replies are encoded into, kept the same way.
     params: Vec<u8>,
+    /// Completions of SQEs submitted with [`Ring::submit`] that arrived
+    /// while a call waited for its own.
+    early: VecDeque<Cqe>,
 }
 
 static RING: Mutex<Option<Ring>> = Mutex::new(None);
@@ -54,6 +58,7 @@ pub(crate) fn attach(address: u64) {
         next_user_data: 1,
         results: Vec::new(),
         params: Vec::new(),
+        early: VecDeque::new(),
     };
     *RING.lock() = Some(ring);
 }
@@ -82,20 +87,43 @@ impl fmt::Display for CallError {
 }
 
 impl Ring {
-    /// Submits one SQE and waits for its completion (other completions that
-    /// arrive first are dropped: this client makes one call at a time).
-    pub fn submit_and_wait(&mut self, mut sqe: Sqe) -> Cqe {
+    /// Puts `sqe` in the submission queue with a `user_data` of the ring's
+    /// choosing (returned), without waiting for it: its completion comes
+    /// from [`Ring::next_completion`]. The nucleus sees it at the next
+    /// `cap_enter`.
+    pub fn submit(&mut self, mut sqe: Sqe) -> u64 {
         let user_data = self.next_user_data;
         self.next_user_data += 1;
         sqe.user_data = user_data;
         while self.submissions.push(&sqe).is_err() {
             syscall::cap_enter(0, 0);
         }
+        user_data
+    }
+
+    /// The next completion of an SQE from [`Ring::submit`], waiting up to
+    /// `timeout_ns` for one (`u64::MAX`: for ever); `None` when none came.
+    pub fn next_completion(&mut self, timeout_ns: u64) -> Option<Cqe> {
+        if let Some(cqe) = self.early.pop_front() {
+            return Some(cqe);
+        }
+        if let Some(cqe) = self.completions.pop() {
+            return Some(cqe);
+        }
+        syscall::cap_enter(1, timeout_ns);
+        self.completions.pop()
+    }
+
+    /// Submits one SQE and waits for its completion (completions of other
+    /// SQEs, from [`Ring::submit`], are kept for `next_completion`).
+    pub fn submit_and_wait(&mut self, sqe: Sqe) -> Cqe {
+        let user_data = self.submit(sqe);
         loop {
             while let Some(cqe) = self.completions.pop() {
                 if cqe.user_data == user_data {
                     return cqe;
                 }
+                self.early.push_back(cqe);
             }
             let entered = syscall::cap_enter(1, u64::MAX);
             if entered < 0 {

@@ -8,9 +8,19 @@ use guest_rt::clients::connect;
 use guest_rt::println;
 use guest_rt::ring::call;
 
-/// Asks the victim guest where its secret and its secret-reading function
-/// are: `(secret address, function address)`.
-pub fn victim_addresses() -> (u64, u64) {
+/// Where the victim guest keeps its secrets, as it tells its callers.
+pub struct VictimSecrets {
+    /// One word.
+    pub secret: u64,
+    /// A function that reads it.
+    pub read_secret: u64,
+    /// A run of bytes of a known pattern, and its length.
+    pub treasure: u64,
+    pub treasure_len: u64,
+}
+
+/// Asks the victim guest where its secrets are.
+pub fn victim_secrets() -> VictimSecrets {
     let victim = connect("victim", 200).expect("GuestControl.connect victim");
     let reply = call::<Echo>(
         victim,
@@ -19,8 +29,19 @@ pub fn victim_addresses() -> (u64, u64) {
         },
     )
     .expect("victim answers");
-    let word = |at: usize| u64::from_le_bytes(reply.data[at..at + 8].try_into().expect("16 bytes"));
-    (word(0), word(8))
+    let word = |at: usize| u64::from_le_bytes(reply.data[at..at + 8].try_into().expect("32 bytes"));
+    VictimSecrets {
+        secret: word(0),
+        read_secret: word(8),
+        treasure: word(16),
+        treasure_len: word(24),
+    }
+}
+
+/// `(secret address, function address)` of the victim guest.
+pub fn victim_addresses() -> (u64, u64) {
+    let secrets = victim_secrets();
+    (secrets.secret, secrets.read_secret)
 }
 
 /// The rounds a benchmark guest measures: its first argument, else
