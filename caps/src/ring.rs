@@ -441,6 +441,12 @@ impl<'r> SubmissionQueue<'r> {
         })
     }
 
+    /// The ring's header, shared with the nucleus (its indices are what a
+    /// misbehaving guest would corrupt).
+    pub fn header(&self) -> &'r RingHeader {
+        self.header
+    }
+
     /// Room for this many more SQEs.
     pub fn space(&self) -> u32 {
         let head = self.header.sq_head.value.load(Ordering::Acquire);

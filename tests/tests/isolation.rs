@@ -133,6 +133,7 @@ on_bios_and_uefi! {
             "600 calls the server never answered, each given up after 2 ms",
             "the stuck server answers a call after all that",
             "after the cancels, a 64 KiB call waited again and was answered",
+            "a call in the server's hands when it exits -> disconnected",
         ] {
             run.assert_contains(&format!("] hoarder: ok: {check}\n"));
         }
@@ -144,6 +145,15 @@ on_bios_and_uefi! {
             let exited = format!("({guest}): exited; exit code 0");
             assert!(nucleus_line(&run, "guest ", &exited).is_some(), "{exited}\n{}", run.report());
         }
+    };
+    a_corrupted_ring_stops_only_its_guest => |f: Firmware| {
+        let run = boot_tcg(f, "qemu-exit", &["ringbreaker", "counter"], &[]);
+        run.assert_exit(ExitCode::Success);
+        let stopped = run.line_with("(ringbreaker): stopped: it corrupted its ring (Overrun {");
+        assert!(stopped.contains("] guest ") && stopped.contains("entries: 256 }); exit code -1"), "{stopped}");
+        assert!(!run.output.contains("FAILED"), "{}", run.report());
+        let counted = nucleus_line(&run, "guest ", "(counter): exited; exit code 0");
+        assert!(counted.is_some(), "{}", run.report());
     };
     the_nucleus_is_no_deputy_for_another_guests_memory => |f: Firmware| {
         let run = boot_tcg(

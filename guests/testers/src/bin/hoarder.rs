@@ -216,6 +216,8 @@ fn hoard() -> i32 {
         given_up == GIVEN_UP,
         &alloc::format!("{given_up} calls the server never answered, each given up after 2 ms"),
     );
+    // 7. A server that exits with a call in its hands: the caller is told.
+    let in_hand = submit_echo(stuck, &small, &mut results[62]);
     let done = call::<Echo>(
         stuck,
         &EchoParams {
@@ -225,6 +227,14 @@ fn hoard() -> i32 {
     report(
         done.is_ok(),
         "the stuck server answers a call after all that",
+    );
+    let dropped = wait_for(in_hand, u64::MAX, &mut seen);
+    let told = dropped
+        .and_then(|cqe| exception(&cqe, &results[62]))
+        .is_some_and(|e| e.code == ExceptionCode::Disconnected);
+    report(
+        told,
+        "a call in the server's hands when it exits -> disconnected",
     );
 
     let answered = wait_for(again, u64::MAX, &mut seen).map(|c| c.outcome());

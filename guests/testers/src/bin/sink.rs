@@ -6,7 +6,8 @@
 //!   empty data, and exits after answering "quit".
 //! - "stuck" serves Echo under "stuck" with a 256-byte RECV buffer and
 //!   never answers, until a call sends "done": then it RETURNs the first
-//!   call it took (whose caller gave it up long before), and answers "done".
+//!   call it took (whose caller gave it up long before), answers "done"
+//!   and exits, with any call it took after the first still unanswered.
 #![no_std]
 #![no_main]
 
