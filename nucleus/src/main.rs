@@ -28,7 +28,7 @@ mod syscall;
 // The hardware modules, by their short names (`crate::memory`, ...).
 use arch::x86_64::{
     acpi, apic, boot, console, context, cpu, entropy, fb, gdt, guest_memory, irq, memory, pci,
-    scenario, stacks, stop, time, traps, user, virtio,
+    percpu, scenario, smp, stacks, stop, time, traps, user, virtio,
 };
 
 /// The nucleus proper, once boot has taken the machine: runs the appliance

@@ -124,6 +124,23 @@ on_bios_and_uefi! {
         run.assert_contains("cmdline: bad value '5' for 'tick_hz' (expected an integer from 10 to 10000); default kept");
         run.assert_contains("(scenario ticks, 100 Hz ticks)");
     };
+    every_cpu_comes_online_and_one_alone_boots => |f| {
+        for cpus in [1u32, 4, 8] {
+            let smp = cpus.to_string();
+            let run = run(BootRequest {
+                cmdline: "qemu-exit scenario=ticks",
+                qemu_args: &["-smp", &smp],
+                ..BootRequest::new(f)
+            });
+            run.assert_exit(ExitCode::Success);
+            run.assert_contains(&format!("] acpi: MADT lists {cpus} CPUs"));
+            for index in 1..cpus {
+                run.assert_contains(&format!("] smp: cpu {index} (apic id {index}) online\n"));
+            }
+            run.assert_contains(&format!("] smp: {cpus} of {cpus} CPUs online; guests run on cpu 0, the others idle\n"));
+            run.assert_contains("timer: 10 ticks observed in");
+        }
+    };
     framebuffer_shows_the_log => |f| {
         let run = run(BootRequest { cmdline: "scenario=idle", stop_at: Some("nucleus: ready"), screendump: true, ..BootRequest::new(f) });
         assert_eq!(run.outcome, Outcome::StoppedAtMarker, "{}", run.report());

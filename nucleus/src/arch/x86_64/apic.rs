@@ -110,17 +110,7 @@ pub fn init(features: &crate::cpu::Features, has_8259: bool, tick_hz: u32) -> Ap
         remap_and_mask_pics();
     }
     let access = ACCESS.call_once(|| {
-        let mut base_msr = Msr::new(IA32_APIC_BASE);
-        // SAFETY: enabling the APIC (and x2APIC mode when the CPU has it) is
-        // the architectural sequence; the base address is left as firmware set it.
-        let value = unsafe {
-            let value = base_msr.read() | APIC_GLOBAL_ENABLE;
-            base_msr.write(value);
-            if features.x2apic {
-                base_msr.write(value | X2APIC_ENABLE);
-            }
-            value
-        };
+        let value = enable_in_mode(features.x2apic);
         if features.x2apic {
             Access::X2Apic
         } else {
@@ -131,17 +121,7 @@ pub fn init(features: &crate::cpu::Features, has_8259: bool, tick_hz: u32) -> Ap
             }
         }
     });
-    access.write(REG_SPURIOUS, 0x100 | SPURIOUS_VECTOR as u32);
-    access.write(REG_TPR, 0);
-    access.write(REG_LVT_LINT0, LVT_MASKED);
-    access.write(REG_LVT_ERROR, LVT_MASKED);
-    // Firmware may have armed these; nothing handles them yet.
-    let max_lvt = (access.read(REG_VERSION) >> 16) & 0xff;
-    access.write(REG_LVT_THERMAL, LVT_MASKED);
-    access.write(REG_LVT_PERFORMANCE, LVT_MASKED);
-    if max_lvt >= 6 {
-        access.write(REG_LVT_CMCI, LVT_MASKED);
-    }
+    quiet_local_sources(access);
 
     TICK_HZ.store(tick_hz, Ordering::Relaxed);
     let tsc_hz = crate::time::tsc_hz();
@@ -175,6 +155,48 @@ pub fn init(features: &crate::cpu::Features, has_8259: bool, tick_hz: u32) -> Ap
         id: access.id(),
         timer: mode,
     }
+}
+
+/// Enables this CPU's local APIC, in x2APIC mode when `x2apic`; returns
+/// IA32_APIC_BASE as it is now.
+fn enable_in_mode(x2apic: bool) -> u64 {
+    let mut base_msr = Msr::new(IA32_APIC_BASE);
+    // SAFETY: enabling the APIC (and x2APIC mode when the CPU has it) is
+    // the architectural sequence; the base address is left as firmware set it.
+    unsafe {
+        let value = base_msr.read() | APIC_GLOBAL_ENABLE;
+        base_msr.write(value);
+        if x2apic {
+            base_msr.write(value | X2APIC_ENABLE);
+        }
+        value
+    }
+}
+
+/// Accepts interrupts on this CPU's APIC (spurious vector, priority 0)
+/// and masks the local sources nothing handles: LINT0, errors, and what
+/// firmware may have armed (thermal, performance, CMCI).
+fn quiet_local_sources(access: &Access) {
+    access.write(REG_SPURIOUS, 0x100 | SPURIOUS_VECTOR as u32);
+    access.write(REG_TPR, 0);
+    access.write(REG_LVT_LINT0, LVT_MASKED);
+    access.write(REG_LVT_ERROR, LVT_MASKED);
+    let max_lvt = (access.read(REG_VERSION) >> 16) & 0xff;
+    access.write(REG_LVT_THERMAL, LVT_MASKED);
+    access.write(REG_LVT_PERFORMANCE, LVT_MASKED);
+    if max_lvt >= 6 {
+        access.write(REG_LVT_CMCI, LVT_MASKED);
+    }
+}
+
+/// An application processor's local APIC, in the boot CPU's mode, its
+/// timer masked (it has no guests to preempt yet). Returns its APIC id.
+pub fn init_application_processor() -> u32 {
+    let access = ACCESS.get().expect("the boot CPU's APIC first");
+    enable_in_mode(matches!(access, Access::X2Apic));
+    quiet_local_sources(access);
+    access.write(REG_LVT_TIMER, LVT_MASKED | TIMER_VECTOR as u32);
+    access.id()
 }
 
 /// APIC timer input frequency, counted against the TSC over 2 ms.

@@ -8,14 +8,14 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::{acpi, apic, console, cpu, entropy, fb, gdt, log, memory};
-use crate::{pci, stacks, stop, time, traps, user};
+use crate::{pci, smp, stacks, stop, time, traps, user};
 
 use limine::BaseRevision;
 use limine::firmware_type::FirmwareType;
 use limine::request::{
     BootloaderInfoRequest, DateAtBootRequest, ExecutableAddressRequest, ExecutableFileRequest,
     FirmwareTypeRequest, FramebufferRequest, HhdmRequest, MemoryMapRequest, ModuleRequest,
-    RequestsEndMarker, RequestsStartMarker, RsdpRequest,
+    MpRequest, RequestsEndMarker, RequestsStartMarker, RsdpRequest,
 };
 use nucleus_core::cmdline;
 use nucleus_core::memmap::Mib;
@@ -57,6 +57,9 @@ static MODULES: ModuleRequest = ModuleRequest::new();
 #[used]
 #[unsafe(link_section = ".limine_requests")]
 static DATE_AT_BOOT: DateAtBootRequest = DateAtBootRequest::new();
+#[used]
+#[unsafe(link_section = ".limine_requests")]
+static MP: MpRequest = MpRequest::new();
 #[used]
 #[unsafe(link_section = ".limine_requests_end")]
 static REQUESTS_END: RequestsEndMarker = RequestsEndMarker::new();
@@ -246,6 +249,7 @@ extern "C" fn boot() -> ! {
     }
     entropy::SOURCES.call_once(|| entropy);
     user::init();
+    smp::start_all(MP.get_response(), apic.id, !options.no_xsave);
 
     let ready = time::rdtsc();
     log!(

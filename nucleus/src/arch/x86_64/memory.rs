@@ -335,6 +335,18 @@ fn map_page(
     }
 }
 
+/// An application processor's PAT, as the boot CPU's (`activate`); it
+/// runs on the nucleus's table already (its entry loaded it).
+pub fn load_pat_on_application_processor() {
+    // SAFETY: the same value and sequence as `activate`: every entry the
+    // nucleus's mappings use, caches written back around the change.
+    unsafe {
+        core::arch::asm!("wbinvd", options(nostack, preserves_flags));
+        Msr::new(IA32_PAT).write(PAT_VALUE);
+        core::arch::asm!("wbinvd", options(nostack, preserves_flags));
+    }
+}
+
 /// Loads the PAT and switches to the nucleus's table: the one CR3 write.
 fn activate(table: OffsetPageTable<'static>) -> u64 {
     let pml4_virt = table.level_4_table() as *const PageTable as u64;

@@ -155,6 +155,12 @@ extern "C" fn interrupt_stubs() {
 #[unsafe(naked)]
 extern "C" fn trap_entry_common() {
     naked_asm!(
+        // From ring 3: onto the nucleus's GS (the CS the CPU pushed, above
+        // the vector and error code).
+        "test byte ptr [rsp + {pushed_cs}], 3",
+        "jz 1f",
+        "swapgs",
+        "1:",
         "push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
         "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
         // The switching variant: from ring 3, onto the nucleus's table.
@@ -170,14 +176,14 @@ extern "C" fn trap_entry_common() {
         "test byte ptr [rsp + {cs}], 3",
         "jz 3f",
         "lea rax, [rsp + {size}]",
-        "cmp rax, [rip + {registers_end}]",
+        "cmp rax, qword ptr gs:[{registers_end}]",
         "jne 3f",
         // `run`'s stack, aligned for the call as the ABI asks (whatever
-        // alignment `run` had), and resumed from `RESUME_RSP` after it.
-        "mov rsp, [rip + {resume_rsp}]",
+        // alignment `run` had), and resumed from `resume_rsp` after it.
+        "mov rsp, qword ptr gs:[{resume_rsp}]",
         "and rsp, -16",
         "call {user_trap}",
-        "mov rsp, [rip + {resume_rsp}]",
+        "mov rsp, qword ptr gs:[{resume_rsp}]",
         "jmp {leave_user}",
         "3:",
         "call {dispatch}",
@@ -190,8 +196,9 @@ extern "C" fn trap_entry_common() {
         dispatch = sym trap_dispatch,
         restore = sym return_from_trap,
         smap_on = sym crate::cpu::SMAP_ON,
-        registers_end = sym crate::user::REGISTERS_END,
-        resume_rsp = sym crate::user::RESUME_RSP,
+        pushed_cs = const 3 * 8,
+        registers_end = const crate::percpu::REGISTERS_END_OFFSET,
+        resume_rsp = const crate::percpu::RESUME_RSP_OFFSET,
         user_trap = sym user_trap,
         leave_user = sym crate::user::leave_user,
     );
@@ -217,6 +224,11 @@ pub extern "C" fn return_from_trap() {
         crate::user::load_table!("guest_table", if_user),
         pop_general_registers!(),
         "add rsp, 16",
+        // Back to ring 3: the guest's GS (the CS in the frame, after RIP).
+        "test byte ptr [rsp + 8], 3",
+        "jz 1f",
+        "swapgs",
+        "1:",
         "iretq",
         switch = const crate::user::SWITCH_TABLES as u8,
         cs = const FRAME_CS_OFFSET,
@@ -281,10 +293,6 @@ fn on_interrupt(vector: u8) {
     }
 }
 
-/// The address a guest's page fault was at, between the trap and `run`'s
-/// return (one CPU runs guests).
-pub(crate) static USER_FAULT_ADDRESS: AtomicU64 = AtomicU64::new(0);
-
 /// A guest's exception: its address kept for `run`'s report.
 fn user_fault(frame: &TrapFrame) -> u64 {
     let address = if frame.vector == 14 {
@@ -292,7 +300,9 @@ fn user_fault(frame: &TrapFrame) -> u64 {
     } else {
         0
     };
-    USER_FAULT_ADDRESS.store(address, Ordering::Relaxed);
+    crate::percpu::this()
+        .user_fault_address
+        .store(address, Ordering::Relaxed);
     crate::user::exit_code::fault(frame.vector as u8)
 }
 

@@ -12,8 +12,8 @@
 //!
 //! A system call returns with `sysretq` (much cheaper than `iretq`);
 //! everything else, and a system-call frame SYSRET could not return to,
-//! with `iretq`. Only one CPU runs guests, so the stack switch uses globals
-//! rather than per-CPU data through GS.
+//! with `iretq`. The stack slots the entries use are the CPU's own, in its
+//! [`PerCpu`](crate::percpu::PerCpu), reached through GS after `swapgs`.
 
 use core::arch::naked_asm;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -73,15 +73,6 @@ macro_rules! load_table {
 }
 pub(crate) use load_table;
 
-/// The end of the running guest's registers, where its entries build their
-/// frame (also in the TSS as RSP0).
-pub(crate) static REGISTERS_END: AtomicU64 = AtomicU64::new(0);
-/// The nucleus's stack pointer in [`run`], with its callee-saved registers
-/// pushed, while ring 3 runs: where every entry from ring 3 resumes.
-pub(crate) static RESUME_RSP: AtomicU64 = AtomicU64::new(0);
-/// The guest's RSP between `syscall` and the push onto the kernel stack.
-static SYSCALL_USER_RSP: AtomicU64 = AtomicU64::new(0);
-
 /// Why a guest came back from ring 3.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UserExit {
@@ -120,7 +111,8 @@ pub(crate) mod exit_code {
             INTERRUPT => super::UserExit::Interrupt { vector },
             _ => super::UserExit::Fault {
                 vector,
-                address: crate::traps::USER_FAULT_ADDRESS
+                address: crate::percpu::this()
+                    .user_fault_address
                     .load(core::sync::atomic::Ordering::Relaxed),
             },
         }
@@ -149,9 +141,10 @@ pub fn first_registers(entry: u64, stack_top: u64, arguments: [u64; 3]) -> TrapF
 /// runs with them off, and returns here with them off.
 pub fn run(registers: &mut TrapFrame) -> UserExit {
     let end = registers as *mut TrapFrame as u64 + core::mem::size_of::<TrapFrame>() as u64;
-    if REGISTERS_END.load(Ordering::Relaxed) != end {
-        REGISTERS_END.store(end, Ordering::Relaxed);
-        crate::gdt::set_kernel_stack(end);
+    let cpu = crate::percpu::this();
+    if cpu.registers_end.load(Ordering::Relaxed) != end {
+        cpu.registers_end.store(end, Ordering::Relaxed);
+        cpu.set_kernel_stack(end);
     }
     let code: u64;
     // SAFETY: `registers` is a live, exclusively borrowed frame, 16-byte
@@ -162,7 +155,8 @@ pub fn run(registers: &mut TrapFrame) -> UserExit {
     // user selectors (the CPU refuses anything else in CS/SS at that
     // privilege). The nucleus's stack, with the resume address and the two
     // registers LLVM may not be told are clobbered (RBX, RBP) pushed, is
-    // kept under `RESUME_RSP` and resumed exactly once, by the next entry,
+    // kept in this CPU's `resume_rsp` and resumed exactly once, by the next
+    // entry (which swaps GS back to the nucleus's first),
     // through `leave_user`, which pops them and returns to label 2 with the
     // exit code in RAX. Every other general register is declared
     // clobbered (ring 3 ran in between); the nucleus uses no vector
@@ -173,14 +167,14 @@ pub fn run(registers: &mut TrapFrame) -> UserExit {
             "push rax",
             "push rbx",
             "push rbp",
-            "mov [rip + {resume_rsp}], rsp",
+            "mov qword ptr gs:[{resume_rsp}], rsp",
             "mov rsp, {registers}",
             "cmp qword ptr [rsp + {vector}], {syscall}",
             "je {sysret}",
             "jmp {iret}",
             "2:",
             registers = in(reg) registers as *mut TrapFrame,
-            resume_rsp = sym RESUME_RSP,
+            resume_rsp = const crate::percpu::RESUME_RSP_OFFSET,
             vector = const core::mem::offset_of!(TrapFrame, vector),
             syscall = const SYSCALL_VECTOR,
             sysret = sym return_from_syscall,
@@ -197,7 +191,7 @@ pub fn run(registers: &mut TrapFrame) -> UserExit {
 }
 
 /// The end of every entry from ring 3: on the stack `run` left (RSP is
-/// `RESUME_RSP`), pops RBP and RBX and returns into `run` with RAX.
+/// the CPU's `resume_rsp`), pops RBP and RBX and returns into `run` with RAX.
 #[unsafe(naked)]
 pub(crate) extern "C" fn leave_user() {
     naked_asm!("pop rbp", "pop rbx", "ret");
@@ -207,19 +201,19 @@ pub(crate) extern "C" fn leave_user() {
 /// fault): its frame is copied to the guest's registers and `run` returns
 /// `code`, leaving the IST stack for good.
 pub(crate) fn leave_ist_for_fault(frame: &TrapFrame, code: u64) -> ! {
-    let registers =
-        REGISTERS_END.load(Ordering::Relaxed) - core::mem::size_of::<TrapFrame>() as u64;
-    // SAFETY: REGISTERS_END names the end of the running guest's frame,
-    // borrowed by `run` (which is waiting under RESUME_RSP) and written
+    let registers = crate::percpu::this().registers_end.load(Ordering::Relaxed)
+        - core::mem::size_of::<TrapFrame>() as u64;
+    // SAFETY: `registers_end` names the end of the running guest's frame,
+    // borrowed by `run` (which is waiting under `resume_rsp`) and written
     // by nothing else while it runs; `frame` is on the IST stack, apart
     // from it. Leaving the IST stack without IRETQ is sound for #MC (MCIP
     // was cleared) and #DF, which never return.
     unsafe {
         core::ptr::copy_nonoverlapping(frame, registers as *mut TrapFrame, 1);
         core::arch::asm!(
-            "mov rsp, [rip + {resume_rsp}]",
+            "mov rsp, qword ptr gs:[{resume_rsp}]",
             "jmp {leave_user}",
-            resume_rsp = sym RESUME_RSP,
+            resume_rsp = const crate::percpu::RESUME_RSP_OFFSET,
             leave_user = sym leave_user,
             in("rax") code,
             options(noreturn),
@@ -257,10 +251,11 @@ pub fn init() {
 #[unsafe(naked)]
 extern "C" fn syscall_entry() {
     naked_asm!(
-        "mov [rip + {user_rsp}], rsp",
-        "mov rsp, [rip + {kernel_rsp}]",
+        "swapgs",
+        "mov qword ptr gs:[{user_rsp}], rsp",
+        "mov rsp, qword ptr gs:[{kernel_rsp}]",
         "push {user_ss}",
-        "push qword ptr [rip + {user_rsp}]",
+        "push qword ptr gs:[{user_rsp}]",
         "push r11", // RFLAGS
         "push {user_cs}",
         "push rcx", // RIP
@@ -269,15 +264,15 @@ extern "C" fn syscall_entry() {
         "push rax", "push rbx", "push rcx", "push rdx", "push rsi", "push rdi", "push rbp",
         "push r8", "push r9", "push r10", "push r11", "push r12", "push r13", "push r14", "push r15",
         load_table!("nucleus_table"),
-        "mov rsp, [rip + {resume_rsp}]",
+        "mov rsp, qword ptr gs:[{resume_rsp}]",
         "mov eax, {exit_syscall}",
         "jmp {leave_user}",
         switch = const SWITCH_TABLES as u8,
         nucleus_table = sym crate::memory::NUCLEUS_TABLE,
         cr3_writes = sym crate::memory::CR3_WRITES,
-        user_rsp = sym SYSCALL_USER_RSP,
-        kernel_rsp = sym REGISTERS_END,
-        resume_rsp = sym RESUME_RSP,
+        user_rsp = const crate::percpu::SYSCALL_USER_RSP_OFFSET,
+        kernel_rsp = const crate::percpu::REGISTERS_END_OFFSET,
+        resume_rsp = const crate::percpu::RESUME_RSP_OFFSET,
         exit_syscall = const exit_code::SYSCALL,
         leave_user = sym leave_user,
         user_ss = const USER_DATA_SELECTOR,
@@ -318,6 +313,7 @@ extern "C" fn return_from_syscall() {
         "mov rcx, [rsp + {tail_rip}]",
         "mov r11, [rsp + {tail_rflags}]",
         "mov rsp, [rsp + {tail_rsp}]",
+        "swapgs",
         "sysretq",
         rip = const core::mem::offset_of!(TrapFrame, rip),
         tail_rip = const TAIL_RIP,
