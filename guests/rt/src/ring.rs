@@ -91,6 +91,7 @@ impl Ring {
     /// choosing (returned), without waiting for it: its completion comes
     /// from [`Ring::next_completion`]. The nucleus sees it at the next
     /// `cap_enter`.
+    #[inline(always)]
     pub fn submit(&mut self, mut sqe: Sqe) -> u64 {
         let user_data = self.next_user_data;
         self.next_user_data += 1;
@@ -114,8 +115,17 @@ impl Ring {
         self.completions.pop()
     }
 
+    /// Keeps a completion that came while a call waited for its own (off
+    /// the calls' path: only guests that also [`Ring::submit`] get these).
+    #[cold]
+    #[inline(never)]
+    fn keep_early(&mut self, cqe: Cqe) {
+        self.early.push_back(cqe);
+    }
+
     /// Submits one SQE and waits for its completion (completions of other
     /// SQEs, from [`Ring::submit`], are kept for `next_completion`).
+    #[inline(always)]
     pub fn submit_and_wait(&mut self, sqe: Sqe) -> Cqe {
         let user_data = self.submit(sqe);
         loop {
@@ -123,7 +133,7 @@ impl Ring {
                 if cqe.user_data == user_data {
                     return cqe;
                 }
-                self.early.push_back(cqe);
+                self.keep_early(cqe);
             }
             let entered = syscall::cap_enter(1, u64::MAX);
             if entered < 0 {
