@@ -143,6 +143,7 @@ fn start(manifest: &Manifest, index: usize, modules: &[BootModule]) {
                 start,
                 domain,
                 spec.cpu_ms,
+                0,
                 index,
             ) {
                 Ok(id) => log!(

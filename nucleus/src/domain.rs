@@ -111,6 +111,9 @@ pub struct Domain {
     pub waiting_for: u32,
     /// Its own page table, in the page-table-switching variant only.
     pub private_table: Option<memory::PrivateTable>,
+    /// Once released: the TLB shoot-down round its memory waits for
+    /// before its frames, slot and key are reused.
+    released_in: Option<u64>,
 }
 
 impl Domain {
@@ -162,7 +165,7 @@ impl Domain {
         let (ring, described) = match mapped {
             Ok(mapped) => mapped,
             Err(error) => {
-                memory.release();
+                memory.discard();
                 crate::guest::release_placement(slot, memory.key);
                 return Err(error);
             }
@@ -197,7 +200,7 @@ impl Domain {
                 }),
                 Err(problem) => {
                     crate::files::owner_gone(slot as u32);
-                    memory.release();
+                    memory.discard();
                     crate::guest::release_placement(slot, memory.key);
                     return Err(crate::guest::GuestLoadError::Mount(problem));
                 }
@@ -219,7 +222,7 @@ impl Domain {
             match memory::PrivateTable::new(plan.slot.clone()) {
                 Ok(table) => Some(table),
                 Err(error) => {
-                    memory.release();
+                    memory.discard();
                     crate::guest::release_placement(slot, memory.key);
                     return Err(error.into());
                 }
@@ -232,6 +235,7 @@ impl Domain {
             slot,
             image_base: plan.image_base,
             private_table,
+            released_in: None,
             ring: Some(ring),
             caps,
             info: service::CallerInfo {
@@ -556,7 +560,8 @@ impl Domain {
     }
 
     /// Releases everything the guest holds. Pending completions are dropped
-    /// (no one is left to read them).
+    /// (no one is left to read them). Its memory is unmapped at once, but
+    /// its frames, slot and key wait for `reclaim`.
     pub fn release(&mut self) {
         services::flush_console(&mut self.info);
         // The nucleus's views of the ring go first; the ring's frames are
@@ -574,8 +579,22 @@ impl Domain {
         services::owner_gone(self.info.owner);
         self.caps = CapTable::new(CAP_QUOTA);
         self.private_table = None;
-        self.memory.release();
-        crate::guest::release_placement(self.slot, self.memory.key);
+        self.released_in = Some(self.memory.release());
+    }
+
+    /// After `release`: gives its frames, slot and key back once no CPU's
+    /// TLB can reach its old mappings; whether it has (else try later).
+    pub fn reclaim(&mut self) -> bool {
+        match self.released_in {
+            Some(round) if crate::tlb::round_done(round) => {
+                self.memory.free_retired();
+                crate::guest::release_placement(self.slot, self.memory.key);
+                self.released_in = None;
+                true
+            }
+            Some(_) => false,
+            None => true,
+        }
     }
 }
 

@@ -121,7 +121,7 @@ pub fn place(
     match result {
         Ok(plan) => Ok(Placed { plan, memory, slot }),
         Err(error) => {
-            memory.release();
+            memory.discard();
             release_placement(slot, key);
             Err(error)
         }

@@ -28,7 +28,7 @@ mod syscall;
 // The hardware modules, by their short names (`crate::memory`, ...).
 use arch::x86_64::{
     acpi, apic, boot, console, context, cpu, entropy, fb, gdt, guest_memory, irq, memory, pci,
-    percpu, scenario, smp, stacks, stop, time, traps, user, virtio,
+    percpu, scenario, smp, stacks, stop, time, tlb, traps, user, virtio,
 };
 
 /// The nucleus proper, once boot has taken the machine: runs the appliance
@@ -42,6 +42,11 @@ fn run(booted: boot::Booted) -> ! {
         cpu_count: booted.cpu_count,
         features: booted.features,
     });
+    // Every CPU runs guests; the page-table-switching variant keeps one
+    // guest table, so it runs them on CPU 0 alone.
+    if !user::SWITCH_TABLES {
+        smp::release(sched::run_other_cpu);
+    }
     let ended = match appliance::run(&booted.modules, &options) {
         appliance::Outcome::NoManifest => false,
         appliance::Outcome::Finished => true,

@@ -1,5 +1,6 @@
-//! Guests and the scheduler: round-robin over runnable guests, preempted by
-//! the timer, all in the one page table (switching guests never writes CR3).
+//! Guests and the scheduler: round-robin over runnable guests on every
+//! CPU, preempted by each CPU's timer, all in the one page table
+//! (switching guests never writes CR3).
 #![forbid(unsafe_code)]
 //!
 //! The nucleus is not preemptible: it runs with interrupts off, except while
@@ -9,6 +10,18 @@
 //! the timer, a fault). A guest that is not running is suspended inside the
 //! nucleus, on its own stack, and `context::switch` moves from one to
 //! another.
+//!
+//! Several CPUs: the guests, threads and endpoints are one state behind one
+//! lock (`SCHEDULER`), which a CPU holds while it works for a guest. Each
+//! thread has a home CPU (where it last ran) and the CPUs it may run on; a
+//! CPU runs its own threads first and steals another's only when it has
+//! none (`nucleus_core::run_queue::next_for_cpu`). A thread made runnable
+//! wakes an idle CPU with an IPI (`kick`). A thread's state changes, its
+//! FPU state is saved and the next thread is chosen under one hold of the
+//! lock (`switch_away`), so no other CPU can take a thread that is still
+//! being left; the switch itself waits until the stack is saved. Exited
+//! threads are reaped by CPU 0's idle loop (restarts start there), once
+//! their stacks are left and every CPU's TLB has let go of their memory.
 
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -18,11 +31,27 @@ use caps::{Buffer, CapId, CapTable, CqReservation, Cqe, Exception};
 use nucleus_core::endpoint::{self, Capability, Endpoints};
 use spin::Mutex;
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use nucleus_core::run_queue::{CpuSet, cpu_bit};
+use spin::MutexGuard;
+
 use crate::context::{self, Context};
 use crate::cpu::FpuArea;
 use crate::domain::{Start, Step};
 use crate::guest_memory::GuestMemory;
 use crate::{log, user};
+
+const MAX_CPUS: usize = crate::percpu::MAX_CPUS;
+
+/// The CPU this runs on (its index).
+fn this_cpu() -> usize {
+    crate::percpu::this().index() as usize
+}
+
+/// CPUs halted in their idle loop with nothing to run (set under the
+/// lock, before they halt, so a thread made runnable meanwhile wakes them).
+static IDLE_CPUS: AtomicU64 = AtomicU64::new(0);
 
 /// Time slice in timer ticks before a runnable guest is preempted.
 const SLICE_TICKS: u64 = 1;
@@ -87,6 +116,11 @@ pub struct Thread {
     /// Its guest's protection key (fixed for the guest's life), for the
     /// PKRU it runs with.
     key: u8,
+    /// The CPU it runs or last ran on, and the CPUs it may run on.
+    cpu: usize,
+    allowed: CpuSet,
+    /// The CPUs it has run on (each is logged the first time).
+    ran_on: CpuSet,
     /// CPU time (TSC cycles) it has used, up to the last time it left the
     /// CPU, and when it last got the CPU: everything the CPU does while a
     /// thread is current (its ring 3 and its system calls) is its own.
@@ -97,15 +131,15 @@ pub struct Thread {
 struct Scheduler {
     guests: Guests,
     threads: Threads,
-    /// The running thread; `None` while idle.
-    current: Option<ThreadId>,
-    /// The running thread's guest (kept beside it: most paths want only
-    /// the guest, and one look-up).
-    current_guest: Option<GuestId>,
+    /// What each CPU runs: a thread and its guest (kept beside it: most
+    /// paths want only the guest, and one look-up); `None` while idle.
+    running: [Option<(ThreadId, GuestId)>; MAX_CPUS],
     /// The number the next guest gets.
     next_number: u32,
     /// Guests that have exited, with their codes, oldest first.
     exited: Vec<(String, i32)>,
+    /// Threads that have exited and are not yet reaped.
+    unreaped: u32,
     /// Interfaces guests serve each other.
     endpoints: Endpoints,
 }
@@ -113,10 +147,10 @@ struct Scheduler {
 static SCHEDULER: Mutex<Scheduler> = Mutex::new(Scheduler {
     guests: CapTable::new(MAX_GUESTS),
     threads: CapTable::new(MAX_THREADS),
-    current: None,
-    current_guest: None,
+    running: [None; MAX_CPUS],
     next_number: 1,
     exited: Vec::new(),
+    unreaped: 0,
     endpoints: Endpoints::new(),
 });
 
@@ -131,22 +165,47 @@ impl Thread {
     }
 
     /// A blocked thread whose wait is over (completions in `domain`, or its
-    /// deadline passed) becomes runnable.
+    /// deadline passed) becomes runnable, and an idle CPU is woken for it.
     fn wake_if_ready(&mut self, domain: &mut crate::domain::Domain) {
         if let State::Blocked { deadline } = self.state {
             let now = crate::time::rdtsc();
             if domain.poll_wake(now) || deadline.is_some_and(|d| now >= d) {
                 self.state = State::Ready;
+                kick(self.allowed, self.cpu);
             }
         }
     }
 }
 
+impl nucleus_core::run_queue::Placed for Box<Thread> {
+    fn is_ready(&self) -> bool {
+        self.state == State::Ready
+    }
+    fn home(&self) -> usize {
+        self.cpu
+    }
+    fn allowed(&self) -> CpuSet {
+        self.allowed
+    }
+}
+
+/// Wakes an idle CPU (with an IPI) to run a thread that became runnable
+/// and may run on `allowed`, at `home` first; none if no CPU is idle. (A
+/// CPU says it is idle until it has woken, so others leave its threads.)
+fn kick(allowed: CpuSet, home: usize) {
+    let idle = IDLE_CPUS.load(Ordering::Acquire);
+    if let Some(cpu) = nucleus_core::run_queue::cpu_to_wake(idle, allowed, home, this_cpu())
+        && let Some(target) = crate::percpu::by_index(cpu)
+    {
+        crate::apic::send_ipi(target.apic_id(), crate::traps::RESCHEDULE_VECTOR);
+    }
+}
+
 impl Scheduler {
-    /// The running thread and its guest (`current` always names a live
-    /// thread, whose guest lives as long as it does).
-    fn running(&mut self) -> (&mut Thread, &mut Guest) {
-        let (Some(thread), Some(guest)) = (self.current, self.current_guest) else {
+    /// The thread CPU `cpu` runs and its guest (`running` always names a
+    /// live thread, whose guest lives as long as it does).
+    fn running(&mut self, cpu: usize) -> (&mut Thread, &mut Guest) {
+        let Some((thread, guest)) = self.running[cpu] else {
             panic!("no running thread");
         };
         (
@@ -195,7 +254,7 @@ pub enum Progress {
 pub fn process_current(min_complete: u32) -> Progress {
     let mut scheduler = SCHEDULER.lock();
     let scheduler = &mut *scheduler;
-    let guest_id = scheduler.current_guest.expect("no running thread");
+    let (_, guest_id) = scheduler.running[this_cpu()].expect("no running thread");
     // A pass is cut after a time slice of work (checked after each SQE
     // that is not a plain NOP): a long batch lets the others run.
     let mut clock = PassClock::FirstStep;
@@ -279,15 +338,18 @@ fn running_guest(guests: &mut Guests, id: GuestId) -> &mut Guest {
 }
 
 /// Creates a guest, and its thread that will enter ring 3 at `start.entry`
-/// when first scheduled. Returns the guest's number.
+/// when first scheduled, on one of `cpus` (all CPUs if empty). Returns the
+/// guest's number.
 pub fn spawn(
     main: extern "C" fn() -> !,
     name: String,
     start: Start,
     domain: crate::domain::Domain,
     cpu_limit_ms: Option<u64>,
+    cpus: CpuSet,
     tag: usize,
 ) -> Result<u32, crate::memory::MapError> {
+    let allowed = if cpus == 0 { CpuSet::MAX } else { cpus };
     let context = Context::new(main)?;
     let fpu = FpuArea::new(crate::cpu::FPU.get().expect("FPU enabled at boot"));
     let mut scheduler = SCHEDULER.lock();
@@ -316,6 +378,9 @@ pub fn spawn(
         context,
         fpu,
         key,
+        cpu: allowed.trailing_zeros() as usize,
+        allowed,
+        ran_on: 0,
         cycles_used: 0,
         running_since: 0,
     });
@@ -326,69 +391,107 @@ pub fn spawn(
     };
     running_guest(&mut scheduler.guests, guest_id).thread = thread_id;
     scheduler.next_number += 1;
+    kick(allowed, allowed.trailing_zeros() as usize);
     Ok(number)
 }
 
-/// Runs guests until every one has exited; returns their exit codes.
-/// `on_exit(tag, code)` hears of each exit as it happens, from the idle
-/// context, and may spawn guests (a restart).
+/// CPU 0's loop: runs guests until every one has exited; returns their
+/// exit codes. `on_exit(tag, code)` hears of each exit as it happens (once
+/// the thread is reaped), here, and may spawn guests (a restart).
 pub fn run_until_all_exit(mut on_exit: impl FnMut(usize, i32)) -> Vec<(String, i32)> {
     loop {
-        let exits: Vec<(usize, i32)> = {
-            let mut scheduler = SCHEDULER.lock();
-            let scheduler = &mut *scheduler;
-            let done: Vec<ThreadId> = scheduler
-                .threads
-                .iter()
-                .filter(|(_, t)| matches!(t.state, State::Exited(_)))
-                .map(|(id, _)| id)
-                .collect();
-            let mut exits = Vec::new();
-            for id in done {
-                // The idle loop runs on the boot stack: the exited thread's
-                // kernel stack is free for the next one, and its slot too;
-                // its guest (whose only thread it was) goes with it.
-                let thread = scheduler.threads.remove(id).expect("listed live");
-                thread.context.release();
-                let guest = scheduler
-                    .guests
-                    .remove(thread.guest)
-                    .expect("a thread's guest outlives it");
-                if let State::Exited(code) = thread.state {
-                    scheduler.exited.push((guest.name.clone(), code));
-                    exits.push((guest.tag, code));
-                }
-            }
-            exits
-        };
-        for (tag, code) in exits {
+        for (tag, code) in reap_exited() {
             on_exit(tag, code);
         }
-        let next = {
-            let mut scheduler = SCHEDULER.lock();
-            wake_due(&mut scheduler);
-            if scheduler.threads.is_empty() {
-                return core::mem::take(&mut scheduler.exited);
-            }
-            pick_next(&scheduler, None)
-        };
-        match next {
-            Some(id) => switch_from_idle(id),
-            None => {
-                // Nothing runnable: sleep until an interrupt (timer) arrives.
-                x86_64::instructions::interrupts::enable_and_hlt();
-                x86_64::instructions::interrupts::disable();
-            }
+        if let Some(exits) = idle_turn(true) {
+            return exits;
         }
     }
 }
 
-/// The next runnable thread after `after` (round robin over the table's
-/// slots).
-fn pick_next(scheduler: &Scheduler, after: Option<ThreadId>) -> Option<ThreadId> {
-    nucleus_core::run_queue::next_ready(&scheduler.threads, after, |thread| {
-        thread.state == State::Ready
-    })
+/// Every other CPU's loop (`smp::release` starts it): runs guests.
+pub fn run_other_cpu() -> ! {
+    loop {
+        idle_turn(false);
+    }
+}
+
+/// Frees the threads that have exited and whose stacks no CPU runs on,
+/// with their guests, once no CPU's TLB reaches their memory; returns
+/// their (tag, exit code). Those not yet free wait for a later turn.
+fn reap_exited() -> Vec<(usize, i32)> {
+    let mut scheduler = SCHEDULER.lock();
+    let scheduler = &mut *scheduler;
+    if scheduler.unreaped == 0 {
+        return Vec::new();
+    }
+    let done: Vec<ThreadId> = scheduler
+        .threads
+        .iter()
+        .filter(|(_, t)| matches!(t.state, State::Exited(_)) && t.context.is_suspended())
+        .map(|(id, _)| id)
+        .collect();
+    let mut exits = Vec::new();
+    for id in done {
+        let guest_id = scheduler.threads.get(id).expect("listed live").guest;
+        let guest = running_guest(&mut scheduler.guests, guest_id);
+        if !guest.domain.reclaim() {
+            continue;
+        }
+        // Its kernel stack is free for the next thread, and its slot too;
+        // its guest (whose only thread it was) goes with it.
+        let thread = scheduler.threads.remove(id).expect("listed live");
+        thread.context.release();
+        let guest = scheduler
+            .guests
+            .remove(guest_id)
+            .expect("a thread's guest outlives it");
+        scheduler.unreaped -= 1;
+        if let State::Exited(code) = thread.state {
+            scheduler.exited.push((guest.name.clone(), code));
+            exits.push((guest.tag, code));
+        }
+    }
+    exits
+}
+
+/// One turn of a CPU's idle loop: runs the next thread for this CPU (until
+/// it comes back here), or halts until an interrupt. On CPU 0 (`first`),
+/// returns the exit codes once every guest has exited and been reaped.
+fn idle_turn(first: bool) -> Option<Vec<(String, i32)>> {
+    let cpu = this_cpu();
+    let to = {
+        let mut scheduler = SCHEDULER.lock();
+        wake_due(&mut scheduler);
+        if first && scheduler.threads.is_empty() {
+            return Some(core::mem::take(&mut scheduler.exited));
+        }
+        match pick_next(&scheduler, None, cpu) {
+            Some(id) => Some(scheduler.start_running(id, cpu)),
+            None => {
+                // Said before the lock goes: a thread made runnable from
+                // now on wakes this CPU.
+                IDLE_CPUS.fetch_or(cpu_bit(cpu), Ordering::AcqRel);
+                None
+            }
+        }
+    };
+    match to {
+        Some(to) => context::switch(Context::idle(), to),
+        None => {
+            // Nothing runnable: sleep until an interrupt (the timer, an IPI).
+            x86_64::instructions::interrupts::enable_and_hlt();
+            x86_64::instructions::interrupts::disable();
+            IDLE_CPUS.fetch_and(!cpu_bit(cpu), Ordering::AcqRel);
+        }
+    }
+    None
+}
+
+/// The next thread CPU `cpu` runs after `after`.
+fn pick_next(scheduler: &Scheduler, after: Option<ThreadId>, cpu: usize) -> Option<ThreadId> {
+    let idle = IDLE_CPUS.load(Ordering::Acquire) & !cpu_bit(cpu);
+    nucleus_core::run_queue::next_for_cpu(&scheduler.threads, after, cpu, idle)
 }
 
 fn wake_due(scheduler: &mut Scheduler) {
@@ -406,9 +509,9 @@ fn wake_due(scheduler: &mut Scheduler) {
 
 /// The objects services made have progressed (the network moved): every
 /// waiting service call is made again, and threads whose waits are over
-/// become runnable. From a device interrupt, which never arrives while the
-/// nucleus holds the scheduler (it runs with interrupts off but when idle
-/// or in a guest).
+/// become runnable. From a device interrupt, which never arrives while
+/// this CPU holds the scheduler (it runs with interrupts off but when
+/// idle or in a guest).
 pub fn retry_waiting() {
     let mut scheduler = SCHEDULER.lock();
     let scheduler = &mut *scheduler;
@@ -432,18 +535,24 @@ fn retry_all_waiting(guests: &mut Guests, threads: &mut Threads) {
 }
 
 impl Scheduler {
-    /// Makes thread `id` the running one (its FPU state and PKRU loaded)
-    /// and returns the context to switch to.
-    fn start_running(&mut self, id: ThreadId) -> Context {
-        self.current = Some(id);
+    /// Makes thread `id` the one CPU `cpu` (this CPU) runs (its FPU state
+    /// and PKRU loaded) and returns the context to switch to.
+    fn start_running(&mut self, id: ThreadId, cpu: usize) -> Context {
         let thread = self.threads.get_mut(id).expect("a runnable thread");
-        self.current_guest = Some(thread.guest);
+        self.running[cpu] = Some((id, thread.guest));
         thread.state = State::Running;
+        thread.cpu = cpu;
         thread.running_since = crate::time::rdtsc();
         thread.enter();
+        let first_here = thread.ran_on & cpu_bit(cpu) == 0;
+        thread.ran_on |= cpu_bit(cpu);
         let (context, guest) = (thread.context, thread.guest);
+        let guest = running_guest(&mut self.guests, guest);
+        if first_here {
+            log!("guest {} ({}): runs on cpu {cpu}", guest.number, guest.name);
+        }
         if user::SWITCH_TABLES
-            && let Some(table) = &running_guest(&mut self.guests, guest).domain.private_table
+            && let Some(table) = &guest.domain.private_table
         {
             user::GUEST_TABLE.store(table.pml4, core::sync::atomic::Ordering::Relaxed);
         }
@@ -451,80 +560,99 @@ impl Scheduler {
     }
 }
 
-fn switch_from_idle(id: ThreadId) {
-    // The lock is released before the switch.
-    let to = SCHEDULER.lock().start_running(id);
-    context::switch(Context::IDLE, to);
-}
-
-/// Leaves the running thread (its state already set: Ready, Blocked or
-/// Exited) for the next runnable one, or for the idle loop. Returns when
-/// this thread is scheduled again (never, if it exited).
-pub fn yield_current() {
-    leave_current(true);
-}
-
-/// `yield_current`, or with `to_next` false straight to the idle loop.
-fn leave_current(to_next: bool) {
-    let (from, to) = {
-        let mut scheduler = SCHEDULER.lock();
-        let current = scheduler.current.expect("yield with no running thread");
-        let thread = scheduler
-            .threads
-            .get_mut(current)
-            .expect("the running thread");
-        thread.fpu.save();
-        thread.cycles_used += crate::time::rdtsc().saturating_sub(thread.running_since);
-        let from = thread.context;
-        let next = pick_next(&scheduler, Some(current)).filter(|_| to_next);
-        let to = match next {
-            Some(id) => scheduler.start_running(id),
-            None => {
-                scheduler.current = None;
-                scheduler.current_guest = None;
-                Context::IDLE
-            }
-        };
-        (from, to)
+/// Leaves the running thread in `state` (Ready, Blocked or Exited) for the
+/// next thread this CPU may run (with `to_next`), or for its idle loop;
+/// all under the one hold of the lock the caller passes, so no other CPU
+/// takes the thread before it is saved. Returns when the thread is
+/// scheduled again (never, if it exited).
+fn switch_away(mut scheduler: MutexGuard<'_, Scheduler>, state: State, to_next: bool) {
+    let cpu = this_cpu();
+    let (current, _) = scheduler.running[cpu].expect("no running thread");
+    let thread = scheduler
+        .threads
+        .get_mut(current)
+        .expect("the running thread");
+    thread.state = state;
+    let next = if to_next {
+        pick_next(&scheduler, Some(current), cpu)
+    } else {
+        None
     };
+    if next == Some(current) {
+        // Nothing else to run here: it goes on.
+        scheduler.running(cpu).0.state = State::Running;
+        return;
+    }
+    let thread = scheduler.running(cpu).0;
+    thread.fpu.save();
+    thread.cycles_used += crate::time::rdtsc().saturating_sub(thread.running_since);
+    let from = thread.context;
+    if state == State::Ready {
+        // Another CPU may take it now.
+        kick(thread.allowed, cpu);
+    }
+    let to = match next {
+        Some(id) => scheduler.start_running(id, cpu),
+        None => {
+            scheduler.running[cpu] = None;
+            Context::idle()
+        }
+    };
+    drop(scheduler);
     context::switch(from, to);
+}
+
+/// The running thread waits in `cap_enter` for `wanted` completions, or
+/// until `deadline` (TSC): it blocks, unless they came meanwhile (from
+/// another CPU, since its ring was last looked at).
+pub fn block_current(wanted: u32, deadline: Option<u64>) {
+    let mut scheduler = SCHEDULER.lock();
+    let (_, guest) = scheduler.running(this_cpu());
+    guest.domain.waiting_for = wanted;
+    if guest.domain.poll_wake(crate::time::rdtsc()) {
+        return;
+    }
+    let due = guest.domain.next_due();
+    let wake_at = match (deadline, due) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    switch_away(scheduler, State::Blocked { deadline: wake_at }, true);
 }
 
 /// The running thread and its guest, for the system-call layer.
 pub fn with_current<R>(f: impl FnOnce(&mut Thread, &mut Guest) -> R) -> R {
     let mut scheduler = SCHEDULER.lock();
-    let (thread, guest) = scheduler.running();
+    let (thread, guest) = scheduler.running(this_cpu());
     f(thread, guest)
 }
 
 /// Timer tick from ring 3 (acknowledged by `arch`): preempt when the slice
-/// is used up and another guest can run.
+/// is used up and another guest can run here; on CPU 0, pass through the
+/// idle loop when exited threads wait to be reaped.
 pub fn on_tick_from_user() {
-    let preempt = {
-        let mut scheduler = SCHEDULER.lock();
-        wake_due(&mut scheduler);
-        let Some(current) = scheduler.current else {
-            return;
-        };
-        let (thread, guest) = scheduler.running();
-        if let Some(ms) = over_cpu_limit(thread, guest) {
-            drop(scheduler);
-            stop_for_cpu_limit(ms);
-        }
-        // In TSC time, not ticks: a tick left pending while the nucleus ran
-        // with interrupts off must not count as a slice for the thread
-        // that runs next.
-        let used = crate::time::rdtsc().saturating_sub(thread.running_since);
-        let other_ready = pick_next(&scheduler, Some(current)).is_some_and(|i| i != current);
-        if used >= slice_cycles() && other_ready {
-            scheduler.running().0.state = State::Ready;
-            true
-        } else {
-            false
-        }
+    let mut scheduler = SCHEDULER.lock();
+    wake_due(&mut scheduler);
+    let cpu = this_cpu();
+    let Some((current, _)) = scheduler.running[cpu] else {
+        return;
     };
-    if preempt {
-        yield_current();
+    let (thread, guest) = scheduler.running(cpu);
+    if let Some(ms) = over_cpu_limit(thread, guest) {
+        drop(scheduler);
+        stop_for_cpu_limit(ms);
+    }
+    // In TSC time, not ticks: a tick left pending while the nucleus ran
+    // with interrupts off must not count as a slice for the thread
+    // that runs next.
+    let used = crate::time::rdtsc().saturating_sub(thread.running_since);
+    if cpu == 0 && scheduler.unreaped > 0 {
+        switch_away(scheduler, State::Ready, false);
+        return;
+    }
+    let other_ready = pick_next(&scheduler, Some(current), cpu).is_some_and(|i| i != current);
+    if used >= slice_cycles() && other_ready {
+        switch_away(scheduler, State::Ready, true);
     }
 }
 
@@ -546,22 +674,18 @@ fn stop_for_cpu_limit(ms: u64) -> ! {
 
 /// The running guest's work was cut short to let others run (`Progress::
 /// Preempted`): it goes to the back of the queue if another thread can
-/// run, and then its CPU time is checked against its limit.
+/// run here, and then its CPU time is checked against its limit.
 pub fn preempt_current() {
-    let others_ready = {
-        let mut scheduler = SCHEDULER.lock();
-        // No tick was taken meanwhile (interrupts are off in the nucleus):
-        // sleepers whose time came wake here.
-        wake_due(&mut scheduler);
-        let current = scheduler.current.expect("no running thread");
-        let others = pick_next(&scheduler, Some(current)).is_some_and(|id| id != current);
-        if others {
-            scheduler.running().0.state = State::Ready;
-        }
-        others
-    };
-    if others_ready {
-        yield_current();
+    let mut scheduler = SCHEDULER.lock();
+    // No tick was taken meanwhile (interrupts are off in the nucleus):
+    // sleepers whose time came wake here.
+    wake_due(&mut scheduler);
+    let cpu = this_cpu();
+    let (current, _) = scheduler.running[cpu].expect("no running thread");
+    if pick_next(&scheduler, Some(current), cpu).is_some_and(|id| id != current) {
+        switch_away(scheduler, State::Ready, true);
+    } else {
+        drop(scheduler);
     }
     let over = with_current(|thread, guest| over_cpu_limit(thread, guest));
     if let Some(ms) = over {
@@ -581,10 +705,11 @@ pub fn owner_of(address: u64) -> Option<(String, u8)> {
 
 /// Stops the running guest for good with `code` and reports it.
 pub fn exit_current(code: i32, why: core::fmt::Arguments) -> ! {
+    let mut scheduler = SCHEDULER.lock();
     {
-        let mut scheduler = SCHEDULER.lock();
         let scheduler = &mut *scheduler;
-        let guest_id = scheduler.current_guest.expect("no running thread");
+        let cpu = this_cpu();
+        let (_, guest_id) = scheduler.running[cpu].expect("no running thread");
         // Endpoints it served close (their callers are told) before its
         // memory and ring go.
         let mut parties = Parties {
@@ -592,7 +717,7 @@ pub fn exit_current(code: i32, why: core::fmt::Arguments) -> ! {
             threads: &mut scheduler.threads,
         };
         scheduler.endpoints.guest_exited(&mut parties, guest_id);
-        let (thread, guest) = scheduler.running();
+        let (_, guest) = scheduler.running(cpu);
         guest.domain.release();
         log!(
             "guest {} ({}): {}; exit code {}",
@@ -601,10 +726,12 @@ pub fn exit_current(code: i32, why: core::fmt::Arguments) -> ! {
             why,
             code
         );
-        thread.state = State::Exited(code);
+        scheduler.unreaped += 1;
+        // CPU 0 reaps it (and applies the restart policy).
+        kick(cpu_bit(0), 0);
     }
     // Through the idle loop, which tells the caller of `run_until_all_exit`.
-    leave_current(false);
+    switch_away(scheduler, State::Exited(code), false);
     unreachable!("an exited guest was scheduled again");
 }
 

@@ -80,11 +80,11 @@ fn bring_up_disk(
     // Asked before interrupts are routed: the crate waits for it by polling.
     let serial = disk.serial().map_err(DiskError::Device)?;
     let vector = crate::irq::allocate_wake().ok_or(DiskError::NoVector)?;
-    crate::pci::enable_msix(function, &[vector]).map_err(DiskError::Msix)?;
+    let table = crate::pci::enable_msix(function, &[vector]).map_err(DiskError::Msix)?;
     if !crate::virtio::route_queue_interrupts(function, &[(0, 0)]) {
         return Err(DiskError::VectorRefused);
     }
-    disk.enable_interrupts();
+    disk.enable_interrupts(table);
     Ok((disk, serial, vector))
 }
 

@@ -7,7 +7,7 @@
 use caps::TransportError;
 use caps::start::{SYSCALL_CAP_ENTER, SYSCALL_EXIT};
 
-use crate::sched::{self, Progress, State};
+use crate::sched::{self, Progress};
 use crate::traps::{self, TrapFrame};
 use crate::user::{self, UserExit};
 
@@ -48,16 +48,7 @@ fn cap_enter(min_complete: u32, timeout_ns: u64) -> i64 {
         if ready >= wanted || deadline.is_some_and(|d| crate::time::rdtsc() >= d) {
             return ready as i64;
         }
-        sched::with_current(|thread, guest| {
-            guest.domain.waiting_for = wanted;
-            let due = guest.domain.next_due();
-            let wake_at = match (deadline, due) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            thread.state = State::Blocked { deadline: wake_at };
-        });
-        sched::yield_current();
+        sched::block_current(wanted, deadline);
     }
 }
 

@@ -39,6 +39,8 @@ const LVT_PERIODIC: u32 = 0b01 << 17;
 const LVT_TSC_DEADLINE: u32 = 0b10 << 17;
 const DIVIDE_BY_16: u32 = 0b0011;
 const ICR_DELIVERY_NMI: u32 = 0b100 << 8;
+/// xAPIC: the ICR's delivery status (set while an IPI is being sent).
+const ICR_SEND_PENDING: u32 = 1 << 12;
 
 enum Access {
     X2Apic,
@@ -92,7 +94,6 @@ static TICK_HZ: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::n
 pub fn tick_hz() -> u32 {
     TICK_HZ.load(Ordering::Relaxed)
 }
-static NEXT_DEADLINE: AtomicU64 = AtomicU64::new(0);
 
 pub struct ApicReport {
     pub x2apic: bool,
@@ -135,21 +136,7 @@ pub fn init(features: &crate::cpu::Features, has_8259: bool, tick_hz: u32) -> Ap
         }
     };
     TIMER.call_once(|| mode);
-    match mode {
-        TimerMode::TscDeadline { period_cycles } => {
-            access.write(REG_LVT_TIMER, TIMER_VECTOR as u32 | LVT_TSC_DEADLINE);
-            // The SDM asks for a fence between switching to deadline mode and
-            // the first deadline write, or the write may be lost.
-            core::sync::atomic::fence(Ordering::SeqCst);
-            arm_deadline(crate::time::rdtsc() + period_cycles);
-        }
-        TimerMode::Periodic { apic_hz } => {
-            access.write(REG_TIMER_DIVIDE, DIVIDE_BY_16);
-            access.write(REG_LVT_TIMER, TIMER_VECTOR as u32 | LVT_PERIODIC);
-            let count = (apic_hz / 16 / tick_hz as u64).clamp(1, u32::MAX as u64) as u32;
-            access.write(REG_TIMER_INITIAL, count);
-        }
-    }
+    start_timer(access, mode);
     ApicReport {
         x2apic: features.x2apic,
         id: access.id(),
@@ -189,13 +176,33 @@ fn quiet_local_sources(access: &Access) {
     }
 }
 
+/// Starts this CPU's timer at the tick rate, in `mode`.
+fn start_timer(access: &Access, mode: TimerMode) {
+    match mode {
+        TimerMode::TscDeadline { period_cycles } => {
+            access.write(REG_LVT_TIMER, TIMER_VECTOR as u32 | LVT_TSC_DEADLINE);
+            // The SDM asks for a fence between switching to deadline mode and
+            // the first deadline write, or the write may be lost.
+            core::sync::atomic::fence(Ordering::SeqCst);
+            arm_deadline(crate::time::rdtsc() + period_cycles);
+        }
+        TimerMode::Periodic { apic_hz } => {
+            access.write(REG_TIMER_DIVIDE, DIVIDE_BY_16);
+            access.write(REG_LVT_TIMER, TIMER_VECTOR as u32 | LVT_PERIODIC);
+            let count = (apic_hz / 16 / tick_hz() as u64).clamp(1, u32::MAX as u64) as u32;
+            access.write(REG_TIMER_INITIAL, count);
+        }
+    }
+}
+
 /// An application processor's local APIC, in the boot CPU's mode, its
-/// timer masked (it has no guests to preempt yet). Returns its APIC id.
+/// timer ticking as the boot CPU's does (it preempts the guests it runs).
+/// Returns its APIC id.
 pub fn init_application_processor() -> u32 {
     let access = ACCESS.get().expect("the boot CPU's APIC first");
     enable_in_mode(matches!(access, Access::X2Apic));
     quiet_local_sources(access);
-    access.write(REG_LVT_TIMER, LVT_MASKED | TIMER_VECTOR as u32);
+    start_timer(access, *TIMER.get().expect("the boot CPU's timer first"));
     access.id()
 }
 
@@ -213,7 +220,9 @@ fn measure_apic_timer(access: &Access, tsc_hz: u64) -> u64 {
 }
 
 fn arm_deadline(tsc: u64) {
-    NEXT_DEADLINE.store(tsc, Ordering::Relaxed);
+    crate::percpu::this()
+        .next_deadline
+        .store(tsc, Ordering::Relaxed);
     // SAFETY: the timer is in TSC-deadline mode; the MSR only sets when it fires.
     unsafe { Msr::new(IA32_TSC_DEADLINE).write(tsc) };
 }
@@ -223,7 +232,7 @@ pub fn on_timer_interrupt() {
     TICKS.fetch_add(1, Ordering::Relaxed);
     if let Some(TimerMode::TscDeadline { period_cycles }) = TIMER.get() {
         let now = crate::time::rdtsc();
-        let mut next = NEXT_DEADLINE.load(Ordering::Relaxed) + period_cycles;
+        let mut next = crate::percpu::this().next_deadline.load(Ordering::Relaxed) + period_cycles;
         if next <= now {
             // Missed ticks (a long stretch with interrupts off): do not
             // fire a burst to catch up, restart the cadence from now.
@@ -268,15 +277,30 @@ pub fn ticks() -> u64 {
 /// Delivers an NMI to this CPU (the `nmi` test scenario).
 pub fn send_nmi_to_self() {
     let access = ACCESS.get().expect("APIC not initialised");
-    let id = access.id();
+    send(access, access.id(), ICR_DELIVERY_NMI);
+}
+
+/// Sends an interrupt on `vector` (fixed delivery) to the CPU whose APIC
+/// id is `apic_id`.
+pub fn send_ipi(apic_id: u32, vector: u8) {
+    let access = ACCESS.get().expect("APIC not initialised");
+    send(access, apic_id, vector as u32);
+}
+
+/// Writes the ICR: `low` (delivery mode, vector) to the one destination
+/// `apic_id`, physical destination mode.
+fn send(access: &Access, apic_id: u32, low: u32) {
     match access {
-        // SAFETY: ICR write naming this CPU as the only destination of an NMI.
-        Access::X2Apic => unsafe {
-            Msr::new(0x830).write(((id as u64) << 32) | ICR_DELIVERY_NMI as u64)
-        },
+        // SAFETY: an ICR write naming one CPU as the destination of an
+        // interrupt the caller chose (an NMI or a vector it handles).
+        Access::X2Apic => unsafe { Msr::new(0x830).write(((apic_id as u64) << 32) | low as u64) },
         Access::XApic { .. } => {
-            access.write(REG_ICR_HIGH, id << 24);
-            access.write(REG_ICR_LOW, ICR_DELIVERY_NMI);
+            // The previous IPI from this CPU must have left first.
+            while access.read(REG_ICR_LOW) & ICR_SEND_PENDING != 0 {
+                core::hint::spin_loop();
+            }
+            access.write(REG_ICR_HIGH, apic_id << 24);
+            access.write(REG_ICR_LOW, low);
         }
     }
 }

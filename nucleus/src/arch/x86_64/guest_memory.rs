@@ -22,6 +22,9 @@ pub struct GuestMemory {
     /// Pages mapping frames the guest does not own (boot data modules):
     /// unmapped on release, never freed.
     borrowed: Vec<u64>,
+    /// Frames unmapped by `release` that another CPU's TLB may still
+    /// reach: freed by `free_retired` once the shoot-down round is done.
+    retired: Vec<u64>,
 }
 
 impl GuestMemory {
@@ -183,18 +186,42 @@ impl GuestMemory {
         }
     }
 
-    /// Unmaps everything and returns the frames (the ring's frames too: the
-    /// nucleus drops its own view of the ring before calling this).
-    pub fn release(&mut self) {
+    /// Unmaps everything (the ring's frames too: the nucleus drops its own
+    /// view of the ring before calling this) and starts a TLB shoot-down
+    /// round; returns it. The frames are kept until `free_retired`, after
+    /// the round is done.
+    pub fn release(&mut self) -> u64 {
+        self.release_unflushed();
+        crate::tlb::shoot_down()
+    }
+
+    /// Unmaps everything, keeping the frames in `retired`.
+    fn release_unflushed(&mut self) {
+        self.retired.reserve(self.pages.len());
         for virt in self.pages.drain(..) {
             if let Some(phys) = memory::unmap_4k(virt) {
-                memory::free_frame(phys);
+                self.retired.push(phys);
             }
         }
         for virt in self.borrowed.drain(..) {
             memory::unmap_4k(virt);
         }
         self.regions.clear();
+    }
+
+    /// Unmaps and frees everything at once: for memory no guest has run
+    /// with (a start that failed), which no other CPU's TLB has seen.
+    pub fn discard(&mut self) {
+        self.release_unflushed();
+        self.free_retired();
+    }
+
+    /// Frees the frames `release` unmapped: only once no CPU's TLB can
+    /// reach them (`tlb::round_done` of its round).
+    pub fn free_retired(&mut self) {
+        for phys in self.retired.drain(..) {
+            memory::free_frame(phys);
+        }
     }
 }
 

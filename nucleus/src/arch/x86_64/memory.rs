@@ -373,6 +373,20 @@ fn activate(table: OffsetPageTable<'static>) -> u64 {
     pml4_phys
 }
 
+/// Flushes this CPU's whole TLB, global entries included, without
+/// writing CR3 (toggling CR4.PGE does it; the table stays the one).
+pub fn flush_whole_tlb() {
+    // SAFETY: clearing and setting CR4.PGE again changes no setting; the
+    // SDM names it as the way to invalidate every TLB entry, global ones
+    // too. Interrupts are off (the nucleus is not preemptible), so nothing
+    // runs between the two writes.
+    unsafe {
+        let cr4 = Cr4::read();
+        Cr4::write(cr4 - Cr4Flags::PAGE_GLOBAL);
+        Cr4::write(cr4);
+    }
+}
+
 /// Physical address of the nucleus's PML4 (the one page table).
 pub static NUCLEUS_TABLE: AtomicU64 = AtomicU64::new(0);
 

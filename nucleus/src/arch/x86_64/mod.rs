@@ -19,6 +19,7 @@ pub mod smp;
 pub mod stacks;
 pub mod stop;
 pub mod time;
+pub mod tlb;
 pub mod traps;
 pub mod user;
 pub mod virtio;

@@ -267,7 +267,7 @@ impl core::fmt::Display for MsixError {
 
 /// Points MSI-X table entries 0, 1, ... at `vectors` on this CPU, unmasks
 /// them and enables MSI-X (which turns the device's INTx off).
-pub fn enable_msix(function: DeviceFunction, vectors: &[u8]) -> Result<(), MsixError> {
+pub fn enable_msix(function: DeviceFunction, vectors: &[u8]) -> Result<MsixTable, MsixError> {
     let capability = root()
         .capabilities(function)
         .find(|c| c.id == CAPABILITY_MSIX)
@@ -305,7 +305,37 @@ pub fn enable_msix(function: DeviceFunction, vectors: &[u8]) -> Result<(), MsixE
         capability.offset,
         (control | MSIX_ENABLE) & !MSIX_FUNCTION_MASK,
     );
-    Ok(())
+    Ok(MsixTable {
+        base: mapped,
+        entries: vectors.len(),
+    })
+}
+
+/// A function's MSI-X table, as `enable_msix` programmed it.
+pub struct MsixTable {
+    base: u64,
+    /// The entries `enable_msix` programmed.
+    entries: usize,
+}
+
+impl MsixTable {
+    /// Sends entry `index`'s interrupt to the CPU with APIC id `apic_id`
+    /// from now on (masked while it changes, as the PCI spec asks).
+    pub fn point_at(&self, index: usize, apic_id: u32) {
+        assert!(
+            index < self.entries,
+            "MSI-X entry {index} was not programmed"
+        );
+        let entry = self.base + index as u64 * MSIX_ENTRY_BYTES;
+        let write = |at: u64, word: u32| {
+            // SAFETY: `entry` is a programmed entry of the table `enable_msix`
+            // mapped; each field is an aligned 32-bit register.
+            unsafe { ((entry + at * 4) as *mut u32).write_volatile(word) }
+        };
+        write(3, 1);
+        write(0, 0xfee0_0000 | (apic_id & 0xff) << 12);
+        write(3, 0);
+    }
 }
 
 /// A configuration register, read under the PCI lock (the crate keeps the

@@ -10,7 +10,7 @@
 //! arrive. Their ring-0 handling therefore never uses this module.
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use x86_64::VirtAddr;
 use x86_64::registers::model_specific::{GsBase, KernelGsBase};
@@ -39,6 +39,12 @@ pub struct PerCpu {
     apic_id: AtomicU32,
     /// Set by the CPU itself when its bring-up is done.
     online: AtomicBool,
+    /// The kernel context it runs (`context`'s index).
+    pub(crate) context: AtomicUsize,
+    /// When its timer fires next (TSC, deadline mode).
+    pub(crate) next_deadline: AtomicU64,
+    /// The last TLB shoot-down round it has flushed for (`tlb`).
+    pub(crate) flushed_round: AtomicU64,
     pub(crate) tss: UnsafeCell<TaskStateSegment>,
     pub(crate) gdt: UnsafeCell<GlobalDescriptorTable>,
 }
@@ -55,6 +61,28 @@ pub const SYSCALL_USER_RSP_OFFSET: usize = core::mem::offset_of!(PerCpu, syscall
 /// The boot CPU's; the others' are allocated as they come up.
 pub static BOOT_CPU: PerCpu = PerCpu::new();
 
+/// CPUs the nucleus can run on (more are left parked, and said so).
+pub const MAX_CPUS: usize = 64;
+
+/// Every CPU's state by index, as it was identified.
+static CPUS: [AtomicPtr<PerCpu>; MAX_CPUS] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
+
+/// CPU `index`'s state, once it is identified.
+pub fn by_index(index: usize) -> Option<&'static PerCpu> {
+    let cpu = CPUS.get(index)?.load(Ordering::Acquire);
+    // SAFETY: only `identify` stores here, the address of a `'static`
+    // `PerCpu` (the boot CPU's static, or a leaked allocation).
+    (!cpu.is_null()).then(|| unsafe { &*cpu })
+}
+
+/// The CPUs that are online, by index.
+pub fn online() -> impl Iterator<Item = &'static PerCpu> {
+    (0..MAX_CPUS)
+        .map_while(by_index)
+        .filter(|cpu| cpu.is_online())
+}
+
 impl PerCpu {
     pub const fn new() -> PerCpu {
         PerCpu {
@@ -66,6 +94,9 @@ impl PerCpu {
             index: AtomicU32::new(0),
             apic_id: AtomicU32::new(0),
             online: AtomicBool::new(false),
+            context: AtomicUsize::new(0),
+            next_deadline: AtomicU64::new(0),
+            flushed_round: AtomicU64::new(0),
             tss: UnsafeCell::new(TaskStateSegment::new()),
             gdt: UnsafeCell::new(GlobalDescriptorTable::new()),
         }
@@ -87,10 +118,14 @@ impl PerCpu {
         self.online.store(true, Ordering::Release);
     }
 
-    /// Names it CPU `index` with APIC id `apic_id` (before it runs).
-    pub fn identify(&self, index: u32, apic_id: u32) {
+    /// Names it CPU `index` with APIC id `apic_id` (before it runs) and
+    /// lists it (`by_index`). Its idle context is the one with its index.
+    pub fn identify(&'static self, index: u32, apic_id: u32) {
+        assert!((index as usize) < MAX_CPUS, "more than {MAX_CPUS} CPUs");
         self.index.store(index, Ordering::Relaxed);
         self.apic_id.store(apic_id, Ordering::Relaxed);
+        self.context.store(index as usize, Ordering::Relaxed);
+        CPUS[index as usize].store(self as *const PerCpu as *mut PerCpu, Ordering::Release);
     }
 
     /// The stack the CPU switches to when an interrupt or exception arrives

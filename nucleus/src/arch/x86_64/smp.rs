@@ -1,13 +1,15 @@
 //! The other CPUs (application processors), started through Limine's MP
 //! request. Each gets its own stack, IST stacks, GDT, TSS and per-CPU
 //! state; its page table (the one), PAT, IDT, protections, FPU state and
-//! system-call MSRs are set as the boot CPU's; its local APIC is on with
-//! the timer masked. Then it idles, halted with interrupts on: guests do
-//! not run on it yet (the scheduler is the boot CPU's alone), so nothing
-//! but an IPI or an NMI wakes it.
+//! system-call MSRs are set as the boot CPU's; its local APIC and timer
+//! are on. Then it waits, halted, until the nucleus hands the other CPUs
+//! their work (`release`: the scheduler's loop for a CPU), which they all
+//! run from then on.
 
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicBool, Ordering};
+
+use spin::Once;
 
 use limine::mp::Cpu;
 use limine::response::MpResponse;
@@ -28,6 +30,19 @@ struct Start {
 /// The boot option the FPU set-up follows (`noxsave`), for the others.
 static USE_XSAVE: AtomicBool = AtomicBool::new(true);
 
+/// What the other CPUs run once released.
+static WORK: Once<fn() -> !> = Once::new();
+
+/// Hands every other CPU `work` (it never returns): each starts it at
+/// once, or as soon as it has come up.
+pub fn release(work: fn() -> !) {
+    WORK.call_once(|| work);
+    let this = crate::percpu::this().index();
+    for cpu in crate::percpu::online().filter(|cpu| cpu.index() != this) {
+        apic::send_ipi(cpu.apic_id(), traps::RESCHEDULE_VECTOR);
+    }
+}
+
 /// Names the boot CPU (index 0, `boot_apic_id`) and starts every other CPU
 /// the bootloader found, one at a time. Returns how many CPUs are online.
 pub fn start_all(mp: Option<&MpResponse>, boot_apic_id: u32, use_xsave: bool) -> u32 {
@@ -40,6 +55,14 @@ pub fn start_all(mp: Option<&MpResponse>, boot_apic_id: u32, use_xsave: bool) ->
     };
     let mut online = 1;
     for found in mp.cpus().iter().filter(|c| c.lapic_id != mp.bsp_lapic_id()) {
+        if online as usize == crate::percpu::MAX_CPUS {
+            log!(
+                "smp: cpu with apic id {} not started: the nucleus runs at most {} CPUs",
+                found.lapic_id,
+                crate::percpu::MAX_CPUS
+            );
+            continue;
+        }
         match start_one(found, online) {
             Ok(cpu) => {
                 log!(
@@ -55,10 +78,7 @@ pub fn start_all(mp: Option<&MpResponse>, boot_apic_id: u32, use_xsave: bool) ->
             ),
         }
     }
-    log!(
-        "smp: {online} of {} CPUs online; guests run on cpu 0, the others idle",
-        mp.cpus().len()
-    );
+    log!("smp: {online} of {} CPUs online", mp.cpus().len());
     online
 }
 
@@ -127,6 +147,9 @@ extern "C" fn application_processor_main(start: &'static Start) -> ! {
     assert_eq!(apic_id, start.cpu.apic_id(), "the MADT's APIC id");
     start.cpu.set_online();
     loop {
+        if let Some(work) = WORK.get() {
+            work();
+        }
         x86_64::instructions::interrupts::enable_and_hlt();
         x86_64::instructions::interrupts::disable();
     }

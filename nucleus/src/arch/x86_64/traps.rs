@@ -25,6 +25,8 @@ pub const TIMER_VECTOR: u8 = 0x20;
 const NMI_VECTOR: u8 = 2;
 const MACHINE_CHECK_VECTOR: u8 = 18;
 pub const SPURIOUS_VECTOR: u8 = 0xff;
+/// The IPI that wakes an idle CPU to run a thread another CPU made runnable.
+pub const RESCHEDULE_VECTOR: u8 = 0xf0;
 
 /// Registers as the entry path leaves them on the stack (lowest address
 /// first). Aligned as the CPU aligns the stack it pushes an interrupt frame
@@ -285,6 +287,12 @@ fn on_interrupt(vector: u8) {
         TIMER_VECTOR => {
             crate::apic::on_timer_interrupt();
             report_nmis_and_machine_checks();
+        }
+        // Another CPU made a thread runnable: being woken was the point.
+        RESCHEDULE_VECTOR => crate::apic::end_of_interrupt(),
+        crate::tlb::SHOOTDOWN_VECTOR => {
+            crate::tlb::flush_for_round();
+            crate::apic::end_of_interrupt();
         }
         // Spurious interrupts are not acknowledged (the SDM says no EOI).
         SPURIOUS_VECTOR => {}

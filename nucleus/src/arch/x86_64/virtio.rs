@@ -321,6 +321,9 @@ const DISK_REQUEST_BYTES: usize = 64 * 1024;
 /// has no queued form of it.
 pub struct Disk {
     raw: RawBlk,
+    /// Its queue's MSI-X entry and the APIC id it points at: the CPU that
+    /// waits for a request must be the one its interrupt wakes.
+    interrupt: Option<(crate::pci::MsixTable, u32)>,
 }
 
 impl Disk {
@@ -329,11 +332,27 @@ impl Disk {
     ) -> Result<Disk, virtio_drivers::Error> {
         Ok(Disk {
             raw: RawBlk::new(transport)?,
+            interrupt: None,
         })
     }
 
-    pub fn enable_interrupts(&mut self) {
+    /// Turns the queue's interrupt on, on MSI-X `table`'s entry 0 (which
+    /// points at this CPU).
+    pub fn enable_interrupts(&mut self, table: crate::pci::MsixTable) {
+        self.interrupt = Some((table, crate::apic::id()));
         self.raw.enable_interrupts();
+    }
+
+    /// Points the queue's interrupt at this CPU, which is about to wait
+    /// for a request (any CPU may make a file call).
+    fn interrupt_here(&mut self) {
+        let here = crate::apic::id();
+        if let Some((table, target)) = &mut self.interrupt
+            && *target != here
+        {
+            table.point_at(0, here);
+            *target = here;
+        }
     }
 
     pub fn read_only(&self) -> bool {
@@ -383,6 +402,7 @@ impl fsd::BlockDevice for Disk {
             let at = chunk_sector(sector, index);
             let mut request = virtio_drivers::device::blk::BlkReq::default();
             let mut response = virtio_drivers::device::blk::BlkResp::default();
+            self.interrupt_here();
             // SAFETY: `request`, `chunk` and `response` stay borrowed here,
             // untouched, until the device has used the request (wait_for)
             // and it is completed with the same three.
@@ -406,6 +426,7 @@ impl fsd::BlockDevice for Disk {
             let at = chunk_sector(sector, index);
             let mut request = virtio_drivers::device::blk::BlkReq::default();
             let mut response = virtio_drivers::device::blk::BlkResp::default();
+            self.interrupt_here();
             // SAFETY: as in `read`: the three stay untouched until the
             // device has used the request.
             unsafe {
