@@ -438,6 +438,7 @@ pub fn generate(request: code_generator_request::Reader<'_>) -> String {
     }
     let mut interfaces = Vec::new();
     let mut direct_messages = Vec::new();
+    let mut all_messages = Vec::new();
     let mut out = String::new();
     for node in request.get_nodes().unwrap() {
         let node::Interface(interface) = node.which().unwrap() else {
@@ -503,6 +504,7 @@ pub fn generate(request: code_generator_request::Reader<'_>) -> String {
                 if direct.is_some() {
                     direct_messages.push(format!("{module}::{marker}{suffix}"));
                 }
+                all_messages.push(format!("{module}::{marker}{suffix}"));
                 write_struct(
                     &mut out,
                     &format!("{marker}{suffix}"),
@@ -559,6 +561,16 @@ pub fn generate(request: code_generator_request::Reader<'_>) -> String {
     )
     .unwrap();
     for message in &direct_messages {
+        writeln!(out, "    visitor.visit::<{message}>(\"{message}\");").unwrap();
+    }
+    writeln!(out, "}}").unwrap();
+    // Every params and results type, for the fuzz targets.
+    writeln!(
+        out,
+        "#[cfg(any(test, feature = \"fuzzing\"))]\npub(crate) fn visit_messages(visitor: &mut impl crate::fuzzing::MessageVisitor) {{"
+    )
+    .unwrap();
+    for message in &all_messages {
         writeln!(out, "    visitor.visit::<{message}>(\"{message}\");").unwrap();
     }
     writeln!(out, "}}").unwrap();

@@ -16,6 +16,8 @@ pub mod cap;
 pub mod entry;
 pub mod error;
 pub mod file_error;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod interfaces;
 pub mod manifest;
 pub mod message;
