@@ -17,6 +17,8 @@ extern crate alloc;
 
 mod elf;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 mod plan;
 mod scan;
 mod slots;

@@ -9,26 +9,13 @@
 use std::alloc::System;
 
 use proptest::prelude::*;
+use sas_loader::fuzzing::{CONFIG, loader_memory_bound as bound};
 use sas_loader::testing::*;
-use sas_loader::{GUEST_AREA_BASE, LoadError, PAGE_SIZE, PlanConfig, load_segments, parse, plan};
+use sas_loader::{GUEST_AREA_BASE, LoadError, load_segments, parse, plan};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
 #[global_allocator]
 static ALLOCATOR: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
-
-const CONFIG: PlanConfig = PlanConfig {
-    stack_bytes: 4 * PAGE_SIZE,
-    heap_bytes: PAGE_SIZE,
-    ring_bytes: PAGE_SIZE,
-};
-
-/// The documented bound: the file's bytes a few times over (the image's
-/// initialized bytes, the parsed tables) and, for relocations (at most
-/// 65,536: 16 bytes each, plus up to 8 patched bytes each at 16 bytes when
-/// they land in zero fill, vectors growing by doubling), 24 MiB.
-fn bound(file_len: usize) -> usize {
-    4 * file_len + (24 << 20)
-}
 
 /// Bytes requested while parsing, planning and loading `file`, and whether
 /// it loaded.

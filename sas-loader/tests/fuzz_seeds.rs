@@ -1,0 +1,50 @@
+//! Every committed seed of the fuzz targets (`fuzz/seeds/TARGET/`) passes
+//! the check its target makes: the seeds, crashes found by fuzzing among
+//! them, are regression tests. One test in this binary, so the allocator
+//! counts only the loader's requests.
+#![forbid(unsafe_code)]
+
+use std::alloc::System;
+use std::path::Path;
+
+use sas_loader::fuzzing::{forbidden_scan, guest_loader};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+
+#[global_allocator]
+static ALLOCATOR: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+/// Bytes requested while `run` runs.
+fn requested(run: &mut dyn FnMut()) -> usize {
+    let region = Region::new(ALLOCATOR);
+    run();
+    let change = region.change();
+    change.bytes_allocated + change.bytes_reallocated.max(0) as usize
+}
+
+fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/seeds")
+        .join(target);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no seeds in {}", dir.display());
+    files
+        .into_iter()
+        .map(|file| (file.display().to_string(), std::fs::read(&file).unwrap()))
+        .collect()
+}
+
+#[test]
+fn every_committed_seed_passes() {
+    for (name, bytes) in seeds("guest_loader") {
+        eprintln!("{name}");
+        guest_loader(&bytes, requested);
+    }
+    for (name, bytes) in seeds("forbidden_scan") {
+        eprintln!("{name}");
+        forbidden_scan(&bytes);
+    }
+}
