@@ -293,7 +293,9 @@ impl<'a> Entries<'a> {
                         ArchiveErrorKind::Truncated
                     }
                 };
-                return self.fail(offset, kind);
+                // The last entry's padding may reach past the image: the
+                // error is at its end, not beyond.
+                return self.fail(offset.min(self.image.len()), kind);
             };
             if header.iter().all(|&byte| byte == 0) {
                 if let Some(extension) = pending.offset {
@@ -954,6 +956,19 @@ mod tests {
         );
         let error = collect(&image[..BLOCK + 1024 + 100]).unwrap_err();
         assert_eq!(error.kind, ArchiveErrorKind::MissingEnd);
+    }
+
+    #[test]
+    fn data_unpadded_at_the_end_is_refused_at_the_end() {
+        let mut image = raw_header("a", b'0', 10).to_vec();
+        image.extend_from_slice(b"0123456789");
+        assert_eq!(
+            collect(&image).unwrap_err(),
+            ArchiveError {
+                offset: image.len(),
+                kind: ArchiveErrorKind::MissingEnd
+            }
+        );
     }
 
     #[test]
