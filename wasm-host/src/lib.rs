@@ -27,6 +27,8 @@ extern crate std;
 pub mod abi;
 pub mod archive;
 pub mod errno;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod host;
 pub mod memory;
 #[cfg(feature = "std")]
