@@ -15,6 +15,8 @@
 extern crate alloc;
 
 mod device;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 mod path;
 mod volume;
 
