@@ -16,6 +16,8 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 
 pub mod cue;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 pub mod volumes;
 
 /// An error for the user: what is wrong and, where it can, which field.
@@ -304,6 +306,32 @@ impl Image {
     }
 }
 
+/// What planning asks of the files an appliance names: the host's
+/// ([`HostFiles`]), or stand-ins where no file may be touched (fuzzing).
+pub trait Files {
+    fn is_dir(&self, path: &Path) -> bool;
+    fn is_file(&self, path: &Path) -> bool;
+    /// A tree's boot module: a ustar archive of `dir`.
+    fn tree_archive(&self, dir: &Path) -> Result<Vec<u8>, Error>;
+}
+
+/// The host's file system.
+pub struct HostFiles;
+
+impl Files for HostFiles {
+    fn is_dir(&self, path: &Path) -> bool {
+        path.is_dir()
+    }
+
+    fn is_file(&self, path: &Path) -> bool {
+        path.is_file()
+    }
+
+    fn tree_archive(&self, dir: &Path) -> Result<Vec<u8>, Error> {
+        tree_archive(dir)
+    }
+}
+
 /// A tree's boot module: a reproducible ustar archive of `dir`.
 pub fn tree_archive(dir: &Path) -> Result<Vec<u8>, Error> {
     wasm_host::archive_from_dir(dir, Some(SOURCE_DATE_EPOCH))
@@ -329,24 +357,29 @@ impl Appliance {
     /// The manifest and the modules it names. Files must exist: a missing
     /// one names the field and how to build it.
     pub fn plan(&self, repo: &Repo) -> Result<Image, Error> {
+        self.plan_with(repo, &HostFiles)
+    }
+
+    /// [`Appliance::plan`] with the files `files` says there are.
+    pub fn plan_with(&self, repo: &Repo, files: &dyn Files) -> Result<Image, Error> {
         let mut image = Image {
             cmdline: self.cmdline.clone(),
             modules: Vec::new(),
         };
         for (name, dir) in &self.trees {
             let path = repo.root.join(dir);
-            if !path.is_dir() {
+            if !files.is_dir(&path) {
                 return fail(format!(
                     "trees.{name}: {} is not a directory",
                     path.display()
                 ));
             }
-            image.add(name, Contents::Bytes(tree_archive(&path)?))?;
+            image.add(name, Contents::Bytes(files.tree_archive(&path)?))?;
         }
         // Sizes are checked with the manifest.
         for name in self.volumes.keys() {
             if let Some(seed) = self.seed(repo, name)
-                && !seed.is_dir()
+                && !files.is_dir(&seed)
             {
                 return fail(format!(
                     "volumes.{name}.seed: {} is not a directory",
@@ -356,7 +389,7 @@ impl Appliance {
         }
         let mut guests = Vec::new();
         for (key, definition) in &self.guests {
-            guests.push(self.plan_guest(repo, key, definition, &mut image)?);
+            guests.push(self.plan_guest(repo, files, key, definition, &mut image)?);
         }
         let manifest = Manifest {
             name: self.name.clone(),
@@ -442,6 +475,7 @@ impl Appliance {
     fn plan_guest(
         &self,
         repo: &Repo,
+        files: &dyn Files,
         key: &str,
         definition: &GuestDefinition,
         image: &mut Image,
@@ -500,7 +534,7 @@ impl Appliance {
             "go" => {
                 let program = definition.program.as_deref().unwrap_or_default();
                 let file = repo.go_programs().join(format!("{program}.wasm"));
-                if !file.is_file() {
+                if !files.is_file(&file) {
                     return fail(format!(
                         "{at}.program: {} is missing (build the Go programs with `make go`, which needs Go 1.25 or newer)",
                         file.display()
@@ -540,7 +574,7 @@ impl Appliance {
             ),
         };
         let binary = repo.native_binaries().join(&module);
-        if !binary.is_file() {
+        if !files.is_file(&binary) {
             return fail(format!(
                 "{at}: the guest binary {} is missing (build it with `make nucleus`)",
                 binary.display()
