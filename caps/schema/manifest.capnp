@@ -90,6 +90,9 @@ struct Guest {
     volume @1 :Text;
     readOnly @2 :Bool;
   }
+
+  cpus @14 :List(UInt8);
+  # The CPUs (by index, 0 the boot CPU) the guest may run on; empty: any.
 }
 
 enum Grant {

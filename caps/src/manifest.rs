@@ -95,6 +95,8 @@ pub struct Guest {
     pub listen: Vec<u16>,
     /// Volumes it sees, and where.
     pub mounts: Vec<Mount>,
+    /// The CPUs it may run on, by index; empty: any.
+    pub cpus: Vec<u8>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -450,6 +452,7 @@ fn read_guest(
     let connects = endpoint_names(&field("connects"), reader.get_connects())?;
     let listen = listen_ports(&field("listen"), reader.get_listen())?;
     let mounts = read_mounts(&field("mounts"), reader.get_mounts())?;
+    let cpus = cpu_indices(&field("cpus"), reader.get_cpus())?;
     if !listen.is_empty() && !grants.contains(&Interface::Network) {
         return Err(error(
             field("listen"),
@@ -470,11 +473,39 @@ fn read_guest(
         connects,
         listen,
         mounts,
+        cpus,
     })
 }
 
 /// Most ports one guest's `listen` lists.
 pub const MAX_LISTEN_PORTS: usize = 32;
+
+/// CPU indices a guest may be pinned to: the nucleus runs at most 64 CPUs.
+pub const MAX_CPU_INDEX: u8 = 63;
+
+fn cpu_indices(
+    at: &str,
+    list: capnp::Result<capnp::primitive_list::Reader<'_, u8>>,
+) -> Result<Vec<u8>, ManifestError> {
+    let list = list.map_err(|e| error(at, e.to_string()))?;
+    let mut cpus = Vec::new();
+    for (i, cpu) in list.iter().enumerate() {
+        if cpu > MAX_CPU_INDEX {
+            return Err(error(
+                format!("{at}[{i}]"),
+                format!("cpu {cpu}: CPUs are numbered 0 to {MAX_CPU_INDEX}"),
+            ));
+        }
+        if cpus.contains(&cpu) {
+            return Err(error(
+                format!("{at}[{i}]"),
+                format!("cpu {cpu} is listed twice"),
+            ));
+        }
+        cpus.push(cpu);
+    }
+    Ok(cpus)
+}
 
 fn listen_ports(
     at: &str,
@@ -678,6 +709,10 @@ pub fn encode(manifest: &Manifest) -> Vec<u8> {
         for (i, port) in guest.listen.iter().enumerate() {
             listen.set(i as u32, *port);
         }
+        let mut cpus = builder.reborrow().init_cpus(guest.cpus.len() as u32);
+        for (i, cpu) in guest.cpus.iter().enumerate() {
+            cpus.set(i as u32, *cpu);
+        }
         let mut mounts = builder.reborrow().init_mounts(guest.mounts.len() as u32);
         for (i, mount) in guest.mounts.iter().enumerate() {
             let mut entry = mounts.reborrow().get(i as u32);
@@ -766,6 +801,7 @@ mod tests {
                             read_only: true,
                         },
                     ],
+                    cpus: vec![1, 0],
                 },
             ],
             devices: Devices { network: true },
@@ -825,6 +861,17 @@ mod tests {
         let mut m = sample();
         m.guests[1].listen = vec![0];
         assert_eq!(rejected(&m).field, "guests[1].listen[0]");
+
+        let mut m = sample();
+        m.guests[1].cpus = vec![2, 2];
+        let e = rejected(&m);
+        assert_eq!(e.field, "guests[1].cpus[1]");
+        assert!(e.problem.contains("cpu 2 is listed twice"), "{e}");
+        let mut m = sample();
+        m.guests[1].cpus = vec![64];
+        let e = rejected(&m);
+        assert_eq!(e.field, "guests[1].cpus[0]");
+        assert!(e.problem.contains("numbered 0 to 63"), "{e}");
 
         let mut m = sample();
         m.guests[0].listen = vec![443];

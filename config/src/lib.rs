@@ -176,6 +176,9 @@ pub struct GuestDefinition {
     pub heap_mib: Option<u32>,
     pub stack_kib: Option<u32>,
     pub cpu_ms: Option<u64>,
+    /// The CPUs it may run on (empty: any).
+    #[serde(default)]
+    pub cpus: Vec<u8>,
     pub restart: String,
     pub max_restarts: Option<u32>,
     /// Native guests.
@@ -597,6 +600,7 @@ impl Appliance {
             heap_mib: definition.heap_mib,
             stack_kib: definition.stack_kib,
             cpu_ms: definition.cpu_ms,
+            cpus: definition.cpus.clone(),
             restart: match definition.restart.as_str() {
                 "on-failure" => Restart::OnFailure {
                     max: definition.max_restarts.unwrap_or(3),

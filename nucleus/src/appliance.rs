@@ -122,6 +122,22 @@ fn start(manifest: &Manifest, index: usize, modules: &[BootModule]) {
             .find(|m| m.name == wanted)
             .expect("the manifest names only modules the image has")
     };
+    let online = crate::percpu::online().count();
+    let cpus: nucleus_core::run_queue::CpuSet = spec
+        .cpus
+        .iter()
+        .filter(|&&cpu| (cpu as usize) < online)
+        .fold(0, |set, &cpu| {
+            set | nucleus_core::run_queue::cpu_bit(cpu as usize)
+        });
+    if !spec.cpus.is_empty() && cpus == 0 {
+        log!(
+            "guest ({name}): not started: it may run only on cpus {:?}, and the machine has {online} (0 to {})",
+            spec.cpus,
+            online - 1
+        );
+        return;
+    }
     let elf = find(&spec.module).bytes;
     let data: Vec<&BootModule> = spec.data.iter().map(|wanted| find(wanted)).collect();
 
@@ -143,7 +159,7 @@ fn start(manifest: &Manifest, index: usize, modules: &[BootModule]) {
                 start,
                 domain,
                 spec.cpu_ms,
-                0,
+                cpus,
                 index,
             ) {
                 Ok(id) => log!(

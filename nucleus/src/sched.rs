@@ -29,12 +29,11 @@ use alloc::vec::Vec;
 
 use caps::{Buffer, CapId, CapTable, CqReservation, Cqe, Exception};
 use nucleus_core::endpoint::{self, Capability, Endpoints};
-use spin::Mutex;
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use nucleus_core::run_queue::{CpuSet, cpu_bit};
-use spin::MutexGuard;
+use spin::mutex::{TicketMutex, TicketMutexGuard};
 
 use crate::context::{self, Context};
 use crate::cpu::FpuArea;
@@ -144,7 +143,9 @@ struct Scheduler {
     endpoints: Endpoints,
 }
 
-static SCHEDULER: Mutex<Scheduler> = Mutex::new(Scheduler {
+/// A ticket lock: CPUs waiting for it get it in turn, so one CPU working
+/// for a guest that calls without pause cannot keep the others out.
+static SCHEDULER: TicketMutex<Scheduler> = TicketMutex::new(Scheduler {
     guests: CapTable::new(MAX_GUESTS),
     threads: CapTable::new(MAX_THREADS),
     running: [None; MAX_CPUS],
@@ -565,7 +566,7 @@ impl Scheduler {
 /// all under the one hold of the lock the caller passes, so no other CPU
 /// takes the thread before it is saved. Returns when the thread is
 /// scheduled again (never, if it exited).
-fn switch_away(mut scheduler: MutexGuard<'_, Scheduler>, state: State, to_next: bool) {
+fn switch_away(mut scheduler: TicketMutexGuard<'_, Scheduler>, state: State, to_next: bool) {
     let cpu = this_cpu();
     let (current, _) = scheduler.running[cpu].expect("no running thread");
     let thread = scheduler

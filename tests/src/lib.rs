@@ -98,6 +98,17 @@ impl Run {
         );
     }
 
+    /// The index of the first line the nucleus printed (after the
+    /// timestamp's `] `) that starts with `speaker` and ends with `text`.
+    /// A guest's lines start with its own name and a colon, so none can
+    /// pass for these.
+    pub fn nucleus_line(&self, speaker: &str, text: &str) -> Option<usize> {
+        self.output.lines().position(|line| {
+            line.split_once("] ")
+                .is_some_and(|(_, said)| said.starts_with(speaker) && said.ends_with(text))
+        })
+    }
+
     /// The first line containing `marker`.
     #[track_caller]
     pub fn line_with(&self, marker: &str) -> &str {
@@ -177,7 +188,7 @@ fn nucleus() -> PathBuf {
 /// The ISO for `cmdline` running `guests`, built once per test process.
 /// A guest is a binary name from the guest crates, or NAME=BINARY to start
 /// one binary under another name, optionally followed by `,OPTION`: the
-/// manifest's fields as `cpu_ms=`, `heap_mb=`, `stack_kb=`, `data=MODULE`,
+/// manifest's fields as `cpu_ms=`, `cpus=0+1`, `heap_mb=`, `stack_kb=`, `data=MODULE`,
 /// `arg=VALUE`, `restart=MAX` (on failure), `grants=console+timer` (default:
 /// every grant), `serves=a+b` and `connects=a+b` (endpoint names; default
 /// none), `mount=PATH:VOLUME` or `mount=PATH:VOLUME:ro` (a volume at
@@ -272,6 +283,12 @@ fn test_image(cmdline: &str, specs: &[&str]) -> Result<appliance::Image, String>
             };
             match key {
                 "cpu_ms" => guest.cpu_ms = Some(number()?),
+                "cpus" => {
+                    guest.cpus = value
+                        .split('+')
+                        .map(|c| c.parse().map_err(|_| format!("{word}: not a CPU index")))
+                        .collect::<Result<_, _>>()?
+                }
                 "heap_mb" => guest.heap_mib = Some(number()? as u32),
                 "stack_kb" => guest.stack_kib = Some(number()? as u32),
                 "data" => guest.data.push(value.into()),

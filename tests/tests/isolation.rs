@@ -18,16 +18,6 @@ fn boot_tcg<'a>(
     })
 }
 
-/// The first line the nucleus printed (after the timestamp's `] `) that
-/// starts with `speaker` and ends with `text`. A guest's lines start with
-/// its own name and a colon, so none can pass for these.
-fn nucleus_line(run: &tests::Run, speaker: &str, text: &str) -> Option<usize> {
-    run.output.lines().position(|line| {
-        line.split_once("] ")
-            .is_some_and(|(_, said)| said.starts_with(speaker) && said.ends_with(text))
-    })
-}
-
 on_bios_and_uefi! {
     attacks_on_another_guest_are_stopped_and_the_victim_is_intact => |f: Firmware| {
         let run = boot_tcg(
@@ -91,19 +81,17 @@ on_bios_and_uefi! {
         // Its lines beyond the allowance are dropped, and the console says so.
         let dropped = " line(s) of guest flooder dropped: more than 250 lines/s";
         assert!(
-            nucleus_line(&run, "console: ", dropped).is_some(),
+            run.nucleus_line("console: ", dropped).is_some(),
             "no note of dropped lines\n{}",
             run.report()
         );
         // Its time in the nucleus is its own: the limit stops it although
         // it spends nearly all of it in system calls.
-        let stopped = nucleus_line(
-            &run,
-            "guest ",
+        let stopped = run.nucleus_line("guest ",
             "(flooder): stopped: it used up its CPU-time limit of 20000 ms; exit code 137",
         );
         // Meanwhile the other guest kept its pace: it finished first.
-        let counted = nucleus_line(&run, "guest ", "(counter): exited; exit code 0");
+        let counted = run.nucleus_line("guest ", "(counter): exited; exit code 0");
         assert!(
             stopped.is_some() && counted.is_some() && counted < stopped,
             "counter must finish while the flood goes on\n{}",
@@ -143,7 +131,7 @@ on_bios_and_uefi! {
         assert!(!run.output.contains("FAILED"), "{}", run.report());
         for guest in ["sink", "stuck", "hoarder", "patient", "counter"] {
             let exited = format!("({guest}): exited; exit code 0");
-            assert!(nucleus_line(&run, "guest ", &exited).is_some(), "{exited}\n{}", run.report());
+            assert!(run.nucleus_line("guest ", &exited).is_some(), "{exited}\n{}", run.report());
         }
     };
     a_corrupted_ring_stops_only_its_guest => |f: Firmware| {
@@ -152,7 +140,7 @@ on_bios_and_uefi! {
         let stopped = run.line_with("(ringbreaker): stopped: it corrupted its ring (Overrun {");
         assert!(stopped.contains("] guest ") && stopped.contains("entries: 256 }); exit code -1"), "{stopped}");
         assert!(!run.output.contains("FAILED"), "{}", run.report());
-        let counted = nucleus_line(&run, "guest ", "(counter): exited; exit code 0");
+        let counted = run.nucleus_line("guest ", "(counter): exited; exit code 0");
         assert!(counted.is_some(), "{}", run.report());
     };
     the_nucleus_is_no_deputy_for_another_guests_memory => |f: Firmware| {
@@ -166,7 +154,7 @@ on_bios_and_uefi! {
         run.assert_contains("] deputy: 10 of 10 attempts refused with -5\n");
         assert!(!run.output.contains("FAILED"), "{}", run.report());
         run.assert_contains("] victim: secret intact\n");
-        let exited = nucleus_line(&run, "guest ", "(counter): exited; exit code 0");
+        let exited = run.nucleus_line("guest ", "(counter): exited; exit code 0");
         assert!(exited.is_some(), "{}", run.report());
     };
 }
