@@ -105,6 +105,7 @@ fn check_image(appliance: &Appliance, image: &crate::Image) {
         assert_eq!(guest.heap_mib, definition.heap_mib);
         assert_eq!(guest.stack_kib, definition.stack_kib);
         assert_eq!(guest.cpu_ms, definition.cpu_ms);
+        assert_eq!(guest.cpus, definition.cpus);
         assert_eq!(guest.grants.len(), definition.grants.len());
         let mounts: Vec<(&str, &str, bool)> = guest
             .mounts
