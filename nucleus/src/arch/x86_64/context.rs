@@ -45,7 +45,7 @@ impl Context {
     /// This CPU's idle loop's context, on the stack it booted on: the one
     /// running when it came up.
     pub fn idle() -> Context {
-        Context(crate::percpu::this().index() as usize)
+        Context(crate::percpu::index() as usize)
     }
 
     /// A new context on a kernel stack of its own that, when first switched

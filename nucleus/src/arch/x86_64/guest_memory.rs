@@ -138,9 +138,7 @@ impl GuestMemory {
         // SAFETY: the range is mapped user memory of this guest (checked
         // above; guests cannot unmap). STAC/CLAC open SMAP only for the copy.
         unsafe {
-            user_access(|| {
-                core::ptr::copy_nonoverlapping(address as *const u8, into.as_mut_ptr(), into.len())
-            });
+            user_access(|| move_bytes(address as *const u8, into.as_mut_ptr(), into.len()));
         }
     }
 
@@ -162,8 +160,8 @@ impl GuestMemory {
         unsafe {
             user_access(|| {
                 let to = address as *mut u8;
-                core::ptr::copy_nonoverlapping(first.as_ptr(), to, first.len());
-                core::ptr::copy_nonoverlapping(second.as_ptr(), to.add(first.len()), second.len());
+                move_bytes(first.as_ptr(), to, first.len());
+                move_bytes(second.as_ptr(), to.add(first.len()), second.len());
             });
         }
     }
@@ -179,10 +177,10 @@ impl GuestMemory {
         }
         assert!(self.holds(to, length, Access::Write) && source.holds(from, length, Access::Read));
         // SAFETY: both ranges are mapped user memory (checked above; guests
-        // cannot unmap), the destination writable. `copy` allows overlap, for
-        // a guest that serves itself.
+        // cannot unmap), the destination writable. `move_bytes` allows
+        // overlap, for a guest that serves itself.
         unsafe {
-            user_access(|| core::ptr::copy(from as *const u8, to as *mut u8, length));
+            user_access(|| move_bytes(from as *const u8, to as *mut u8, length));
         }
     }
 
@@ -221,6 +219,53 @@ impl GuestMemory {
     pub fn free_retired(&mut self) {
         for phys in self.retired.drain(..) {
             memory::free_frame(phys);
+        }
+    }
+}
+
+/// Copies `length` bytes from `from` to `to` (the two may overlap) with
+/// string instructions: guest memory may change under the copy (a guest
+/// thread on another CPU), so the copy is instructions the compiler can
+/// neither split, repeat nor draw conclusions from, rather than a Rust copy
+/// whose source must not change meanwhile. Forwards it moves whole words
+/// (`rep movsq`) and then the last bytes (`rep movsb`).
+///
+/// # Safety
+/// `from..from + length` must be readable and `to..to + length` writable.
+unsafe fn move_bytes(from: *const u8, to: *mut u8, length: usize) {
+    if length == 0 {
+        return;
+    }
+    if (to as usize).wrapping_sub(from as usize) < length {
+        // The destination starts inside the source: backwards, from the
+        // last byte (DF set for the copy only).
+        // SAFETY: the caller's ranges; DF is clear again after.
+        unsafe {
+            core::arch::asm!(
+                "std",
+                "rep movsb",
+                "cld",
+                inout("rsi") from.add(length - 1) => _,
+                inout("rdi") to.add(length - 1) => _,
+                inout("rcx") length => _,
+                options(nostack),
+            );
+        }
+    } else {
+        // SAFETY: the caller's ranges (the words, then the rest: RSI and
+        // RDI go on where the first copy left them); DF is clear in the
+        // nucleus.
+        unsafe {
+            core::arch::asm!(
+                "rep movsq",
+                "mov ecx, {tail:e}",
+                "rep movsb",
+                tail = in(reg) (length % 8) as u32,
+                inout("rsi") from => _,
+                inout("rdi") to => _,
+                inout("rcx") length / 8 => _,
+                options(nostack, preserves_flags),
+            );
         }
     }
 }

@@ -147,6 +147,27 @@ pub fn install(cpu: &'static PerCpu) {
     KernelGsBase::write(VirtAddr::new(0));
 }
 
+/// This CPU's index (0 the boot CPU), in one GS-relative load. Not for
+/// ring-0 NMI or machine-check handling (see the module's comment).
+#[inline(always)]
+pub fn index() -> u32 {
+    let index: u32;
+    // SAFETY: in the nucleus GS_BASE names this CPU's `PerCpu` (`install`
+    // ran before anything calls this); the load reads its `index` field,
+    // written once before the CPU ran anything, and has no other effect.
+    unsafe {
+        core::arch::asm!(
+            "mov {:e}, dword ptr gs:[{offset}]",
+            out(reg) index,
+            offset = const INDEX_OFFSET,
+            options(nostack, readonly, preserves_flags)
+        );
+    }
+    index
+}
+
+const INDEX_OFFSET: usize = core::mem::offset_of!(PerCpu, index);
+
 /// This CPU's state. Not for ring-0 NMI or machine-check handling (see
 /// the module's comment).
 #[inline(always)]
