@@ -36,11 +36,15 @@ const BATCHES: [u32; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 /// Ring entries: room for the largest batch in one submission.
 const RING_ENTRIES: u32 = 256;
 
-const USAGE: &str = "usage: linux-baselines [--quick] [--iterations N]";
+const USAGE: &str = "usage: linux-baselines [--quick] [--iterations N] | --compute THREADS ROUNDS";
 
 fn main() -> ExitCode {
     let as_init = std::process::id() == 1;
-    let iterations = match parse_args(std::env::args().skip(1)) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(at) = args.iter().position(|a| a == "--compute") {
+        return compute(&args[at + 1..], as_init);
+    }
+    let iterations = match parse_args(args) {
         Ok(Some(n)) => n,
         Ok(None) if !as_init => {
             println!("{USAGE}");
@@ -121,6 +125,45 @@ fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Option<usize>, S
         DEFAULT_ITERATIONS
     };
     Ok(Some(iterations.unwrap_or(default)))
+}
+
+/// `--compute THREADS ROUNDS` (the scaling benchmark, `bench/scaling`):
+/// THREADS threads each run `bench_work::spin` for ROUNDS rounds, the work
+/// the nucleus's `compute` guests do, and each prints the TSC when it
+/// started and ended.
+fn compute(args: &[String], as_init: bool) -> ExitCode {
+    let number = |at: usize| {
+        args.get(at)
+            .and_then(|a| a.parse::<u64>().ok())
+            .filter(|&n| n > 0)
+    };
+    let (Some(threads), Some(rounds)) = (number(0), number(1)) else {
+        eprintln!("linux-baselines: --compute takes THREADS ROUNDS (positive numbers)");
+        if as_init {
+            sys::power_off();
+        }
+        return ExitCode::from(2);
+    };
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            thread::spawn(move || {
+                let start = tsc();
+                let value = bench_work::spin(rounds, start);
+                let end = tsc();
+                println!(
+                    "linux: compute: {rounds} rounds from tsc {start} to tsc {end} ({value:#x})"
+                );
+            })
+        })
+        .collect();
+    for worker in workers {
+        let _ = worker.join();
+    }
+    if as_init {
+        println!("linux: done");
+        sys::power_off();
+    }
+    ExitCode::SUCCESS
 }
 
 /// Samples and warm-up rounds for one measurement.
