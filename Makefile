@@ -6,7 +6,7 @@ NUCLEUS := target/x86_64-unknown-none/release/nucleus
 APPLIANCE ?= hello
 IMAGE := build/appliances/$(APPLIANCE).iso
 
-.PHONY: all setup nucleus go image run run-uefi test check bench bench-net bench-fs clean
+.PHONY: all setup nucleus go image run run-uefi test check fuzz bench bench-net bench-fs clean
 
 all: image
 
@@ -47,6 +47,13 @@ check:
 test: setup check nucleus
 	@scripts/accel >/dev/null
 	cargo test
+	scripts/fuzz --seconds 3
+
+# Every fuzz target for FUZZ_SECONDS each, from its committed seeds
+# (scripts/fuzz; needs nightly and cargo-fuzz, installed when missing).
+FUZZ_SECONDS ?= 60
+fuzz:
+	scripts/fuzz --seconds $(FUZZ_SECONDS)
 
 # Ring latency: single address space, page-table switching, Linux
 # (bench/results/<date>-<host>.md and .svg).
