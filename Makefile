@@ -6,7 +6,7 @@ NUCLEUS := target/x86_64-unknown-none/release/nucleus
 APPLIANCE ?= hello
 IMAGE := build/appliances/$(APPLIANCE).iso
 
-.PHONY: all setup nucleus go image run run-uefi test check fuzz bench bench-net bench-fs clean
+.PHONY: all setup nucleus go image run run-uefi test check fuzz bench bench-net bench-fs bench-smp clean
 
 all: image
 
@@ -67,6 +67,12 @@ bench-net: setup
 # The file system against Linux's ext4 on the same QEMU machine and disk.
 bench-fs: setup
 	bench/fs
+
+# A guest-to-guest call on one CPU and across two; scaling over 1, 2 and
+# 4 CPUs against Linux on the same QEMU machine.
+bench-smp: setup
+	bench/cross-cpu
+	bench/scaling
 
 clean:
 	cargo clean
