@@ -25,6 +25,17 @@ pub enum Outcome {
 /// Checks the manifest, starts its guests in order and runs them until all
 /// have exited (restarting those whose policy says so).
 pub fn run(modules: &[BootModule], options: &BootOptions) -> Outcome {
+    // The nucleus runs with interrupts off but when idle or in a guest: the
+    // other CPUs already run the scheduler (and poll the network), so a
+    // device's interrupt taken here while this CPU holds the scheduler
+    // (starting a guest) would wait for itself.
+    x86_64::instructions::interrupts::disable();
+    let outcome = start_and_run(modules, options);
+    x86_64::instructions::interrupts::enable();
+    outcome
+}
+
+fn start_and_run(modules: &[BootModule], options: &BootOptions) -> Outcome {
     let Some(raw) = modules.iter().find(|m| m.name == manifest::MODULE_NAME) else {
         log!("appliance: no manifest module in the image: no guests to start");
         return Outcome::NoManifest;
@@ -77,7 +88,6 @@ pub fn run(modules: &[BootModule], options: &BootOptions) -> Outcome {
     for index in 0..manifest.guests.len() {
         start(&manifest, index, modules);
     }
-    x86_64::instructions::interrupts::disable();
     let exits = sched::run_until_all_exit(|index, code| {
         let guest = &manifest.guests[index];
         if let Restart::OnFailure { max } = guest.restart
@@ -100,7 +110,6 @@ pub fn run(modules: &[BootModule], options: &BootOptions) -> Outcome {
             }
         }
     });
-    x86_64::instructions::interrupts::enable();
     log!(
         "guests: all {} exited; CR3 writes since boot: {}; restarts: {}",
         exits.len(),
