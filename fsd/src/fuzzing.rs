@@ -117,24 +117,15 @@ fn use_damaged(disk: ReturnedDisk, undamaged: bool) {
 #[cfg(test)]
 mod tests {
     extern crate std;
-    use std::path::Path;
-    use std::vec::Vec;
 
     /// Every committed seed passes the check: the seeds, crashes found by
     /// fuzzing among them, are regression tests.
     #[test]
     fn every_committed_seed_passes() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/mount");
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-            .map(|entry| entry.unwrap().path())
-            .collect();
-        files.sort();
-        assert!(!files.is_empty(), "no seeds in {}", dir.display());
         let pristine = super::pristine_volume();
-        for file in files {
+        for (file, bytes) in fuzz_seeds::read(env!("CARGO_MANIFEST_DIR"), "mount") {
             std::eprintln!("mount: {}", file.display());
-            super::mount(&pristine, &std::fs::read(&file).unwrap());
+            super::mount(&pristine, &bytes);
         }
     }
 }

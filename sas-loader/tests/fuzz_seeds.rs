@@ -5,7 +5,6 @@
 #![forbid(unsafe_code)]
 
 use std::alloc::System;
-use std::path::Path;
 
 use sas_loader::fuzzing::{forbidden_scan, guest_loader};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
@@ -22,18 +21,9 @@ fn requested(run: &mut dyn FnMut()) -> usize {
 }
 
 fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/seeds")
-        .join(target);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().path())
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no seeds in {}", dir.display());
-    files
+    fuzz_seeds::read(env!("CARGO_MANIFEST_DIR"), target)
         .into_iter()
-        .map(|file| (file.display().to_string(), std::fs::read(&file).unwrap()))
+        .map(|(file, bytes)| (file.display().to_string(), bytes))
         .collect()
 }
 

@@ -185,25 +185,15 @@ fn round_trip(tree: &Tree, listing: &[(String, NodeId)]) {
 #[cfg(test)]
 mod tests {
     extern crate std;
-    use std::path::Path;
-    use std::vec::Vec;
 
     /// Every committed seed passes its check: the seeds, crashes found by
     /// fuzzing among them, are regression tests.
     #[test]
     fn every_committed_seed_passes() {
-        let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
         for (target, check) in super::TARGETS {
-            let dir = seeds.join(target);
-            let mut files: Vec<_> = std::fs::read_dir(&dir)
-                .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-                .map(|entry| entry.unwrap().path())
-                .collect();
-            files.sort();
-            assert!(!files.is_empty(), "no seeds in {}", dir.display());
-            for file in files {
+            for (file, bytes) in fuzz_seeds::read(env!("CARGO_MANIFEST_DIR"), target) {
                 std::eprintln!("{target}: {}", file.display());
-                check(&std::fs::read(&file).unwrap());
+                check(&bytes);
             }
         }
     }
