@@ -121,7 +121,7 @@ fn benchmark_appliances_boot() {
     run.assert_exit(ExitCode::Success);
     run.assert_contains("] guest 1 (echo-server): runs on cpu 1");
     run.assert_contains("] guest 2 (echo-client): runs on cpu 0");
-    run.assert_contains("echo-client: guest-call batch=1: min ");
+    run.assert_contains("] echo-client: guest-call batch=1: min ");
     run.assert_contains("guests: all 2 exited; CR3 writes since boot: 0");
 
     let run = boot("bench-go", Firmware::Bios);
