@@ -453,6 +453,7 @@ fn read_guest(
     let listen = listen_ports(&field("listen"), reader.get_listen())?;
     let mounts = read_mounts(&field("mounts"), reader.get_mounts())?;
     let cpus = cpu_indices(&field("cpus"), reader.get_cpus())?;
+    start_info_fits(at, &args, &data, &mounts)?;
     if !listen.is_empty() && !grants.contains(&Interface::Network) {
         return Err(error(
             field("listen"),
@@ -475,6 +476,53 @@ fn read_guest(
         mounts,
         cpus,
     })
+}
+
+/// The guest reads its arguments, data names and mount paths with one
+/// `GuestControl.startInfo` call, whose results must fit one message: a
+/// guest whose start information cannot be delivered is refused here, at
+/// build and at boot, not when it asks. (Addresses, sizes and capability
+/// ids are fixed-width: zeros encode as long as the real values.)
+fn start_info_fits(
+    at: &str,
+    args: &[String],
+    data: &[String],
+    mounts: &[Mount],
+) -> Result<(), ManifestError> {
+    use crate::interfaces::guest_control::{self, DataRegion, StartInfoResults};
+    use crate::message::Message;
+    let info = StartInfoResults {
+        args: args.to_vec(),
+        data: data
+            .iter()
+            .map(|name| DataRegion {
+                name: name.clone(),
+                base: 0,
+                size: 0,
+            })
+            .collect(),
+        mounts: mounts
+            .iter()
+            .map(|mount| guest_control::Mount {
+                path: mount.path.clone(),
+                directory: 0,
+                writable: false,
+            })
+            .collect(),
+    };
+    let limit = crate::MAX_MESSAGE_BYTES as usize;
+    if info.encode(&mut alloc::vec![0u8; limit]).is_err() {
+        let arg_bytes: usize = args.iter().map(String::len).sum();
+        return Err(error(
+            format!("{at}.args"),
+            format!(
+                "{} arguments of {arg_bytes} bytes in all, with the data and mount names, \
+                 make start information larger than one message ({limit} bytes): shorten them",
+                args.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Most ports one guest's `listen` lists.
@@ -853,6 +901,15 @@ mod tests {
         let mut m = sample();
         m.guests[0].module = MODULE_NAME.into();
         assert_eq!(rejected(&m).field, "guests[0].module");
+
+        // 32 arguments of 4 KiB each: every one allowed, together too many.
+        let mut m = sample();
+        m.guests[0].args = vec!["a".repeat(MAX_ARG_BYTES); 32];
+        let e = rejected(&m);
+        assert_eq!(e.field, "guests[0].args");
+        assert!(e.problem.contains("larger than one message"), "{e}");
+        m.guests[0].args.truncate(15);
+        assert_eq!(decode(&encode(&m), MODULES).map(|_| ()), Ok(()));
 
         let mut m = sample();
         m.guests[1].listen = vec![80, 80];

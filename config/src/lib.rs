@@ -565,6 +565,12 @@ impl Appliance {
                     args.push(format!("--fuel={fuel}"));
                 }
                 if let Some(mib) = definition.memory_mib {
+                    // Linear memory lives in the guest's heap.
+                    if let Some(heap) = definition.heap_mib.filter(|&heap| mib >= heap) {
+                        return fail(format!(
+                            "{at}.memoryMib: {mib} MiB of linear memory cannot fit in the guest's heap of {heap} MiB (heapMib), which also holds the interpreter: lower memoryMib or raise heapMib"
+                        ));
+                    }
                     args.push(format!("--max-memory-mb={mib}"));
                 }
                 args.push(module);

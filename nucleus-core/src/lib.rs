@@ -7,6 +7,7 @@ extern crate alloc;
 
 pub mod allowance;
 pub mod cmdline;
+pub mod console_text;
 pub mod dispatch;
 pub mod endpoint;
 pub mod frames;

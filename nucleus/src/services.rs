@@ -16,6 +16,7 @@ use alloc::vec::Vec;
 
 use caps::interfaces::{boot_info, console, entropy, guest_control, timer};
 use caps::{CapId, ExceptionCode, Interface, Message, Rights, TransportError};
+use nucleus_core::console_text::Printable;
 use nucleus_core::rate::TokenBucket;
 use spin::Once;
 
@@ -297,30 +298,4 @@ fn note_dropped(name: &str, rate: &mut TokenBucket) {
 
 fn log_line(name: &str, line: &[u8]) {
     crate::log!("{name}: {}", Printable(line));
-}
-
-/// Guest text as the console shows it: control characters (a carriage
-/// return, an escape sequence, a backspace) written out as `\xNN` or
-/// `\u{NNNN}`, so a guest can neither rewrite the line it is on nor pass
-/// for another speaker; bytes that are not UTF-8 as U+FFFD.
-struct Printable<'a>(&'a [u8]);
-
-impl core::fmt::Display for Printable<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        use core::fmt::Write;
-        for chunk in self.0.utf8_chunks() {
-            for c in chunk.valid().chars() {
-                match c {
-                    '\t' => f.write_char(c)?,
-                    c if (c as u32) < 0x80 && c.is_control() => write!(f, "\\x{:02x}", c as u32)?,
-                    c if c.is_control() => write!(f, "\\u{{{:04x}}}", c as u32)?,
-                    c => f.write_char(c)?,
-                }
-            }
-            if !chunk.invalid().is_empty() {
-                f.write_char(char::REPLACEMENT_CHARACTER)?;
-            }
-        }
-        Ok(())
-    }
 }

@@ -12,6 +12,12 @@ use crate::traps::{self, TrapFrame};
 use crate::user::{self, UserExit};
 
 pub fn handle(frame: &mut TrapFrame) {
+    // The SYSCALL entry cleared AC (SFMASK); checked in debug builds only,
+    // off the release path's length.
+    debug_assert!(
+        crate::cpu::alignment_check_clear(),
+        "a system call entered the nucleus with RFLAGS.AC set"
+    );
     frame.rax = match frame.rax {
         SYSCALL_CAP_ENTER => cap_enter(frame.rdi as u32, frame.rsi) as u64,
         SYSCALL_EXIT => sched::exit_current(frame.rdi as i32, format_args!("exited")),

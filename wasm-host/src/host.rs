@@ -39,6 +39,9 @@ pub struct Limits {
     /// wasmi's value stack (locals and temporaries of all active calls), in
     /// bytes.
     pub max_value_stack_bytes: usize,
+    /// Elements in one table. Growing past it stops the instance with
+    /// [`RunError::TableLimit`].
+    pub max_table_elements: u32,
 }
 
 impl Default for Limits {
@@ -50,6 +53,7 @@ impl Default for Limits {
             fuel: None,
             max_call_depth: 100_000,
             max_value_stack_bytes: 64 << 20,
+            max_table_elements: 1 << 20,
         }
     }
 }
@@ -70,6 +74,11 @@ pub enum RunError {
     FuelExhausted { budget: u64 },
     /// Linear memory would have grown past the limit.
     MemoryLimit { max_pages: u32 },
+    /// Linear memory could not grow from `pages` to `wanted`: the memory it
+    /// lives in (the embedder's heap) has no room for it.
+    OutOfMemory { pages: u64, wanted: u64 },
+    /// A table would have grown past the limit.
+    TableLimit { max_elements: u32 },
     /// Calls nested deeper than the call-depth or value-stack limit.
     StackExhausted { max_call_depth: usize },
     /// Any other trap: `unreachable`, an out-of-bounds access, ...
@@ -98,6 +107,16 @@ impl fmt::Display for RunError {
                 "stopped: linear memory would grow past the limit of {max_pages} pages ({} KiB)",
                 u64::from(*max_pages) * 64
             ),
+            RunError::OutOfMemory { pages, wanted } => write!(
+                f,
+                "stopped: linear memory could not grow from {pages} to {wanted} pages \
+                 ({} KiB): the heap it lives in is full",
+                wanted * 64
+            ),
+            RunError::TableLimit { max_elements } => write!(
+                f,
+                "stopped: a table would grow past the limit of {max_elements} elements"
+            ),
             RunError::StackExhausted { max_call_depth } => write!(
                 f,
                 "stopped: call stack exhausted (limit {max_call_depth} nested calls or the value stack)"
@@ -117,6 +136,8 @@ impl RunError {
         match self {
             RunError::FuelExhausted { .. }
             | RunError::MemoryLimit { .. }
+            | RunError::OutOfMemory { .. }
+            | RunError::TableLimit { .. }
             | RunError::StackExhausted { .. } => 137,
             RunError::Trap(_) => 134,
             RunError::InvalidModule(_)
@@ -156,36 +177,71 @@ struct State<S> {
     limiter: MemoryLimiter,
 }
 
-/// Refuses (with a trap) memory growth past the limit, and remembers that
-/// it did so the run can say why it stopped.
+/// Refuses (with a trap) memory and table growth past the limits, and
+/// growth the heap cannot hold (which wasmi asks for fallibly), and
+/// remembers why so the run can say it: a program that outgrows its
+/// memory is stopped with the limit named, not left to read a failed
+/// `memory.grow` as it likes.
 struct MemoryLimiter {
     max_bytes: usize,
-    exceeded: bool,
+    max_table_elements: usize,
+    stopped_by: Option<RunError>,
+    /// The last growth allowed: what failed, if the heap refused it.
+    growing: (usize, usize),
 }
 
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> Result<bool, LimiterError> {
         if desired > self.max_bytes {
-            self.exceeded = true;
+            self.stopped_by = Some(RunError::MemoryLimit {
+                max_pages: (self.max_bytes / PAGE_SIZE) as u32,
+            });
             return Err(LimiterError::ResourceLimiterDeniedAllocation);
         }
+        self.growing = (current, desired);
         Ok(true)
     }
 
-    /// Tables are small for the programs this runs; a million entries is
-    /// far past any of them.
+    fn memory_grow_failed(
+        &mut self,
+        _error: &wasmi::errors::MemoryError,
+    ) -> Result<(), LimiterError> {
+        let (current, desired) = self.growing;
+        self.stopped_by = Some(RunError::OutOfMemory {
+            pages: (current / PAGE_SIZE) as u64,
+            wanted: (desired / PAGE_SIZE) as u64,
+        });
+        Err(LimiterError::ResourceLimiterDeniedAllocation)
+    }
+
     fn table_growing(
         &mut self,
         _current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> Result<bool, LimiterError> {
-        Ok(desired <= 1 << 20)
+        if desired > self.max_table_elements {
+            self.stopped_by = Some(RunError::TableLimit {
+                max_elements: self.max_table_elements as u32,
+            });
+            return Err(LimiterError::ResourceLimiterDeniedAllocation);
+        }
+        Ok(true)
+    }
+
+    fn table_grow_failed(
+        &mut self,
+        _error: &wasmi::errors::TableError,
+    ) -> Result<(), LimiterError> {
+        self.stopped_by = Some(RunError::TableLimit {
+            max_elements: self.max_table_elements as u32,
+        });
+        Err(LimiterError::ResourceLimiterDeniedAllocation)
     }
 
     fn instances(&self) -> usize {
@@ -245,7 +301,9 @@ impl Host {
             memory: None,
             limiter: MemoryLimiter {
                 max_bytes: (self.limits.max_memory_pages as usize).saturating_mul(PAGE_SIZE),
-                exceeded: false,
+                max_table_elements: self.limits.max_table_elements as usize,
+                stopped_by: None,
+                growing: (0, 0),
             },
         };
         let mut store = Store::new(&self.engine, state);
@@ -298,10 +356,8 @@ impl Host {
         if let Some(code) = state.wasi.exit_code() {
             return Ok(code);
         }
-        if state.limiter.exceeded {
-            return Err(RunError::MemoryLimit {
-                max_pages: self.limits.max_memory_pages,
-            });
+        if let Some(why) = &state.limiter.stopped_by {
+            return Err(why.clone());
         }
         match error.as_trap_code() {
             Some(TrapCode::OutOfFuel) => Err(RunError::FuelExhausted {
@@ -815,6 +871,23 @@ mod tests {
         assert_eq!(
             RunError::MemoryLimit { max_pages: 16 }.to_string(),
             "stopped: linear memory would grow past the limit of 16 pages (1024 KiB)"
+        );
+        assert_eq!(
+            RunError::OutOfMemory {
+                pages: 16,
+                wanted: 32
+            }
+            .to_string(),
+            "stopped: linear memory could not grow from 16 to 32 pages (2048 KiB): \
+             the heap it lives in is full"
+        );
+        assert_eq!(
+            RunError::OutOfMemory {
+                pages: 1,
+                wanted: 2
+            }
+            .exit_status(),
+            137
         );
         let unsupported = RunError::UnsupportedImport {
             module: "env".into(),

@@ -40,7 +40,7 @@ pub mod wasi;
 
 pub use archive::{ArchiveBuilder, ArchiveError, BuildError};
 pub use errno::Errno;
-pub use host::{Host, Limits, Outcome, Program, RunError, run};
+pub use host::{Host, Limits, Outcome, PAGE_SIZE, Program, RunError, run};
 #[cfg(feature = "std")]
 pub use std_system::{StdSystem, archive_from_dir};
 pub use system::{

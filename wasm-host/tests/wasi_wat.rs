@@ -301,6 +301,29 @@ fn growing_memory_past_the_limit_stops_the_instance() {
 }
 
 #[test]
+fn growing_a_table_past_the_limit_stops_the_instance() {
+    let limits = Limits {
+        max_table_elements: 8,
+        ..Limits::default()
+    };
+    let wasm = |grow: u32| {
+        wat::parse_str(format!(
+            r#"(module (memory (export "memory") 1) (table 4 funcref)
+                 (func (export "_start") (drop (table.grow (ref.null func) (i32.const {grow})))))"#
+        ))
+        .unwrap()
+    };
+    assert_eq!(
+        run_with(&wasm(4), FakeSystem::default(), limits.clone()).result,
+        Ok(0)
+    );
+    assert_eq!(
+        run_with(&wasm(5), FakeSystem::default(), limits).result,
+        Err(RunError::TableLimit { max_elements: 8 })
+    );
+}
+
+#[test]
 fn recursion_is_limited_by_the_call_depth() {
     let wasm = wat::parse_str(
         r#"(module
@@ -335,6 +358,7 @@ fn silly_limits_do_not_panic() {
         fuel: Some(0),
         max_call_depth: 0,
         max_value_stack_bytes: 0,
+        max_table_elements: 0,
     };
     let outcome = run_with(&module(&[], ""), FakeSystem::default(), limits);
     assert!(outcome.result.is_err());

@@ -24,11 +24,25 @@ fn guest_control() -> guest_control::Client {
 
 /// Writes text to the appliance console; returns the bytes taken.
 pub fn console_write(text: &str) -> Result<u32, CallError> {
-    let params = console::WriteParams {
-        text: text.as_bytes().to_vec(),
-    };
-    console().write(&mut Rt, &params).map(|r| r.written)
+    console_write_bytes(text.as_bytes())
 }
+
+/// Writes `bytes` as they are, in calls of at most [`CONSOLE_CHUNK`] bytes
+/// (one call's params must fit one message); how many were written.
+pub fn console_write_bytes(bytes: &[u8]) -> Result<u32, CallError> {
+    let mut written = 0;
+    for chunk in bytes.chunks(CONSOLE_CHUNK) {
+        let params = console::WriteParams {
+            text: chunk.to_vec(),
+        };
+        written += console().write(&mut Rt, &params)?.written;
+    }
+    Ok(written)
+}
+
+/// The most one Console.write carries: a message is at most 64 KiB, with
+/// room for its framing.
+pub const CONSOLE_CHUNK: usize = 32 * 1024;
 
 /// Nanoseconds since the nucleus started.
 pub fn timer_now() -> Result<u64, CallError> {

@@ -26,13 +26,13 @@ use alloc::vec::Vec;
 use guest_rt::caps::interfaces::{directory, guest_control};
 use guest_rt::caps::{CapId, ExceptionCode, FileError, TransportError};
 use guest_rt::clients::{
-    console_write, data, entropy_fill, start_info, timer_now, timer_realtime, timer_sleep,
+    console_write_bytes, data, entropy_fill, start_info, timer_now, timer_realtime, timer_sleep,
 };
 use guest_rt::ring::CallError;
 use guest_rt::{files, net, println};
 use wasm_host::{
     Clock, DirEntry, DirectoryHandle, Errno, FileHandle, Host, Image, Limits, Metadata,
-    OpenOptions, Opened, Readiness, RunError, SocketHandle, Stream, System, Tree, WasiBuilder,
+    OpenOptions, Opened, Readiness, SocketHandle, Stream, System, Tree, WasiBuilder,
 };
 
 guest_rt::entry!(main);
@@ -44,7 +44,9 @@ struct RingSystem;
 impl System for RingSystem {
     fn write_console(&mut self, _stream: Stream, bytes: &[u8]) -> Result<(), Errno> {
         // Console lines carry the guest's name; stdout and stderr share it.
-        console_write(&String::from_utf8_lossy(bytes))
+        // The bytes go as they are (the console shows what is not text
+        // escaped), in as many calls as their size needs.
+        console_write_bytes(bytes)
             .map(|_| ())
             .map_err(|error| match error {
                 // The appliance did not grant Console.
@@ -380,6 +382,34 @@ fn parse(args: &[String]) -> Result<Invocation, String> {
     Ok(invocation)
 }
 
+/// Linear memory and tables live in this guest's heap (the appliance's
+/// `heapMib`): their limits are what the heap can still hold, less room
+/// for the interpreter itself, unless the appliance set a lower one
+/// (`memoryMib`). Growth the heap cannot hold even so stops the program
+/// with the limit named (`RunError::OutOfMemory`), never a failed
+/// allocation.
+fn limits_within_heap(mut limits: Limits) -> Limits {
+    let (in_use, _, size) = guest_rt::heap::usage();
+    let free = size.saturating_sub(in_use);
+    let interpreter = (size / 8).max(INTERPRETER_RESERVE);
+    let room = free.saturating_sub(interpreter);
+    let pages = u32::try_from(room / wasm_host::PAGE_SIZE).unwrap_or(u32::MAX);
+    if pages < limits.max_memory_pages {
+        limits.max_memory_pages = pages;
+    }
+    // A table element is a few words; a table is never more than an
+    // eighth of the heap.
+    let elements = u32::try_from(room / 8 / TABLE_ELEMENT_BYTES).unwrap_or(u32::MAX);
+    limits.max_table_elements = limits.max_table_elements.min(elements);
+    limits
+}
+
+/// Heap kept for wasmi's compiled code, stacks and WASI state beside
+/// linear memory, when an eighth of the heap is less.
+const INTERPRETER_RESERVE: usize = 4 << 20;
+/// Heap one table element may take (wasmi's untyped reference, with room).
+const TABLE_ELEMENT_BYTES: usize = 16;
+
 fn main() -> i32 {
     let info = start_info().expect("GuestControl.startInfo");
     let invocation = match parse(&info.args) {
@@ -446,7 +476,7 @@ fn main() -> i32 {
             return 126;
         }
     };
-    let host = Host::new(invocation.limits);
+    let host = Host::new(limits_within_heap(invocation.limits));
     let program = match host.load(module) {
         Ok(program) => program,
         Err(error) => {
@@ -463,17 +493,9 @@ fn main() -> i32 {
     );
     match result {
         Ok(code) => code as i32,
-        Err(
-            error @ (RunError::FuelExhausted { .. }
-            | RunError::MemoryLimit { .. }
-            | RunError::StackExhausted { .. }),
-        ) => {
-            println!("wasm: {error}");
-            137
-        }
         Err(error) => {
             println!("wasm: {error}");
-            134
+            i32::from(error.exit_status())
         }
     }
 }

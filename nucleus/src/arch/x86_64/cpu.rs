@@ -211,6 +211,15 @@ pub fn smap_enabled() -> bool {
     SMAP_ON.load(core::sync::atomic::Ordering::Relaxed)
 }
 
+/// Whether RFLAGS.AC is clear, as every entry into the nucleus leaves it
+/// (SFMASK for a system call, `clac` for a trap): set, SMAP would not stop
+/// a stray access to guest memory. Always true without SMAP.
+pub fn alignment_check_clear() -> bool {
+    !smap_enabled()
+        || !x86_64::registers::rflags::read()
+            .contains(x86_64::registers::rflags::RFlags::ALIGNMENT_CHECK)
+}
+
 /// The FPU configuration chosen at boot; guests' save areas follow it.
 pub static FPU: spin::Once<FpuState> = spin::Once::new();
 

@@ -242,10 +242,7 @@ pub extern "C" fn return_from_trap() {
 /// The nucleus runs with RFLAGS.AC clear (the entry cleared it, with SMAP):
 /// anything else is a broken entry path, and stops the machine.
 fn check_alignment_check_clear(frame: &TrapFrame) {
-    if crate::cpu::smap_enabled()
-        && x86_64::registers::rflags::read()
-            .contains(x86_64::registers::rflags::RFlags::ALIGNMENT_CHECK)
-    {
+    if !crate::cpu::alignment_check_clear() {
         report_and_stop(frame);
     }
 }
