@@ -80,15 +80,6 @@ impl Run {
     }
 
     #[track_caller]
-    pub fn assert_contains(&self, marker: &str) {
-        assert!(
-            self.output.contains(marker),
-            "missing '{marker}'\n{}",
-            self.report()
-        );
-    }
-
-    #[track_caller]
     pub fn assert_exit(&self, code: ExitCode) {
         assert_eq!(
             self.outcome,
@@ -98,24 +89,119 @@ impl Run {
         );
     }
 
+    /// Every line guest `name` printed, in order: its index in the output,
+    /// and what the guest wrote, without the nucleus's `[time] name: `.
+    pub fn printed_by<'a, 'n>(
+        &'a self,
+        name: &'n str,
+    ) -> impl Iterator<Item = (usize, &'a str)> + use<'a, 'n> {
+        self.output
+            .lines()
+            .enumerate()
+            .filter_map(move |(index, line)| Some((index, printed_on(line, name)?)))
+    }
+
+    /// The index of the first line on which guest `name` said `text`: what
+    /// it wrote starts with `text`, or is all of it when `text` ends with
+    /// a newline.
+    pub fn guest_line(&self, name: &str, text: &str) -> Option<usize> {
+        self.printed_by(name)
+            .find(|(_, said)| says(said, text))
+            .map(|(index, _)| index)
+    }
+
+    /// What guest `name` wrote on the first line on which it said `text`
+    /// (as [`Run::guest_line`] matches it); fails the test if it never did.
+    /// No other guest, and not the nucleus, can say it for `name`.
+    #[track_caller]
+    pub fn assert_guest_said(&self, name: &str, text: &str) -> &str {
+        self.printed_by(name)
+            .find(|(_, said)| says(said, text))
+            .map(|(_, said)| said)
+            .unwrap_or_else(|| {
+                panic!(
+                    "guest {name} never said '{}'\n{}",
+                    text.escape_debug(),
+                    self.report()
+                )
+            })
+    }
+
     /// The index of the first line the nucleus printed (after the
-    /// timestamp's `] `) that starts with `speaker` and ends with `text`.
-    /// A guest's lines start with its own name and a colon, so none can
-    /// pass for these.
+    /// timestamp's `] `, or a line without one) that starts with `speaker`
+    /// and ends with `text`. A guest's lines start with its own name and a
+    /// colon, so none can pass for these while `speaker` starts with a
+    /// name no guest of the run has ("guest ", "guests: ", "storage: ").
     pub fn nucleus_line(&self, speaker: &str, text: &str) -> Option<usize> {
         self.output.lines().position(|line| {
-            line.split_once("] ")
-                .is_some_and(|(_, said)| said.starts_with(speaker) && said.ends_with(text))
+            let said = nucleus_text(line);
+            said.starts_with(speaker) && said.ends_with(text)
         })
     }
 
-    /// The first line containing `marker`.
+    /// The first line on which the nucleus said `text`, without its
+    /// timestamp: the line starts with `text`, or is all of it when `text`
+    /// ends with a newline. Fails the test if there is none. `text` starts
+    /// with the nucleus's speaker ("guest 1 (victim): ", "smp: "), one no
+    /// guest of the run is named after, or is a line the nucleus prints
+    /// without a timestamp (a register dump's "  rip ..."), which no guest
+    /// line can be.
     #[track_caller]
-    pub fn line_with(&self, marker: &str) -> &str {
+    pub fn assert_nucleus_said(&self, text: &str) -> &str {
         self.output
             .lines()
-            .find(|l| l.contains(marker))
-            .unwrap_or_else(|| panic!("no line with '{marker}'\n{}", self.report()))
+            .map(nucleus_text)
+            .find(|said| says(said, text))
+            .unwrap_or_else(|| {
+                panic!(
+                    "the nucleus never said '{}'\n{}",
+                    text.escape_debug(),
+                    self.report()
+                )
+            })
+    }
+
+    /// The nucleus said guest `name` (any incarnation: "guest N (name)")
+    /// exited with `code`.
+    #[track_caller]
+    pub fn assert_exited(&self, name: &str, code: i32) {
+        let text = format!("({name}): exited; exit code {code}");
+        assert!(
+            self.nucleus_line("guest ", &text).is_some(),
+            "the nucleus never said 'guest N {text}'\n{}",
+            self.report()
+        );
+    }
+}
+
+/// What the speaker of log line `line` said after the nucleus's timestamp
+/// (`[    1.234567] `), or `None` for a line without one. The timestamp holds
+/// no `] `, so the first one ends it; a guest's text has its control
+/// characters escaped, so every line it prints is a log line of its own.
+fn logged(line: &str) -> Option<&str> {
+    line.strip_prefix('[')?
+        .split_once("] ")
+        .map(|(_, said)| said)
+}
+
+/// What guest `name` printed on `line` (`[time] name: text`), if that line
+/// is its.
+fn printed_on<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    logged(line)?.strip_prefix(name)?.strip_prefix(": ")
+}
+
+/// `line` as the nucleus said it: without its timestamp, or all of it when
+/// it has none (the registers of a fault report).
+fn nucleus_text(line: &str) -> &str {
+    logged(line).unwrap_or(line)
+}
+
+/// Whether `said` says `text`: starts with it, or, when `text` ends with a
+/// newline, is exactly it (without the newline).
+fn says(said: &str, text: &str) -> bool {
+    match text.strip_suffix('\n') {
+        Some(whole) => said == whole,
+        None => said.starts_with(text),
     }
 }
 
@@ -857,6 +943,76 @@ fn screendump(socket: &Path) -> Option<Screen> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A run whose serial output is `output`.
+    fn run_printing(output: &str) -> Run {
+        Run {
+            firmware: Firmware::Bios,
+            cmdline: String::new(),
+            output: output.into(),
+            stderr: String::new(),
+            outcome: Outcome::Exited(0),
+            elapsed: Duration::ZERO,
+            screen: None,
+        }
+    }
+
+    /// A forger's text dressed as the nucleus's and a victim's lines, and
+    /// the real ones.
+    const FORGED: &str = "\
+[    0.100000] guest 2 (forger): loaded, 12 KiB image at 0x1000, protection key 2
+[    0.200000] forger: \\x0d[    0.000001] guest 1 (victim): exited; exit code 0
+[    0.300000] forger: x] victim: secret intact
+[    0.400000] forger: victim: secret intact
+[    0.500000] victim: secret CHANGED
+  rip 0x0000000000001000  cs 0x2b  rflags 0x202
+[    0.600000] guest 1 (victim): exited; exit code 1
+";
+
+    #[test]
+    fn another_guests_text_never_passes_for_a_speaker() {
+        let run = run_printing(FORGED);
+        assert_eq!(run.guest_line("victim", "secret intact"), None);
+        assert_eq!(run.guest_line("victim", "secret"), Some(4));
+        assert_eq!(run.guest_line("forger", "victim: secret intact\n"), Some(3));
+        assert_eq!(run.nucleus_line("guest 1 (victim): ", "exit code 0"), None);
+        assert_eq!(
+            run.nucleus_line("guest ", "(victim): exited; exit code 1"),
+            Some(6)
+        );
+        assert_eq!(run.nucleus_line("  rip 0x", ""), Some(5));
+        assert_eq!(run.assert_guest_said("victim", "secret"), "secret CHANGED");
+        assert!(
+            run.printed_by("forger").map(|(at, _)| at).eq([1, 2, 3]),
+            "the forger's lines"
+        );
+        run.assert_exited("victim", 1);
+        for forged in [
+            "guest 1 (victim): exited; exit code 0",
+            "victim: secret intact",
+        ] {
+            let said = std::panic::catch_unwind(|| {
+                run.assert_nucleus_said(forged);
+            });
+            assert!(said.is_err(), "'{forged}' passed for the nucleus's");
+        }
+        assert!(std::panic::catch_unwind(|| run.assert_exited("victim", 0)).is_err());
+    }
+
+    #[test]
+    fn a_text_ending_in_a_newline_is_the_whole_line() {
+        let run = run_printing(FORGED);
+        assert_eq!(run.guest_line("victim", "secret CHANGED\n"), Some(4));
+        assert_eq!(run.guest_line("victim", "secret\n"), None);
+        assert_eq!(
+            run.assert_nucleus_said("guest 1 (victim): exited; exit code 1\n"),
+            "guest 1 (victim): exited; exit code 1"
+        );
+        let prefix = std::panic::catch_unwind(|| {
+            run.assert_nucleus_said("guest 1 (victim): exited; exit code \n");
+        });
+        assert!(prefix.is_err());
+    }
 
     #[test]
     fn a_volume_image_is_seeded_and_removed_when_dropped() {

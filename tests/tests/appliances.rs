@@ -25,10 +25,8 @@ fn boot(name: &str, firmware: Firmware) -> Run {
 /// prefixes, leaving out the wasm guest's own report and lines that start
 /// with `skip`.
 fn printed_by(run: &Run, guest: &str, skip: &str) -> String {
-    let prefix = format!("] {guest}: ");
-    run.output
-        .lines()
-        .filter_map(|line| line.split_once(&prefix).map(|(_, text)| text))
+    run.printed_by(guest)
+        .map(|(_, text)| text)
         .filter(|text| !text.starts_with(skip) && !text.starts_with("wasm: peak heap "))
         .map(|text| format!("{text}\n"))
         .collect()
@@ -66,9 +64,9 @@ fn cue_in_the_os_prints_what_native_cue_prints(firmware: Firmware) {
         "{}",
         run.report()
     );
-    run.assert_contains("cue: cue: timing: start-up ");
-    run.assert_contains("cue: cue: timing: services.cue ");
-    run.assert_contains("(cue): exited; exit code 0");
+    run.assert_guest_said("cue", "cue: timing: start-up ");
+    run.assert_guest_said("cue", "cue: timing: services.cue ");
+    run.assert_exited("cue", 0);
 
     // The broken inputs: CUE's errors, exit 1, and the rest carries on.
     let (expected, status) = native_cue("broken", &["export", "--each", "."]);
@@ -80,23 +78,26 @@ fn cue_in_the_os_prints_what_native_cue_prints(firmware: Firmware) {
         "{}",
         run.report()
     );
-    run.assert_contains("(cue-broken): exited; exit code 1");
-    run.assert_contains("guests: all 2 exited; CR3 writes since boot: 0");
+    run.assert_exited("cue-broken", 1);
+    run.assert_nucleus_said("guests: all 2 exited; CR3 writes since boot: 0;");
 }
 
 fn hello_appliance_boots(firmware: Firmware) {
     let run = boot("hello", firmware);
     run.assert_exit(ExitCode::Success);
-    run.assert_contains("appliance hello: 1 guests");
-    run.assert_contains("(hello): exited; exit code 7");
+    run.assert_nucleus_said("appliance hello: 1 guests, ");
+    run.assert_exited("hello", 7);
 }
 
 fn hello_go_appliance_boots(firmware: Firmware) {
     let run = boot("hello-go", firmware);
     run.assert_exit(ExitCode::Success);
-    run.assert_contains("hello-go: HELLO_GREETING=\"hello from the appliance\" set=true");
-    run.assert_contains("hello-go: arg[1]=\"world\"");
-    run.assert_contains("(hello-go): exited; exit code 3");
+    run.assert_guest_said(
+        "hello-go",
+        "HELLO_GREETING=\"hello from the appliance\" set=true",
+    );
+    run.assert_guest_said("hello-go", "arg[1]=\"world\"");
+    run.assert_exited("hello-go", 3);
 }
 
 tests::on_bios_and_uefi! {
@@ -109,25 +110,25 @@ tests::on_bios_and_uefi! {
 fn benchmark_appliances_boot() {
     let run = boot("bench-ring", Firmware::Bios);
     run.assert_exit(ExitCode::Success);
-    run.assert_contains("nopbench: ");
-    run.assert_contains("(nopbench): exited; exit code 0");
+    run.assert_guest_said("nopbench", "");
+    run.assert_exited("nopbench", 0);
 
     let run = boot("bench-echo", Firmware::Bios);
     run.assert_exit(ExitCode::Success);
-    run.assert_contains("echo-client: guest-call batch=1: min ");
-    run.assert_contains("guests: all 2 exited; CR3 writes since boot: 0");
+    run.assert_guest_said("echo-client", "guest-call batch=1: min ");
+    run.assert_nucleus_said("guests: all 2 exited; CR3 writes since boot: 0;");
 
     let run = boot("bench-echo-cross", Firmware::Bios);
     run.assert_exit(ExitCode::Success);
-    run.assert_contains("] guest 1 (echo-server): runs on cpu 1");
-    run.assert_contains("] guest 2 (echo-client): runs on cpu 0");
-    run.assert_contains("] echo-client: guest-call batch=1: min ");
-    run.assert_contains("guests: all 2 exited; CR3 writes since boot: 0");
+    run.assert_nucleus_said("guest 1 (echo-server): runs on cpu 1\n");
+    run.assert_nucleus_said("guest 2 (echo-client): runs on cpu 0\n");
+    run.assert_guest_said("echo-client", "guest-call batch=1: min ");
+    run.assert_nucleus_said("guests: all 2 exited; CR3 writes since boot: 0;");
 
     let run = boot("bench-go", Firmware::Bios);
     run.assert_exit(ExitCode::Success);
-    run.assert_contains("stress: stress: all checks passed");
-    run.assert_contains("(stress): exited; exit code 0");
+    run.assert_guest_said("stress", "stress: all checks passed");
+    run.assert_exited("stress", 0);
 }
 
 /// The page-table-switching variant (the benchmarks' baseline) runs the
@@ -167,7 +168,7 @@ fn the_page_table_switching_variant_runs_the_benchmarks() {
             },
         );
         run.assert_exit(ExitCode::Success);
-        let line = run.line_with("CR3 writes since boot: ");
+        let line = run.assert_nucleus_said("guests: all ");
         let writes: u64 = line
             .split("CR3 writes since boot: ")
             .nth(1)

@@ -6,7 +6,7 @@ use tests::{BootRequest, ExitCode, Firmware, Outcome, boot, on_bios_and_uefi, ru
 fn boots_ready_with_sane_memory_and_ticks(firmware: Firmware) {
     let run = boot(firmware, "qemu-exit scenario=ticks");
     run.assert_exit(ExitCode::Success);
-    let banner = run.line_with("nucleus 0.1.0 booting via Limine");
+    let banner = run.assert_nucleus_said("nucleus 0.1.0 booting via Limine");
     let expected_firmware = match firmware {
         Firmware::Bios => "on BIOS",
         Firmware::Uefi => "on UEFI",
@@ -16,9 +16,12 @@ fn boots_ready_with_sane_memory_and_ticks(firmware: Firmware) {
         "{banner}\n{}",
         run.report()
     );
-    run.assert_contains("nucleus: ready in");
-    run.assert_contains("CR3 writes: 1 (the boot switch)");
-    run.assert_contains("timer: 10 ticks observed in");
+    let ready = run.assert_nucleus_said("nucleus: ready in ");
+    assert!(
+        ready.ends_with("; CR3 writes: 1 (the boot switch)"),
+        "{ready}"
+    );
+    run.assert_nucleus_said("timer: 10 ticks observed in ");
     // Every line carries a timestamp.
     for line in run
         .output
@@ -43,21 +46,22 @@ fn boots_ready_with_sane_memory_and_ticks(firmware: Firmware) {
     );
 
     // QEMU runs with 512 MiB: the usable total must be most of it, never more.
-    let memory = run.line_with("memory: ");
+    let memory = run.assert_nucleus_said("memory: ");
     let usable_mib: f64 = field_before(memory, " MiB usable").parse().unwrap();
     assert!(
         (400.0..512.0).contains(&usable_mib),
         "usable {usable_mib} MiB\n{}",
         run.report()
     );
-    let frames = run.line_with("frames: ");
+    let frames = run.assert_nucleus_said("frames: ");
     let free: u64 = field_before(frames, " of ").parse().unwrap();
     let managed: u64 = field_before(frames, " usable frames").parse().unwrap();
     assert!(
         free > 0 && free <= managed && (managed as f64) * 4096.0 / 1048576.0 <= usable_mib + 0.1,
         "{frames}"
     );
-    run.assert_contains("stack guard pages");
+    let paging = run.assert_nucleus_said("paging: ");
+    assert!(paging.contains(" stack guard pages; "), "{paging}");
 }
 
 /// The word just before `marker` in `line`.
@@ -73,12 +77,13 @@ fn field_before<'a>(line: &'a str, marker: &str) -> &'a str {
 fn exception(firmware: Firmware, scenario: &str, heading: &str) -> tests::Run {
     let run = boot(firmware, &format!("qemu-exit scenario={scenario}"));
     run.assert_exit(ExitCode::Failure);
-    run.assert_contains("nucleus: ready in");
-    run.assert_contains(heading);
-    run.assert_contains("  rip 0xffffffff8");
-    run.assert_contains("  rax 0x");
-    run.assert_contains("  r15 0x");
-    run.assert_contains("nucleus stopped: unhandled");
+    run.assert_nucleus_said("nucleus: ready in ");
+    run.assert_nucleus_said(heading);
+    run.assert_nucleus_said("  rip 0xffffffff8");
+    run.assert_nucleus_said("  rax 0x");
+    let last = run.assert_nucleus_said("  r13 0x");
+    assert!(last.contains("  r15 0x"), "{last}");
+    run.assert_nucleus_said("nucleus stopped: unhandled ");
     run
 }
 
@@ -87,7 +92,7 @@ on_bios_and_uefi! {
     breakpoint_is_reported => |f| { exception(f, "breakpoint", "EXCEPTION #BP breakpoint (vector 3)"); };
     page_fault_is_reported_with_cr2 => |f| {
         let run = exception(f, "page-fault", "EXCEPTION #PF page fault (vector 14), error code 0x2: write, not-present page, supervisor mode");
-        run.assert_contains("  cr2 0x00007e57dead0000");
+        run.assert_nucleus_said("  cr2 0x00007e57dead0000\n");
     };
     divide_error_is_reported => |f| { exception(f, "divide-error", "EXCEPTION #DE divide error (vector 0)"); };
     invalid_opcode_is_reported => |f| { exception(f, "invalid-opcode", "EXCEPTION #UD invalid opcode (vector 6)"); };
@@ -102,27 +107,27 @@ on_bios_and_uefi! {
     nmi_is_handled_on_its_own_stack_and_returned_from => |f| {
         let run = boot(f, "qemu-exit scenario=nmi");
         run.assert_exit(ExitCode::Success);
-        run.assert_contains("] scenario: NMI handled on its own stack (frame at 0x");
-        run.assert_contains("and returned from; carried on");
+        let handled = run.assert_nucleus_said("scenario: NMI handled on its own stack (frame at 0x");
+        assert!(handled.ends_with(") and returned from; carried on"), "{handled}");
     };
     panic_prints_message_and_location => |f| {
         let run = boot(f, "qemu-exit scenario=panic");
         run.assert_exit(ExitCode::Failure);
-        run.assert_contains("PANIC: panic requested on the command line at nucleus/src/arch/x86_64/scenario.rs:");
+        run.assert_nucleus_said("PANIC: panic requested on the command line at nucleus/src/arch/x86_64/scenario.rs:");
     };
     stray_interrupts_are_acknowledged_and_survived => |f| {
         let run = boot(f, "qemu-exit scenario=stray-interrupt");
         run.assert_exit(ExitCode::Success);
-        run.assert_contains("apic: unexpected interrupt on vector 0x40 (1 so far), acknowledged");
-        run.assert_contains("apic: unexpected interrupt on vector 0xfe (2 so far), acknowledged");
-        run.assert_contains("scenario: carried on after stray interrupts");
+        run.assert_nucleus_said("apic: unexpected interrupt on vector 0x40 (1 so far), acknowledged\n");
+        run.assert_nucleus_said("apic: unexpected interrupt on vector 0xfe (2 so far), acknowledged\n");
+        run.assert_nucleus_said("scenario: carried on after stray interrupts\n");
     };
     bad_cmdline_options_are_reported_and_ignored => |f| {
         let run = boot(f, "qemu-exit scenario=ticks verbose tick_hz=5");
         run.assert_exit(ExitCode::Success);
-        run.assert_contains("cmdline: unknown option 'verbose' ignored");
-        run.assert_contains("cmdline: bad value '5' for 'tick_hz' (expected an integer from 10 to 10000); default kept");
-        run.assert_contains("(scenario ticks, 100 Hz ticks)");
+        run.assert_nucleus_said("cmdline: unknown option 'verbose' ignored\n");
+        run.assert_nucleus_said("cmdline: bad value '5' for 'tick_hz' (expected an integer from 10 to 10000); default kept\n");
+        assert!(run.nucleus_line("cmdline: '", "' (scenario ticks, 100 Hz ticks)").is_some(), "{}", run.report());
     };
     every_cpu_comes_online_and_one_alone_boots => |f| {
         for cpus in [1u32, 4, 8] {
@@ -133,12 +138,12 @@ on_bios_and_uefi! {
                 ..BootRequest::new(f)
             });
             run.assert_exit(ExitCode::Success);
-            run.assert_contains(&format!("] acpi: MADT lists {cpus} CPUs"));
+            run.assert_nucleus_said(&format!("acpi: MADT lists {cpus} CPUs, "));
             for index in 1..cpus {
-                run.assert_contains(&format!("] smp: cpu {index} (apic id {index}) online\n"));
+                run.assert_nucleus_said(&format!("smp: cpu {index} (apic id {index}) online\n"));
             }
-            run.assert_contains(&format!("] smp: {cpus} of {cpus} CPUs online\n"));
-            run.assert_contains("timer: 10 ticks observed in");
+            run.assert_nucleus_said(&format!("smp: {cpus} of {cpus} CPUs online\n"));
+            run.assert_nucleus_said("timer: 10 ticks observed in ");
         }
     };
     framebuffer_shows_the_log => |f| {

@@ -59,13 +59,17 @@ fn hello(firmware: Firmware) {
     ];
     let run = boot(firmware, "qemu-exit", &guests);
     run.assert_exit(ExitCode::Success);
-    run.assert_contains("go-hello: hello from Go on wasip1");
-    run.assert_contains("go-hello: argc=2");
-    run.assert_contains("go-hello: arg[0]=\"hello.wasm\"");
-    run.assert_contains("go-hello: arg[1]=\"world\"");
-    run.assert_contains("go-hello: HELLO_GREETING=\"hi\" set=true");
-    run.assert_contains("go-hello: hello: this line goes to stderr");
-    run.assert_contains("guest 1 (go-hello): exited; exit code 3");
+    for said in [
+        "hello from Go on wasip1",
+        "argc=2",
+        "arg[0]=\"hello.wasm\"",
+        "arg[1]=\"world\"",
+        "HELLO_GREETING=\"hi\" set=true",
+        "hello: this line goes to stderr",
+    ] {
+        run.assert_guest_said("go-hello", said);
+    }
+    run.assert_nucleus_said("guest 1 (go-hello): exited; exit code 3\n");
 }
 
 #[test]
@@ -89,8 +93,8 @@ fn go_clock_sleeps_through_the_timer() {
         ],
     );
     run.assert_exit(ExitCode::Success);
-    run.assert_contains("clock: clock: all checks passed");
-    run.assert_contains("(clock): exited; exit code 0");
+    run.assert_guest_said("clock", "clock: all checks passed");
+    run.assert_exited("clock", 0);
 }
 
 #[test]
@@ -103,10 +107,10 @@ fn go_files_walks_the_read_only_tree() {
     ];
     let run = boot(Firmware::Bios, "qemu-exit", &guests);
     run.assert_exit(ExitCode::Success);
-    run.assert_contains("files: file /data/nested/deeper/leaf.txt");
-    run.assert_contains("files: create refused: ");
-    run.assert_contains("files: files: all checks passed");
-    run.assert_contains("(files): exited; exit code 0");
+    run.assert_guest_said("files", "file /data/nested/deeper/leaf.txt");
+    run.assert_guest_said("files", "create refused: ");
+    run.assert_guest_said("files", "files: all checks passed");
+    run.assert_exited("files", 0);
 }
 
 #[test]
@@ -120,8 +124,8 @@ fn a_go_panic_exits_2_with_the_panic_message() {
         ],
     );
     run.assert_exit(ExitCode::Success);
-    run.assert_contains("panics: panic: deliberate panic from the panics program");
-    run.assert_contains("(panics): exited; exit code 2");
+    run.assert_guest_said("panics", "panic: deliberate panic from the panics program");
+    run.assert_exited("panics", 2);
 }
 
 /// An endless Go loop is stopped by its instruction budget while a second
@@ -135,11 +139,12 @@ fn an_endless_go_loop_is_stopped_by_its_limit() {
     ];
     let run = boot(Firmware::Bios, "qemu-exit allow-unisolated-guests", &guests);
     run.assert_exit(ExitCode::Success);
-    run.assert_contains(
-        "spin: wasm: stopped: the instruction budget of 20000000 fuel units is exhausted",
+    run.assert_guest_said(
+        "spin",
+        "wasm: stopped: the instruction budget of 20000000 fuel units is exhausted",
     );
-    run.assert_contains("(spin): exited; exit code 137");
-    run.assert_contains("(counter): exited; exit code 0");
+    run.assert_exited("spin", 137);
+    run.assert_exited("counter", 0);
 }
 
 /// Go's own standard-library tests, the packages listed in
@@ -212,7 +217,10 @@ fn run_std_test(line: &str, goroot: &str) {
     let run = boot_with_volumes(Firmware::Bios, "qemu-exit", &guests, &[scratch.attach()]);
     run.assert_exit(ExitCode::Success);
     assert!(
-        run.output.contains("gotest: PASS") && run.output.contains("(gotest): exited; exit code 0"),
+        run.guest_line("gotest", "PASS").is_some()
+            && run
+                .nucleus_line("guest ", "(gotest): exited; exit code 0")
+                .is_some(),
         "{package} did not pass\n{}",
         run.report()
     );

@@ -1,5 +1,7 @@
 //! Protection-key domains between guests, fault containment and limits.
 //! PKU tests run under TCG (`-cpu max` has PKU; many KVM hosts do not).
+//! Every marker is matched as its speaker's, a guest's own line or the
+//! nucleus's, so no attacker's text can stand in for the victim's.
 
 use tests::{BootRequest, ExitCode, Firmware, on_bios_and_uefi, run};
 
@@ -35,49 +37,49 @@ on_bios_and_uefi! {
             &[],
         );
         run.assert_exit(ExitCode::Success);
-        run.assert_contains("pku: on; every guest gets a protection key of its own");
-        run.assert_contains("guest 1 (victim): loaded, ");
-        run.assert_contains(", protection key 1");
+        run.assert_nucleus_said("pku: on; every guest gets a protection key of its own");
+        let loaded = run.assert_nucleus_said("guest 1 (victim): loaded, ");
+        assert!(loaded.ends_with(", protection key 1"), "{loaded}");
         let stopped = |guest: &str, access: &str| {
-            let line = run.line_with(&format!("({guest}): stopped by #PF page fault"));
+            let line = run.assert_nucleus_said(&format!("{guest}: stopped by #PF page fault"));
             assert!(line.contains(&format!("{access}, protection violation, user mode, protection key")), "{line}");
-            assert!(line.contains("(key 1, guest victim's memory); exit code 142"), "{line}");
+            assert!(line.ends_with("(key 1, guest victim's memory); exit code 142"), "{line}");
         };
-        stopped("pk-reader", "read");
-        stopped("pk-writer", "write");
+        stopped("guest 2 (pk-reader)", "read");
+        stopped("guest 3 (pk-writer)", "write");
         // Instruction fetch is not governed by keys: the jump lands, and the
         // victim's code faults on its first access to the victim's data.
-        stopped("pk-jumper", "read");
-        run.assert_contains("guest (wrpkru): refused: WRPKRU at address 0x");
-        run.assert_contains("guests may not change their protection keys");
-        run.assert_contains("(privileged): stopped by #GP general protection");
-        run.assert_contains("(faulter): stopped by #PF page fault");
+        stopped("guest 4 (pk-jumper)", "read");
+        let refused = run.assert_nucleus_said("guest (wrpkru): refused: WRPKRU at address 0x");
+        assert!(refused.ends_with(": guests may not change their protection keys"), "{refused}");
+        run.assert_nucleus_said("guest 5 (privileged): stopped by #GP general protection");
+        run.assert_nucleus_said("guest 6 (faulter): stopped by #PF page fault");
         // The report shows the guest's registers at the fault.
-        run.assert_contains("  cr2 0xffffffff80000000");
-        run.assert_contains("  rip 0x00001000");
+        run.assert_nucleus_said("  cr2 0xffffffff80000000\n");
+        run.assert_nucleus_said("  rip 0x00001000");
         assert!(!run.output.contains("is broken"), "{}", run.report());
-        run.assert_contains("victim: secret intact");
-        run.assert_contains("guest 1 (victim): exited; exit code 0");
-        run.assert_contains("CR3 writes since boot: 0");
+        run.assert_guest_said("victim", "secret intact\n");
+        run.assert_nucleus_said("guest 1 (victim): exited; exit code 0\n");
+        run.assert_nucleus_said("guests: all 6 exited; CR3 writes since boot: 0;");
     };
     exhausted_heap_and_endless_loop_stop_only_their_guest => |f: Firmware| {
         let run = boot_tcg(f, "qemu-exit", &["hog,heap_mb=8", "looper,cpu_ms=200", "counter"], &[]);
         run.assert_exit(ExitCode::Success);
         // The heap is the size asked for: more than the 4 MiB default, and no more than 8.
-        run.assert_contains("hog: holding 6144 KiB");
+        run.assert_guest_said("hog", "holding 6144 KiB\n");
         assert!(!run.output.contains("hog: holding 8192 KiB"), "{}", run.report());
-        run.assert_contains("hog: panicked at ");
-        run.assert_contains("memory allocation of 262144 bytes failed");
-        run.assert_contains("(hog): exited; exit code 101");
-        run.assert_contains("(looper): loaded, ");
-        run.assert_contains(", CPU-time limit 200 ms");
-        run.assert_contains("(looper): stopped: it used up its CPU-time limit of 200 ms; exit code 137");
-        run.assert_contains("(counter): exited; exit code 0");
+        let panic = run.assert_guest_said("hog", "panicked at ");
+        assert!(panic.contains("memory allocation of 262144 bytes failed"), "{panic}");
+        run.assert_nucleus_said("guest 1 (hog): exited; exit code 101\n");
+        let loaded = run.assert_nucleus_said("guest 2 (looper): loaded, ");
+        assert!(loaded.ends_with(", CPU-time limit 200 ms"), "{loaded}");
+        run.assert_nucleus_said("guest 2 (looper): stopped: it used up its CPU-time limit of 200 ms; exit code 137\n");
+        run.assert_nucleus_said("guest 3 (counter): exited; exit code 0\n");
     };
     console_flood_is_cut_charged_and_stopped_while_others_run => |f: Firmware| {
         let run = boot_tcg(f, "qemu-exit", &["flooder,cpu_ms=20000", "counter"], &[]);
         run.assert_exit(ExitCode::Success);
-        run.assert_contains("] flooder: flooding: 256 writes of 65000 newlines per cap_enter");
+        run.assert_guest_said("flooder", "flooding: 256 writes of 65000 newlines per cap_enter\n");
         // Its lines beyond the allowance are dropped, and the console says so.
         let dropped = " line(s) of guest flooder dropped: more than 250 lines/s";
         assert!(
@@ -123,25 +125,23 @@ on_bios_and_uefi! {
             "after the cancels, a 64 KiB call waited again and was answered",
             "a call in the server's hands when it exits -> disconnected",
         ] {
-            run.assert_contains(&format!("] hoarder: ok: {check}\n"));
+            run.assert_guest_said("hoarder", &format!("ok: {check}\n"));
         }
-        run.assert_contains("] hoarder: refused: this guest's calls hold 1024 of the 1024 KiB the nucleus keeps for it");
-        run.assert_contains("] patient: ok: answered while another client flooded the server\n");
-        run.assert_contains("] stuck: ok: took ");
+        run.assert_guest_said("hoarder", "refused: this guest's calls hold 1024 of the 1024 KiB the nucleus keeps for it");
+        run.assert_guest_said("patient", "ok: answered while another client flooded the server\n");
+        run.assert_guest_said("stuck", "ok: took ");
         assert!(!run.output.contains("FAILED"), "{}", run.report());
         for guest in ["sink", "stuck", "hoarder", "patient", "counter"] {
-            let exited = format!("({guest}): exited; exit code 0");
-            assert!(run.nucleus_line("guest ", &exited).is_some(), "{exited}\n{}", run.report());
+            run.assert_exited(guest, 0);
         }
     };
     a_corrupted_ring_stops_only_its_guest => |f: Firmware| {
         let run = boot_tcg(f, "qemu-exit", &["ringbreaker", "counter"], &[]);
         run.assert_exit(ExitCode::Success);
-        let stopped = run.line_with("(ringbreaker): stopped: it corrupted its ring (Overrun {");
-        assert!(stopped.contains("] guest ") && stopped.contains("entries: 256 }); exit code -1"), "{stopped}");
+        let stopped = run.assert_nucleus_said("guest 1 (ringbreaker): stopped: it corrupted its ring (Overrun {");
+        assert!(stopped.ends_with("entries: 256 }); exit code -1"), "{stopped}");
         assert!(!run.output.contains("FAILED"), "{}", run.report());
-        let counted = run.nucleus_line("guest ", "(counter): exited; exit code 0");
-        assert!(counted.is_some(), "{}", run.report());
+        run.assert_exited("counter", 0);
     };
     the_nucleus_is_no_deputy_for_another_guests_memory => |f: Firmware| {
         let run = boot_tcg(
@@ -151,11 +151,10 @@ on_bios_and_uefi! {
             &[],
         );
         run.assert_exit(ExitCode::Success);
-        run.assert_contains("] deputy: 10 of 10 attempts refused with -5\n");
+        run.assert_guest_said("deputy", "10 of 10 attempts refused with -5\n");
         assert!(!run.output.contains("FAILED"), "{}", run.report());
-        run.assert_contains("] victim: secret intact\n");
-        let exited = run.nucleus_line("guest ", "(counter): exited; exit code 0");
-        assert!(exited.is_some(), "{}", run.report());
+        run.assert_guest_said("victim", "secret intact\n");
+        run.assert_exited("counter", 0);
     };
 }
 
@@ -166,9 +165,9 @@ fn a_sixteenth_guest_is_refused_for_lack_of_keys() {
     let guests: Vec<&str> = guests.iter().map(String::as_str).collect();
     let run = boot_tcg(Firmware::Bios, "qemu-exit", &guests, &[]);
     run.assert_exit(ExitCode::Success);
-    run.assert_contains("(g15): loaded, ");
-    run.assert_contains("guest (g16): not started: 15 running guests hold all protection keys");
-    run.assert_contains("guests: all 15 exited");
+    run.assert_nucleus_said("guest 15 (g15): loaded, ");
+    run.assert_nucleus_said("guest (g16): not started: 15 running guests hold all protection keys");
+    run.assert_nucleus_said("guests: all 15 exited;");
 }
 
 /// Without PKU the boot log says so, and an appliance of several native
@@ -179,8 +178,8 @@ fn without_pku_a_second_guest_needs_consent() {
     let no_pku = ["-cpu", "max,-pku"];
     let run = boot_tcg(Firmware::Bios, "qemu-exit", &["counter", "hello"], &no_pku);
     run.assert_exit(ExitCode::Failure);
-    run.assert_contains("pku: unavailable; native guests cannot be isolated from each other");
-    run.assert_contains(
+    run.assert_nucleus_said("pku: unavailable; native guests cannot be isolated from each other");
+    run.assert_nucleus_said(
         "appliance: boot stopped: manifest: guests: 2 guests, but without protection keys they could not be isolated",
     );
     assert!(
@@ -196,7 +195,7 @@ fn without_pku_a_second_guest_needs_consent() {
         &no_pku,
     );
     run.assert_exit(ExitCode::Success);
-    run.assert_contains("guest 2 (hello): loaded, ");
-    run.assert_contains(", protection key 0");
-    run.assert_contains("guests: all 2 exited");
+    let loaded = run.assert_nucleus_said("guest 2 (hello): loaded, ");
+    assert!(loaded.ends_with(", protection key 0"), "{loaded}");
+    run.assert_nucleus_said("guests: all 2 exited;");
 }

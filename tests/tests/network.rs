@@ -1,7 +1,7 @@
 //! The network from the host: appliances with the virtio-net device on
 //! QEMU's user network, reached through port forwards on 127.0.0.1 only.
-//! Console markers are anchored to who printed them (`] name: ` for a
-//! guest, the nucleus's own prefixes for it).
+//! Console markers are anchored to who printed them: a guest's own lines,
+//! or the nucleus's (`net: `, `pci: `, `guest N (name): `).
 #![forbid(unsafe_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -166,7 +166,7 @@ fn kv_go_keeps_its_data(firmware: Firmware) {
             client(&mut connection);
             assert_eq!(http(&mut connection, "GET", "/quit", b"").status, 200);
         });
-        assert!(run.output.contains("] kv: kv: stopped"), "{}", run.report());
+        run.assert_guest_said("kv", "kv: stopped");
         run
     };
     let first = boot(|c| {
@@ -179,14 +179,14 @@ fn kv_go_keeps_its_data(firmware: Firmware) {
         assert_eq!(http(c, "PUT", "/kv/.hidden", b"x").status, 400);
         assert_eq!(http(c, "GET", "/kv/colour", b"").body, b"blue");
     });
-    first.assert_contains("] kv: kv: serving 0 keys");
+    first.assert_guest_said("kv", "kv: serving 0 keys");
     let second = boot(|c| {
         assert_eq!(http(c, "GET", "/kv/colour", b"").body, b"blue");
         assert_eq!(http(c, "GET", "/kv/size", b"").body, b"small");
         assert_eq!(http(c, "GET", "/kv/gone", b"").status, 404);
         assert_eq!(http(c, "GET", "/kv", b"").body, b"colour\nsize\n");
     });
-    second.assert_contains("] kv: kv: serving 2 keys");
+    second.assert_guest_said("kv", "kv: serving 2 keys");
 }
 
 on_bios_and_uefi! {
@@ -194,21 +194,25 @@ on_bios_and_uefi! {
     tcp_echo_serves_the_host_and_survives_a_reset => |f: Firmware| {
         let run = tcp_echo(f);
         run.assert_exit(ExitCode::Success);
-        for marker in [
-            "] net: virtio-net at pci 00:02.0 claimed; MAC 52:54:00:12:34:56",
-            "] net: DHCP lease 10.0.2.15/24, gateway 10.0.2.2, DNS 10.0.2.3",
-            "] echo: address 10.0.2.15/24 gateway 10.0.2.2 dns 10.0.2.3",
-            "] echo: port 8 refused: the appliance does not let echo listen on port 8 (not in its listen)",
-            "] echo: connection 1 from 10.0.2.2:",
-            "] echo: connection 1 done: 200020 bytes echoed",
-            "] guest 1 (echo): exited; exit code 0",
+        for said in [
+            "net: virtio-net at pci 00:02.0 claimed; MAC 52:54:00:12:34:56",
+            "net: DHCP lease 10.0.2.15/24, gateway 10.0.2.2, DNS 10.0.2.3",
+            "guest 1 (echo): exited; exit code 0\n",
         ] {
-            run.assert_contains(marker);
+            run.assert_nucleus_said(said);
+        }
+        for said in [
+            "address 10.0.2.15/24 gateway 10.0.2.2 dns 10.0.2.3",
+            "port 8 refused: the appliance does not let echo listen on port 8 (not in its listen)",
+            "connection 1 from 10.0.2.2:",
+            "connection 1 done: 200020 bytes echoed\n",
+        ] {
+            run.assert_guest_said("echo", said);
         }
         // The reset connection may end before the guest accepts it.
-        let quit = run.line_with("] echo: quitting after ");
+        let quit = run.assert_guest_said("echo", "quitting after ");
         assert!(quit.ends_with("after 2 connections") || quit.ends_with("after 3 connections"), "{quit}");
-        run.assert_contains("] pci: 00:02.0 1af4:1041 network controller");
+        run.assert_nucleus_said("pci: 00:02.0 1af4:1041 network controller");
     };
     http_go_serves_hello_stats_and_echo => |f: Firmware| {
         let iso = appliance_image("http-go", "qemu-exit");
@@ -262,8 +266,8 @@ on_bios_and_uefi! {
             connection.get_ref().shutdown(Shutdown::Both).ok();
         });
         run.assert_exit(ExitCode::Success);
-        run.assert_contains("] http-go: http: stopped after 284 requests");
-        run.assert_contains("] guest 1 (http-go): exited; exit code 0");
+        run.assert_guest_said("http-go", "http: stopped after 284 requests");
+        run.assert_nucleus_said("guest 1 (http-go): exited; exit code 0\n");
     };
 }
 
@@ -317,20 +321,20 @@ fn a_guest_killed_with_open_sockets_closes_them_and_its_restart_serves() {
             quit(stream);
         });
     run.assert_exit(ExitCode::Success);
-    for marker in [
-        "] echo: crashing with connection 1 open, as asked",
-        "(echo): stopped by #PF",
-        "] flood: socket 65 refused: too many sockets: a guest may hold 64",
-        "] flood: a released socket is stale",
-        "] flood: after closing them a socket opens again",
-        "] flood: listening on another guest's port is denied",
-        "(flood): exited; exit code 0",
-        "] nogrant: Network is a stale capability",
-        "(nogrant): exited; exit code 0",
-        "] echo: quitting after 1 connections",
+    run.assert_guest_said("echo", "crashing with connection 1 open, as asked\n");
+    run.assert_nucleus_said("guest 1 (echo): stopped by #PF");
+    for said in [
+        "socket 65 refused: too many sockets: a guest may hold 64",
+        "a released socket is stale\n",
+        "after closing them a socket opens again\n",
+        "listening on another guest's port is denied\n",
     ] {
-        run.assert_contains(marker);
+        run.assert_guest_said("flood", said);
     }
+    run.assert_exited("flood", 0);
+    run.assert_guest_said("nogrant", "Network is a stale capability\n");
+    run.assert_exited("nogrant", 0);
+    run.assert_guest_said("echo", "quitting after 1 connections\n");
 }
 
 /// The `pc` machine has no MCFG: PCI goes through the legacy ports, and
@@ -352,7 +356,7 @@ fn the_pc_machine_reaches_the_nic_through_the_legacy_ports() {
         quit(stream);
     });
     run.assert_exit(ExitCode::Success);
-    run.assert_contains("] pci: no MCFG; configuration through the legacy ports 0xcf8/0xcfc");
-    run.assert_contains("] pci: 00:03.0 1af4:1041 network controller");
-    run.assert_contains("] net: virtio-net at pci 00:03.0 claimed");
+    run.assert_nucleus_said("pci: no MCFG; configuration through the legacy ports 0xcf8/0xcfc\n");
+    run.assert_nucleus_said("pci: 00:03.0 1af4:1041 network controller");
+    run.assert_nucleus_said("net: virtio-net at pci 00:03.0 claimed");
 }

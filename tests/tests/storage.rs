@@ -1,7 +1,7 @@
 //! Storage in QEMU: volumes on virtio-blk disks, their Directory and File
 //! capabilities, and what survives a reboot and a power cut. Markers are
-//! anchored to who printed them (`] name: ` for a guest, `storage: ` and
-//! `guest (name)` for the nucleus).
+//! anchored to who printed them: a guest's own lines, or the nucleus's
+//! (`storage: `, `guest (name)`).
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -35,11 +35,6 @@ fn boot_until(
     )
 }
 
-#[track_caller]
-fn assert_guest_exited(run: &Run, name: &str, code: i32) {
-    run.assert_contains(&format!("({name}): exited; exit code {code}"));
-}
-
 /// Boots appliance `name` with `volumes` as its disks.
 fn boot_appliance(firmware: Firmware, name: &str, volumes: &[VolumeImage]) -> Run {
     let attached: Vec<(&str, &Path)> = volumes.iter().map(|v| v.attach()).collect();
@@ -64,8 +59,8 @@ fn count_two_boots(
     let mut runs = Vec::new();
     for expected in 1..=2 {
         let run = boot_appliance(firmware, appliance, &volumes);
-        run.assert_contains(&format!("] {guest}: boots: {expected}\n"));
-        assert_guest_exited(&run, guest, 0);
+        run.assert_guest_said(guest, &format!("boots: {expected}\n"));
+        run.assert_exited(guest, 0);
         runs.push(run);
     }
     let files = volumes[0].files();
@@ -78,7 +73,7 @@ fn count_two_boots(
 fn boots_twice(firmware: Firmware) {
     let (runs, files) = count_two_boots(firmware, "boots", "boots");
     for run in &runs {
-        run.assert_contains("storage: volume data mounted: 1 MiB");
+        run.assert_nucleus_said("storage: volume data mounted: 1 MiB");
     }
     assert_eq!(files.len(), 1, "only boots is left: {:?}", files.keys());
 }
@@ -99,8 +94,8 @@ fn go_file_api(firmware: Firmware) {
         "{}",
         run.report()
     );
-    run.assert_contains("] fileapi: fileapi: all 23 checks passed");
-    assert_guest_exited(&run, "fileapi", 0);
+    run.assert_guest_said("fileapi", "fileapi: all 23 checks passed");
+    run.assert_exited("fileapi", 0);
 }
 
 /// Every Directory and File method, their errors, escapes refused.
@@ -111,10 +106,10 @@ fn file_api(firmware: Firmware) {
         &["volume:data=1", "files,arg=check,mount=/data:data"],
         &[&volume],
     );
-    run.assert_contains("] files: mounted /data (read-write)");
+    run.assert_guest_said("files", "mounted /data (read-write)\n");
     assert!(!run.output.contains("] files: FAIL"), "{}", run.report());
-    run.assert_contains("] files: 19 checks passed, 0 failed");
-    assert_guest_exited(&run, "files", 0);
+    run.assert_guest_said("files", "19 checks passed, 0 failed\n");
+    run.assert_exited("files", 0);
     let files = volume.files();
     assert_eq!(
         files.get("sub/b.txt").map(Vec::as_slice),
@@ -133,10 +128,15 @@ fn read_only_mount(firmware: Firmware) {
         &["volume:seed=1", "files,arg=readonly,mount=/etc:seed:ro"],
         &[&volume],
     );
-    run.assert_contains("] files: mounted /etc (read-only)");
+    run.assert_guest_said("files", "mounted /etc (read-only)\n");
     assert!(!run.output.contains("] files: FAIL"), "{}", run.report());
-    run.assert_contains("checks passed, 0 failed");
-    assert_guest_exited(&run, "files", 0);
+    assert!(
+        run.printed_by("files")
+            .any(|(_, said)| said.ends_with(" checks passed, 0 failed")),
+        "{}",
+        run.report()
+    );
+    run.assert_exited("files", 0);
     assert!(
         before == volume_bytes(&volume),
         "a read-only mount changed the volume"
@@ -161,10 +161,10 @@ fn abuse_while_another_runs(firmware: Firmware) {
         &[&volume],
     );
     assert!(!run.output.contains("] files: FAIL"), "{}", run.report());
-    run.assert_contains("] files: 8 checks passed, 0 failed");
-    assert_guest_exited(&run, "files", 0);
-    run.assert_contains("] counter: count 10");
-    assert_guest_exited(&run, "counter", 0);
+    run.assert_guest_said("files", "8 checks passed, 0 failed\n");
+    run.assert_exited("files", 0);
+    run.assert_guest_said("counter", "count 10\n");
+    run.assert_exited("counter", 0);
 }
 
 /// A disk of random bytes, and a volume with no disk at all: each is
@@ -193,14 +193,14 @@ fn broken_volumes_are_refused(firmware: Firmware) {
         ],
         &[&volume],
     );
-    run.assert_contains("storage: volume data: refused: no volume on the disk");
-    run.assert_contains("storage: volume gone: refused: no disk with serial 'gone'");
-    run.assert_contains(
+    run.assert_nucleus_said("storage: volume data: refused: no volume on the disk");
+    run.assert_nucleus_said("storage: volume gone: refused: no disk with serial 'gone'");
+    run.assert_nucleus_said(
         "guest (files): not started: volume 'data' (mounted at /data) is not mounted",
     );
-    run.assert_contains("guest (second): not started: volume 'gone'");
-    run.assert_contains("] counter: count 10");
-    assert_guest_exited(&run, "counter", 0);
+    run.assert_nucleus_said("guest (second): not started: volume 'gone'");
+    run.assert_guest_said("counter", "count 10\n");
+    run.assert_exited("counter", 0);
     assert!(volume_bytes(&volume) == noise, "a refused disk was written");
 }
 
@@ -216,20 +216,19 @@ on_bios_and_uefi! {
 
 /// The highest generation a run printed as durable.
 fn last_durable(run: &Run) -> Option<u64> {
-    run.output
-        .lines()
-        .filter_map(|line| line.split("] files: durable ").nth(1))
+    run.printed_by("files")
+        .filter_map(|(_, said)| said.strip_prefix("durable "))
         .filter_map(|n| n.trim().parse().ok())
         .max()
 }
 
 /// What the guest found at the start of a run: `None` for no generation.
 fn found(run: &Run) -> Option<u64> {
-    if run.output.contains("] files: found no generation yet") {
+    if run.guest_line("files", "found no generation yet").is_some() {
         return None;
     }
-    let line = run.line_with("] files: found generation ");
-    let number = line.split("found generation ").nth(1).unwrap();
+    let line = run.assert_guest_said("files", "found generation ");
+    let number = line.strip_prefix("found generation ").unwrap();
     Some(number.trim_end_matches(" intact").trim().parse().unwrap())
 }
 
