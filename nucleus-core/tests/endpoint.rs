@@ -504,6 +504,63 @@ fn closing_tells_waiting_and_in_flight_callers_and_leaves_every_end_stale() {
     assert_ne!(reborn, endpoint);
 }
 
+/// Serving and closing a name many more times than the registry has
+/// endpoints: every close frees its endpoint for the next serve, and the
+/// ends of the closed ones stay stale.
+#[test]
+fn endpoints_served_and_closed_without_end_are_freed() {
+    let mut world = World::new();
+    let (mut server, mut client) = (world.spawn(), world.spawn());
+    let mut first = None;
+    for cycle in 0..2000u64 {
+        // Fresh guests now and then: the test's CQs are never read.
+        if cycle % 50 == 49 {
+            world.exit(server);
+            world.exit(client);
+            (server, client) = (world.spawn(), world.spawn());
+            first = None;
+        }
+        let cqe = world
+            .route(
+                server,
+                1,
+                RouteKind::Serve {
+                    name: "churn".into(),
+                    results: RESULTS,
+                },
+            )
+            .expect("answered at once");
+        let (id, serving) = world.granted(server, cqe);
+        let Object::Server(endpoint) = serving.object else {
+            panic!("not a serving end: {serving:?}");
+        };
+        let through = world.connect(client, "churn").expect("connected");
+        let (through_id, _) = world.granted(client, world.guest(client).last());
+        let old = *first.get_or_insert(through);
+        if old != through {
+            let stale = world
+                .call(client, old, 10 + cycle, b"late", CapsSent::NONE)
+                .expect("answered at once");
+            assert_eq!(stale.outcome(), Outcome::Failed(TransportError::StaleCap));
+        }
+        let closed = world
+            .route(server, 4, RouteKind::Close { endpoint })
+            .expect("answered at once");
+        assert!(
+            matches!(closed.outcome(), Outcome::Done { .. }),
+            "{closed:?}"
+        );
+        world.guest_mut(server).caps.remove(id).expect("held");
+        if old != through {
+            world
+                .guest_mut(client)
+                .caps
+                .remove(through_id)
+                .expect("held");
+        }
+    }
+}
+
 #[test]
 fn a_call_too_large_for_the_recv_buffer_is_refused_and_the_recv_takes_the_next() {
     let (mut world, server, client, endpoint, through) = served();

@@ -229,3 +229,57 @@ fn run_std_test(line: &str, goroot: &str) {
         run.elapsed.as_secs_f64()
     );
 }
+
+/// A Go program that keeps allocating outgrows the heap its guest was
+/// given (`heapMib`: linear memory lives in it) and is stopped with the
+/// limit named and 137, not a failed allocation, while a second guest
+/// finishes.
+#[test]
+fn a_go_program_outgrowing_its_heap_is_stopped_by_the_limit() {
+    let guests = [
+        program("limits"),
+        go("limits", "limits.wasm", 48, &["limits.wasm", "grow"]),
+        "counter".to_string(),
+    ];
+    let run = boot(Firmware::Bios, "qemu-exit allow-unisolated-guests", &guests);
+    run.assert_exit(ExitCode::Success);
+    run.assert_guest_said("limits", "limits: holding 8 MiB");
+    run.assert_guest_said("limits", "wasm: stopped: linear memory ");
+    run.assert_exited("limits", 137);
+    run.assert_exited("counter", 0);
+}
+
+/// One write larger than a message reaches the console whole, and bytes
+/// that are not text are shown escaped, each with its value.
+#[test]
+fn a_go_program_writes_more_than_a_message_and_binary_bytes() {
+    let guests = [
+        program("limits"),
+        go("limits", "limits.wasm", 64, &["limits.wasm", "write"]),
+    ];
+    let run = boot(Firmware::Bios, "qemu-exit", &guests);
+    run.assert_exit(ExitCode::Success);
+    let lines = run
+        .printed_by("limits")
+        .filter(|(_, said)| said.starts_with("limits: line "))
+        .count();
+    assert_eq!(lines, 3200, "{}", run.report());
+    run.assert_guest_said(
+        "limits",
+        "limits: one write of 204800 bytes: wrote 204800, error <nil>\n",
+    );
+    let shown: String = (0..=255u8)
+        .filter(|&b| b != b'\n')
+        .map(|b| match b {
+            b'\t' => "\t".to_string(),
+            0x20..=0x7e => (b as char).to_string(),
+            _ => format!("\\x{b:02x}"),
+        })
+        .collect();
+    run.assert_guest_said("limits", &format!("limits: bytes {shown}\n"));
+    run.assert_guest_said(
+        "limits",
+        "limits: binary write of 270 bytes: wrote 270, error <nil>\n",
+    );
+    run.assert_exited("limits", 0);
+}

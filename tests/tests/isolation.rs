@@ -135,6 +135,21 @@ on_bios_and_uefi! {
             run.assert_exited(guest, 0);
         }
     };
+    endpoints_served_and_closed_without_end_are_freed => |f: Firmware| {
+        // More cycles than the nucleus has endpoints (256): each close
+        // must free its endpoint for the next serve.
+        let run = boot_tcg(
+            f,
+            "qemu-exit",
+            &["endpoint-churn,arg=1000,serves=churn,connects=churn", "counter"],
+            &[],
+        );
+        run.assert_exit(ExitCode::Success);
+        run.assert_guest_said("endpoint-churn", "1000 endpoints served and closed\n");
+        run.assert_guest_said("endpoint-churn", "done: 1000 cycles\n");
+        run.assert_exited("endpoint-churn", 0);
+        run.assert_exited("counter", 0);
+    };
     a_corrupted_ring_stops_only_its_guest => |f: Firmware| {
         let run = boot_tcg(f, "qemu-exit", &["ringbreaker", "counter"], &[]);
         run.assert_exit(ExitCode::Success);
