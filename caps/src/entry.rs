@@ -245,7 +245,7 @@ impl Sqe {
             flags: (words[0] >> 8) as u8,
             reserved0: (words[0] >> 16) as u16,
             cap: (words[0] >> 32) as u32,
-            user_data: words[1],
+            user_data: Sqe::words_user_data(&words),
             method: words[2] as u16,
             caps: (words[2] >> 16) as u16,
             params_len: (words[2] >> 32) as u32,
@@ -263,7 +263,19 @@ impl Sqe {
     /// instructions so the nucleus can answer it without the full path.
     #[inline]
     pub const fn is_plain_nop(&self) -> bool {
-        let w = self.to_words();
+        Sqe::words_are_plain_nop(&self.to_words())
+    }
+
+    /// The `user_data` of the SQE these words are.
+    #[inline]
+    pub const fn words_user_data(w: &[u64; 8]) -> u64 {
+        w[1]
+    }
+
+    /// [`Sqe::is_plain_nop`] on the eight words as they sit in the ring,
+    /// before they are taken apart into fields.
+    #[inline]
+    pub const fn words_are_plain_nop(w: &[u64; 8]) -> bool {
         (w[0] | w[2] | w[3] | w[4] | w[5] | w[6] | w[7]) == 0
     }
 

@@ -235,9 +235,15 @@ fn encode_direct<M: Message>(
     };
     // Small messages (most calls) on the stack, larger ones in the
     // reusable buffer (or, nested, on the heap); zeroed first: padding and
-    // null pointers are zero.
+    // null pointers are zero. The stack buffer comes in two sizes so the
+    // commonest messages (a few words: a time, a count) zero a few words,
+    // not 256 bytes.
+    const SMALL: usize = 64;
     const ON_STACK: usize = 256;
-    if segment_bytes <= ON_STACK {
+    if segment_bytes <= SMALL {
+        let mut segment = [0u8; SMALL];
+        lay_out(&mut segment[..segment_bytes]);
+    } else if segment_bytes <= ON_STACK {
         let mut segment = [0u8; ON_STACK];
         lay_out(&mut segment[..segment_bytes]);
     } else {

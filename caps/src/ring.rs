@@ -371,7 +371,12 @@ impl SqeSlot {
     /// meanwhile the copy may mix old and new words; it is still just an SQE
     /// to validate, and nothing else is ever read from the slot.
     pub fn load(&self) -> Sqe {
-        Sqe::from_words(core::array::from_fn(|i| self.0[i].load(Ordering::Relaxed)))
+        Sqe::from_words(self.load_words())
+    }
+
+    /// The entry's eight words, copied out.
+    pub fn load_words(&self) -> [u64; 8] {
+        core::array::from_fn(|i| self.0[i].load(Ordering::Relaxed))
     }
 
     pub fn store(&self, sqe: &Sqe) {
@@ -539,6 +544,16 @@ impl<'r> SubmissionConsumer<'r> {
         &mut self,
         completions: &mut CompletionProducer<'_>,
     ) -> Result<Option<(Sqe, CqReservation)>, RingError> {
+        let taken = self.pop_words(completions)?;
+        Ok(taken.map(|(words, reservation)| (Sqe::from_words(words), reservation)))
+    }
+
+    /// [`SubmissionConsumer::pop`], the SQE as its eight words (for a test
+    /// such as [`Sqe::words_are_plain_nop`] before it is taken apart).
+    pub fn pop_words(
+        &mut self,
+        completions: &mut CompletionProducer<'_>,
+    ) -> Result<Option<([u64; 8], CqReservation)>, RingError> {
         if self.known_pending == 0 {
             self.known_pending = self.pending()?;
             if self.known_pending == 0 {
@@ -549,14 +564,14 @@ impl<'r> SubmissionConsumer<'r> {
             return Ok(None);
         };
         self.known_pending -= 1;
-        let sqe = self.slots[self.layout.sq_slot(self.head)].load();
+        let words = self.slots[self.layout.sq_slot(self.head)].load_words();
         self.head = self.head.wrapping_add(1);
         // Release: our copy is complete before the guest may reuse the slot.
         self.header
             .sq_head
             .value
             .store(self.head, Ordering::Release);
-        Ok(Some((sqe, reservation)))
+        Ok(Some((words, reservation)))
     }
 }
 
@@ -607,6 +622,13 @@ impl<'r> CompletionProducer<'r> {
             .cq_entries
             .saturating_sub(used)
             .saturating_sub(self.reserved)
+    }
+
+    /// Completions posted and not yet read by the guest (all of the CQ if
+    /// the guest's head is corrupt: it is told to look).
+    pub fn unread(&self) -> u32 {
+        let head = self.header.cq_head.value.load(Ordering::Acquire);
+        self.tail.wrapping_sub(head).min(self.layout.cq_entries)
     }
 
     pub fn try_reserve(&mut self) -> Option<CqReservation> {

@@ -292,17 +292,17 @@ impl Domain {
             return Step::Idle;
         };
         let (sqe, reservation) = loop {
-            let (sqe, reservation) = match ring.submissions.pop(&mut ring.completions) {
+            let (words, reservation) = match ring.submissions.pop_words(&mut ring.completions) {
                 Ok(Some(taken)) => taken,
                 Ok(None) => return Step::Idle,
                 Err(error) => return Step::Corrupt(error),
             };
-            if !sqe.is_plain_nop() {
-                break (sqe, reservation);
+            if !Sqe::words_are_plain_nop(&words) {
+                break (Sqe::from_words(words), reservation);
             }
             // What `execute` would answer, without its general path.
             ring.completions
-                .post(reservation, &Cqe::done(sqe.user_data, 0, 0));
+                .post(reservation, &Cqe::done(Sqe::words_user_data(&words), 0, 0));
         };
         let user_data = sqe.user_data;
         match execute(&sqe, &self.memory, &mut self.caps, &mut self.info) {
@@ -530,13 +530,9 @@ impl Domain {
 
     /// Completions in the CQ the guest has not consumed.
     pub fn ready(&self) -> u32 {
-        self.ring.as_ref().map_or(0, |ring| {
-            let completions = &ring.completions;
-            ring.layout
-                .cq_entries()
-                .saturating_sub(completions.space())
-                .saturating_sub(completions.reserved())
-        })
+        self.ring
+            .as_ref()
+            .map_or(0, |ring| ring.completions.unread())
     }
 
     /// The earliest pending completion, for the blocking deadline.

@@ -238,11 +238,17 @@ impl Parties<'_> {
     }
 }
 
-/// What processing the running guest's ring led to.
+/// Processing the running guest's ring led to completions: `ready` of
+/// them wait in its CQ; the caller waits for `wanted` (its
+/// `min_complete`, clamped to the CQ's size).
+pub struct Ready {
+    pub ready: u32,
+    pub wanted: u32,
+}
+
+/// Processing the running guest's ring stopped short of that. (Apart from
+/// [`Ready`] so the common answer is a two-way test, not a jump table.)
 pub enum Progress {
-    /// `ready` completions wait in its CQ; the caller waits for `wanted`
-    /// (its `min_complete`, clamped to the CQ's size).
-    Ready { ready: u32, wanted: u32 },
     /// It asked to exit (GuestControl.exit).
     Exit(i32),
     /// It corrupted its ring indices.
@@ -255,7 +261,7 @@ pub enum Progress {
 /// Takes every SQE the running guest's ring holds (as CQ space allows) and
 /// runs it: within the guest, or across guests for endpoints. One lock and
 /// one look-up of the running guest serve a whole batch of NOPs.
-pub fn process_current(min_complete: u32) -> Progress {
+pub fn process_current(min_complete: u32) -> Result<Ready, Progress> {
     let mut scheduler = SCHEDULER.lock();
     let scheduler = &mut *scheduler;
     let (_, guest_id) = scheduler.running[this_cpu()].expect("no running thread");
@@ -276,19 +282,19 @@ pub fn process_current(min_complete: u32) -> Progress {
                     }
                     domain.complete_due(crate::time::rdtsc);
                     let wanted = min_complete.min(domain.cq_entries());
-                    return Progress::Ready {
+                    return Ok(Ready {
                         ready: domain.ready(),
                         wanted,
-                    };
+                    });
                 }
                 Step::Done => {
                     if clock.slice_over() {
-                        return Progress::Preempted;
+                        return Err(Progress::Preempted);
                     }
                 }
                 Step::Route(routed) => break routed,
-                Step::Exit(code) => return Progress::Exit(code),
-                Step::Corrupt(error) => return Progress::Corrupt(error),
+                Step::Exit(code) => return Err(Progress::Exit(code)),
+                Step::Corrupt(error) => return Err(Progress::Corrupt(error)),
             }
         };
         let mut parties = Parties {
@@ -297,7 +303,7 @@ pub fn process_current(min_complete: u32) -> Progress {
         };
         scheduler.endpoints.route(&mut parties, guest_id, routed);
         if clock.slice_over() {
-            return Progress::Preempted;
+            return Err(Progress::Preempted);
         }
     }
 }

@@ -7,7 +7,7 @@
 use caps::TransportError;
 use caps::start::{SYSCALL_CAP_ENTER, SYSCALL_EXIT};
 
-use crate::sched::{self, Progress};
+use crate::sched::{self, Progress, Ready};
 use crate::traps::{self, TrapFrame};
 use crate::user::{self, UserExit};
 
@@ -36,25 +36,33 @@ fn cap_enter(min_complete: u32, timeout_ns: u64) -> i64 {
         ),
     };
     loop {
-        let progress = sched::process_current(min_complete);
-        let (ready, wanted) = match progress {
-            Progress::Ready { ready, wanted } => (ready, wanted),
-            Progress::Exit(code) => {
-                sched::exit_current(code, format_args!("exited through GuestControl"))
-            }
-            Progress::Preempted => {
-                sched::preempt_current();
+        let Ready { ready, wanted } = match sched::process_current(min_complete) {
+            Ok(ready) => ready,
+            Err(stopped) => {
+                stopped_short(stopped);
                 continue;
             }
-            Progress::Corrupt(error) => sched::exit_current(
-                -1,
-                format_args!("stopped: it corrupted its ring ({error:?})"),
-            ),
         };
         if ready >= wanted || deadline.is_some_and(|d| crate::time::rdtsc() >= d) {
             return ready as i64;
         }
         sched::block_current(wanted, deadline);
+    }
+}
+
+/// The running guest's ring was not processed to the end: it exits, or it
+/// was preempted (and runs again here later).
+#[cold]
+fn stopped_short(progress: Progress) {
+    match progress {
+        Progress::Exit(code) => {
+            sched::exit_current(code, format_args!("exited through GuestControl"))
+        }
+        Progress::Preempted => sched::preempt_current(),
+        Progress::Corrupt(error) => sched::exit_current(
+            -1,
+            format_args!("stopped: it corrupted its ring ({error:?})"),
+        ),
     }
 }
 

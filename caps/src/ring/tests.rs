@@ -190,7 +190,9 @@ fn backpressure_holds_sqes_until_the_cq_has_room() {
     }
     assert!(consumer.pop(&mut producer).unwrap().is_none());
     assert_eq!(cq.pending(), 4);
+    assert_eq!(producer.unread(), 4);
     assert_eq!(cq.pop(), Some(cqe(0)));
+    assert_eq!(producer.unread(), 3);
     let (fifth, reservation) = consumer.pop(&mut producer).unwrap().unwrap();
     assert_eq!(fifth, sqe(4));
     producer.cancel(reservation);
@@ -230,6 +232,8 @@ fn a_scribbled_cq_head_only_stalls_the_guest() {
         ring.header().cq_head.value.store(head, Ordering::Release);
         assert_eq!(producer.space(), 0, "head {head}");
         assert!(producer.try_reserve().is_none());
+        // Its wait is over at once: all of its CQ counts as unread.
+        assert_eq!(producer.unread(), 4, "head {head}");
     }
     ring.header().cq_head.value.store(0, Ordering::Release);
     assert_eq!(producer.space(), 4);
