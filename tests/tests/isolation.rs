@@ -109,6 +109,7 @@ on_bios_and_uefi! {
                 "stuck=sink,arg=stuck,serves=stuck",
                 "hoarder,connects=sink+stuck",
                 "patient=hoarder,arg=patient,connects=sink",
+                "leaver=hoarder,arg=leaver,connects=sink",
                 "counter",
             ],
             &[],
@@ -130,8 +131,11 @@ on_bios_and_uefi! {
         run.assert_guest_said("hoarder", "refused: this guest's calls hold 1024 of the 1024 KiB the nucleus keeps for it");
         run.assert_guest_said("patient", "ok: answered while another client flooded the server\n");
         run.assert_guest_said("stuck", "ok: took ");
+        // A client that exits with calls waiting: the server never gets them.
+        run.assert_guest_said("leaver", "leaving with 8 calls waiting\n");
+        run.assert_guest_said("sink", "calls taken from a guest that had exited: 0\n");
         assert!(!run.output.contains("FAILED"), "{}", run.report());
-        for guest in ["sink", "stuck", "hoarder", "patient", "counter"] {
+        for guest in ["sink", "stuck", "hoarder", "patient", "leaver", "counter"] {
             run.assert_exited(guest, 0);
         }
     };

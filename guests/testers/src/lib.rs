@@ -73,3 +73,8 @@ pub fn print_summary(name: &str, batch: u32, samples: &mut [u64], tsc_hz: u64) {
         ns(p99)
     );
 }
+
+/// What the hoarder's "leaver" sends to the sink before it exits: the sink
+/// counts the calls it takes that carry it (the nucleus must have dropped
+/// them all).
+pub const LEAVER_DATA: &[u8] = b"from a guest that left";

@@ -1,7 +1,8 @@
 //! Tries to make the nucleus hold too much for it, and to wedge servers,
 //! through the call limits (against `sink` in both modes). With the
 //! argument "patient" it is instead the other client: one call to "sink"
-//! while the hoarder's flood waits there, which must be answered.
+//! while the hoarder's flood waits there, which must be answered. With
+//! "leaver", it leaves calls waiting at "sink" and exits.
 //!
 //! Each check prints "ok: ..." or "FAILED: ...".
 #![no_std]
@@ -249,10 +250,28 @@ fn hoard() -> i32 {
     0
 }
 
+/// Leaves calls waiting at the sink and exits: the nucleus must drop them
+/// (the sink never takes a call of a guest that is gone).
+fn leave() -> i32 {
+    let sink = connect("sink", 200).expect("connect sink");
+    let params = encoded(testers::LEAVER_DATA.to_vec());
+    let mut results: Vec<Vec<u8>> = (0..LEFT_WAITING).map(|_| vec![0u8; 256]).collect();
+    for slot in &mut results {
+        submit_echo(sink, &params, slot);
+    }
+    let mut seen = Vec::new();
+    arrived(&mut seen);
+    println!("leaving with {} calls waiting", LEFT_WAITING - seen.len());
+    0
+}
+
+const LEFT_WAITING: usize = 8;
+
 fn main() -> i32 {
     let args = start_info().map(|info| info.args).unwrap_or_default();
     match args.first().map(|a| a.as_str()) {
         Some("patient") => patient(),
+        Some("leaver") => leave(),
         _ => hoard(),
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! - "sink" serves Echo under "sink" but takes no call for its first two
 //!   seconds, so calls pile up in the nucleus; then it answers each with
-//!   empty data, and exits after answering "quit".
+//!   empty data, and exits after answering "quit", saying how many calls
+//!   it took from the hoarder's "leaver" (which exited before: none).
 //! - "stuck" serves Echo under "stuck" with a 256-byte RECV buffer and
 //!   never answers, until a call sends "done": then it RETURNs the first
 //!   call it took (whose caller gave it up long before), answers "done"
@@ -28,16 +29,20 @@ fn sink() -> i32 {
     println!("serving sink; taking calls in 2 s");
     timer_sleep(2_000_000_000).expect("Timer.sleep");
     let mut served = 0u64;
+    let mut from_the_gone = 0u64;
     loop {
         let call = server.receive().expect("RECV");
         let token = call.token;
-        let quit = EchoParams::decode(call.params).is_ok_and(|p| p.data == b"quit");
+        let data = EchoParams::decode(call.params).map(|p| p.data);
+        let quit = data.as_ref().is_ok_and(|d| d == b"quit");
+        from_the_gone += data.as_ref().is_ok_and(|d| d == testers::LEAVER_DATA) as u64;
         served += 1;
         server
             .reply(token, &EchoResults { data: Vec::new() })
             .expect("RETURN");
         if quit {
             println!("answered {served} calls; quitting");
+            println!("calls taken from a guest that had exited: {from_the_gone}");
             return 0;
         }
     }
