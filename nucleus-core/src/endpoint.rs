@@ -22,6 +22,9 @@
 
 use alloc::collections::VecDeque;
 
+use foldhash::fast::FixedState;
+use hashbrown::HashMap;
+
 use crate::allowance::{Allowance, try_zeroed};
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -269,13 +272,24 @@ struct Endpoint {
     server: GuestId,
     receivers: VecDeque<Receiver>,
     waiting: VecDeque<WaitingCall>,
-    /// By token; a server has few calls in hand at once.
-    in_flight: Vec<(u64, InFlight)>,
+    /// The calls in the server's hands, by the token its RECV gave it.
+    in_flight: Map<u64, InFlight>,
     next_call: u64,
+}
+
+/// A map by token or name. Its keys are the nucleus's own (tokens it
+/// counts out, names the appliance lists), never a guest's choice, so a
+/// fixed seed (which a `static` needs) opens no flooding attack.
+type Map<K, V> = HashMap<K, V, FixedState>;
+
+const fn map<K, V>() -> Map<K, V> {
+    HashMap::with_hasher(FixedState::with_seed(0x6e75_636c_6575_7300))
 }
 
 pub struct Endpoints {
     table: CapTable<Endpoint>,
+    /// The live endpoints by name (a name has one at a time).
+    names: Map<String, EndpointId>,
 }
 
 /// A guest an endpoint refers to: a server (alive while its endpoints are)
@@ -343,6 +357,7 @@ impl Endpoints {
     pub const fn new() -> Endpoints {
         Endpoints {
             table: CapTable::new(MAX_ENDPOINTS),
+            names: map(),
         }
     }
 
@@ -522,7 +537,7 @@ impl Endpoints {
     ) -> Answer {
         // The appliance lets only this guest serve `name` (GuestControl
         // checked): a live endpoint of that name is its own.
-        if self.table.iter().any(|(_, e)| e.name == name) {
+        if self.names.contains_key(&name) {
             return Answer::Exception(
                 results,
                 Exception::new(
@@ -537,25 +552,31 @@ impl Endpoints {
         if guest_ref(guests, current).caps().room() == 0 {
             return Answer::Failed(TransportError::CapQuotaExceeded);
         }
+        if self.names.try_reserve(1).is_err() {
+            return Answer::Failed(TransportError::OutOfMemory);
+        }
         let endpoint = Endpoint {
-            name,
+            name: name.clone(),
             server: current,
             receivers: VecDeque::new(),
             waiting: VecDeque::new(),
-            in_flight: Vec::new(),
+            in_flight: map(),
             next_call: 1,
         };
         match self.table.insert(endpoint) {
-            Ok(id) => Answer::Granted(
-                results,
-                Capability {
-                    object: Object::Server(EndpointId(id)),
-                    // The one serving end: never passed on, so releasing it
-                    // closes the endpoint.
-                    rights: endpoint_rights::SERVE.union(endpoint_rights::MINT),
-                    badge: 0,
-                },
-            ),
+            Ok(id) => {
+                self.names.insert(name, EndpointId(id));
+                Answer::Granted(
+                    results,
+                    Capability {
+                        object: Object::Server(EndpointId(id)),
+                        // The one serving end: never passed on, so releasing
+                        // it closes the endpoint.
+                        rights: endpoint_rights::SERVE.union(endpoint_rights::MINT),
+                        badge: 0,
+                    },
+                )
+            }
             Err(_) => Answer::Exception(
                 results,
                 Exception::new(ExceptionCode::Overloaded, "every endpoint slot is in use"),
@@ -564,11 +585,11 @@ impl Endpoints {
     }
 
     fn connect(&self, name: &str, results: Buffer) -> Answer {
-        match self.table.iter().find(|(_, e)| e.name == name) {
-            Some((id, _)) => Answer::Granted(
+        match self.names.get(name) {
+            Some(&id) => Answer::Granted(
                 results,
                 Capability {
-                    object: Object::Client(EndpointId(id)),
+                    object: Object::Client(id),
                     rights: endpoint_rights::CLIENT,
                     badge: 0,
                 },
@@ -733,10 +754,10 @@ impl Endpoints {
         exception: bool,
     ) -> Answer {
         let target = self.table.get_mut(endpoint.0).expect("checked live");
-        let Some(index) = target.in_flight.iter().position(|(t, _)| *t == token) else {
+        let Some(call) = target.in_flight.get(&token) else {
             return Answer::Failed(TransportError::InvalidCap);
         };
-        let client = target.in_flight[index].1.client;
+        let client = call.client;
         if exception {
             let Ok(mut bytes) = try_zeroed(reply.len as usize) else {
                 return Answer::Failed(TransportError::OutOfMemory);
@@ -748,7 +769,7 @@ impl Endpoints {
                 return Answer::Failed(TransportError::MalformedMessage);
             };
             let target = self.table.get_mut(endpoint.0).expect("checked live");
-            let (_, call) = target.in_flight.swap_remove(index);
+            let call = target.in_flight.remove(&token).expect("found above");
             let caller = guest(guests, client);
             if caller.is_running() {
                 let cqe = caller.exception_completion(call.user_data, call.results, &exception);
@@ -757,7 +778,7 @@ impl Endpoints {
             }
             return Answer::Cqe(Cqe::done(0, 0, 0));
         }
-        let results = target.in_flight[index].1.results;
+        let results = call.results;
         let running = guest_ref(guests, client).is_running();
         let fits = reply.len + caps.bytes() <= results.len;
         let passed = if running && fits {
@@ -771,7 +792,7 @@ impl Endpoints {
             Err(TransportError::ResultsTooSmall)
         };
         let target = self.table.get_mut(endpoint.0).expect("checked live");
-        let (_, call) = target.in_flight.swap_remove(index);
+        let call = target.in_flight.remove(&token).expect("found above");
         if !running {
             // The caller is gone; the server learns its answer went nowhere
             // only in that nothing fails.
@@ -884,7 +905,7 @@ impl Endpoints {
         };
         guest(guests, server_id).post(receiver.reservation, &cqe);
         guests.wake(server_id);
-        target.in_flight.push((token, call));
+        target.in_flight.insert(token, call);
     }
 
     /// Closes an endpoint: its callers get a disconnected exception, its
@@ -893,6 +914,7 @@ impl Endpoints {
         let Ok(mut closed) = self.table.remove(endpoint.0) else {
             return;
         };
+        self.names.remove(&closed.name);
         let exception = disconnected(&closed.name);
         for waiting in &closed.waiting {
             guest(guests, waiting.call.client)
@@ -950,14 +972,12 @@ impl Endpoints {
                     index += 1;
                 }
             }
-            let mut index = 0;
-            while index < endpoint.in_flight.len() {
-                if wanted(&endpoint.in_flight[index].1) {
-                    cancelled.push(endpoint.in_flight.swap_remove(index).1);
-                } else {
-                    index += 1;
-                }
-            }
+            cancelled.extend(
+                endpoint
+                    .in_flight
+                    .extract_if(|_, call| wanted(call))
+                    .map(|(_, call)| call),
+            );
         }
         let count = cancelled.len() as u32;
         for call in cancelled {
@@ -982,7 +1002,7 @@ impl Endpoints {
         for key in keys {
             let endpoint = self.table.get_mut(key).expect("listed live");
             endpoint.waiting.retain(|waiting| waiting.call.client != id);
-            endpoint.in_flight.retain(|(_, call)| call.client != id);
+            endpoint.in_flight.retain(|_, call| call.client != id);
         }
     }
 }
