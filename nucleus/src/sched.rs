@@ -55,6 +55,24 @@ fn this_cpu() -> usize {
 /// lock, before they halt, so a thread made runnable meanwhile wakes them).
 static IDLE_CPUS: AtomicU64 = AtomicU64::new(0);
 
+/// Counts the times a thread became runnable (under the lock): a CPU that
+/// found nothing else to run at one count knows nothing changed while the
+/// count stays.
+static READY_COUNT: AtomicU64 = AtomicU64::new(0);
+
+/// Per CPU: the `READY_COUNT` at which its tick last found no other thread
+/// it could run (`u64::MAX`: not since its thread started).
+static NOTHING_ELSE_AT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(u64::MAX) }; MAX_CPUS];
+
+/// Per CPU: the TSC at which its running thread's guest reaches its
+/// CPU-time limit (`u64::MAX`: it has none).
+static LIMIT_AT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(u64::MAX) }; MAX_CPUS];
+
+/// A thread became runnable.
+fn note_ready() {
+    READY_COUNT.fetch_add(1, Ordering::SeqCst);
+}
+
 /// Time slice in timer ticks before a runnable guest is preempted.
 const SLICE_TICKS: u64 = 1;
 
@@ -175,6 +193,7 @@ impl Thread {
             let now = crate::time::rdtsc();
             if domain.poll_wake(now) || deadline.is_some_and(|d| now >= d) {
                 self.state = State::Ready;
+                note_ready();
                 kick(self.allowed, self.cpu);
             }
         }
@@ -401,6 +420,7 @@ pub fn spawn(
     };
     running_guest(&mut scheduler.guests, guest_id).thread = thread_id;
     scheduler.next_number += 1;
+    note_ready();
     kick(allowed, allowed.trailing_zeros() as usize);
     Ok(number)
 }
@@ -554,10 +574,16 @@ impl Scheduler {
         thread.cpu = cpu;
         thread.running_since = crate::time::rdtsc();
         thread.enter();
+        NOTHING_ELSE_AT[cpu].store(u64::MAX, Ordering::Relaxed);
         let first_here = thread.ran_on & cpu_bit(cpu) == 0;
         thread.ran_on |= cpu_bit(cpu);
         let (context, guest) = (thread.context, thread.guest);
+        let (running_since, cycles_used) = (thread.running_since, thread.cycles_used);
         let guest = running_guest(&mut self.guests, guest);
+        let limit_at = guest.cpu_limit_ms.map_or(u64::MAX, |ms| {
+            running_since.saturating_add(cpu_limit_cycles(ms).saturating_sub(cycles_used))
+        });
+        LIMIT_AT[cpu].store(limit_at, Ordering::Relaxed);
         if first_here {
             log!("guest {} ({}): runs on cpu {cpu}", guest.number, guest.name);
         }
@@ -599,6 +625,7 @@ fn switch_away(mut scheduler: TicketMutexGuard<'_, Scheduler>, state: State, to_
     let from = thread.context;
     if state == State::Ready {
         // Another CPU may take it now.
+        note_ready();
         kick(thread.allowed, cpu);
     }
     let to = match next {
@@ -640,10 +667,27 @@ pub fn with_current<R>(f: impl FnOnce(&mut Thread, &mut Guest) -> R) -> R {
 /// Timer tick from ring 3 (acknowledged by `arch`): preempt when the slice
 /// is used up and another guest can run here; on CPU 0, pass through the
 /// idle loop when exited threads wait to be reaped.
+///
+/// CPU 0 keeps the time for all (it wakes sleepers and polls the
+/// network's timers at each of its ticks, running or idle). Another CPU
+/// whose tick last found nothing else it could run, with no thread made
+/// runnable since and its guest short of its CPU-time limit, has nothing
+/// to decide: it goes back to its guest without the scheduler's lock, so a
+/// CPU running one guest alone does not meet the others there at every
+/// tick.
 pub fn on_tick_from_user() {
+    let cpu = this_cpu();
+    if cpu != 0
+        && NOTHING_ELSE_AT[cpu].load(Ordering::Relaxed) == READY_COUNT.load(Ordering::SeqCst)
+        && crate::time::rdtsc() < LIMIT_AT[cpu].load(Ordering::Relaxed)
+    {
+        return;
+    }
     let mut scheduler = SCHEDULER.lock();
     wake_due(&mut scheduler);
-    let cpu = this_cpu();
+    // Read under the lock, where every change of it is made: exact until
+    // the lock goes.
+    let ready_count = READY_COUNT.load(Ordering::SeqCst);
     let Some((current, _)) = scheduler.running[cpu] else {
         return;
     };
@@ -663,6 +707,8 @@ pub fn on_tick_from_user() {
     let other_ready = pick_next(&scheduler, Some(current), cpu).is_some_and(|i| i != current);
     if used >= slice_cycles() && other_ready {
         switch_away(scheduler, State::Ready, true);
+    } else if !other_ready {
+        NOTHING_ELSE_AT[cpu].store(ready_count, Ordering::Relaxed);
     }
 }
 
@@ -671,8 +717,12 @@ fn over_cpu_limit(thread: &Thread, guest: &Guest) -> Option<u64> {
     let ms = guest.cpu_limit_ms?;
     let now = crate::time::rdtsc();
     let used = thread.cycles_used + now.saturating_sub(thread.running_since);
-    let limit = (ms as u128 * crate::time::tsc_hz() as u128 / 1000) as u64;
-    (used > limit).then_some(ms)
+    (used > cpu_limit_cycles(ms)).then_some(ms)
+}
+
+/// A CPU-time limit in TSC cycles.
+fn cpu_limit_cycles(ms: u64) -> u64 {
+    (ms as u128 * crate::time::tsc_hz() as u128 / 1000) as u64
 }
 
 fn stop_for_cpu_limit(ms: u64) -> ! {
