@@ -149,6 +149,8 @@ on_bios_and_uefi! {
             "sessions,serves=sessions,restart=1",
             "relay=sessions,arg=relay,serves=relay,connects=sessions",
             "session-client,connects=sessions+relay",
+            // Must keep running while the others refuse and revoke.
+            "counter",
         ]);
         run.assert_exit(ExitCode::Success);
         for (guest, expected) in [
@@ -182,6 +184,8 @@ on_bios_and_uefi! {
         }
         run.assert_nucleus_said("guest (sessions): restarting after exit code 3 (restart 1 of 1)\n");
         run.assert_exited("session-client", 0);
+        run.assert_guest_said("counter", "count 10\n");
+        run.assert_exited("counter", 0);
         assert!(!run.output.contains("FAILED"), "{}", run.report());
     };
     a_guest_serves_echo_to_another => |f: Firmware| {
