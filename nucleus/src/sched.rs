@@ -692,7 +692,7 @@ pub fn on_tick_from_user() {
         return;
     };
     let (thread, guest) = scheduler.running(cpu);
-    if let Some(ms) = over_cpu_limit(thread, guest) {
+    if let Some(ms) = over_cpu_limit(guest) {
         drop(scheduler);
         stop_for_cpu_limit(ms);
     }
@@ -712,12 +712,11 @@ pub fn on_tick_from_user() {
     }
 }
 
-/// The CPU-time limit (ms) the running thread's guest has used up, if it has.
-fn over_cpu_limit(thread: &Thread, guest: &Guest) -> Option<u64> {
+/// The CPU-time limit (ms) the guest running on this CPU has used up, if
+/// it has (its thread reaches it at `LIMIT_AT`, set when it got the CPU).
+fn over_cpu_limit(guest: &Guest) -> Option<u64> {
     let ms = guest.cpu_limit_ms?;
-    let now = crate::time::rdtsc();
-    let used = thread.cycles_used + now.saturating_sub(thread.running_since);
-    (used > cpu_limit_cycles(ms)).then_some(ms)
+    (crate::time::rdtsc() > LIMIT_AT[this_cpu()].load(Ordering::Relaxed)).then_some(ms)
 }
 
 /// A CPU-time limit in TSC cycles.
@@ -747,7 +746,7 @@ pub fn preempt_current() {
     } else {
         drop(scheduler);
     }
-    let over = with_current(|thread, guest| over_cpu_limit(thread, guest));
+    let over = with_current(|_, guest| over_cpu_limit(guest));
     if let Some(ms) = over {
         stop_for_cpu_limit(ms);
     }

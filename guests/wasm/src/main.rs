@@ -394,9 +394,7 @@ fn limits_within_heap(mut limits: Limits) -> Limits {
     let interpreter = (size / 8).max(INTERPRETER_RESERVE);
     let room = free.saturating_sub(interpreter);
     let pages = u32::try_from(room / wasm_host::PAGE_SIZE).unwrap_or(u32::MAX);
-    if pages < limits.max_memory_pages {
-        limits.max_memory_pages = pages;
-    }
+    limits.max_memory_pages = limits.max_memory_pages.min(pages);
     // A table element is a few words; a table is never more than an
     // eighth of the heap.
     let elements = u32::try_from(room / 8 / TABLE_ELEMENT_BYTES).unwrap_or(u32::MAX);
